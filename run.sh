@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Flags anomalous purchases of ./log_input into ./log_output/flagged_purchases.json.
+# Works from any copy of this script: it walks up to the project's Cargo.toml and builds
+# (or reuses) the release binary there. Extra arguments go to anomaly-detect (e.g. --threads 1).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+project="$here"
+while [ ! -f "$project/Cargo.toml" ]; do
+  if [ "$project" = "/" ]; then
+    echo "run.sh: no Cargo.toml found above $here" >&2
+    exit 2
+  fi
+  project="$(dirname "$project")"
+done
+
+export PATH="$HOME/.cargo/bin:$PATH"
+binary="$project/target/release/anomaly-detect"
+if command -v cargo >/dev/null 2>&1; then
+  # cargo rebuilds only when the sources changed since the last build.
+  cargo build --release --quiet --bin anomaly-detect --manifest-path "$project/Cargo.toml" >&2
+elif [ ! -x "$binary" ]; then
+  echo "run.sh: cargo is not installed and $binary is missing" >&2
+  exit 2
+fi
+
+mkdir -p ./log_output
+exec "$binary" ./log_input/batch_log.json ./log_input/stream_log.json ./log_output/flagged_purchases.json "$@"

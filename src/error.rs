@@ -1,0 +1,117 @@
+//! Typed errors: fatal problems that stop a run, and the reasons a single log line is skipped.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A problem that stops the whole run (exit code 2, no output file written).
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {problem}", path.display())]
+    Parameters { path: PathBuf, problem: String },
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
+    #[error("{file}:{line}: skipped line in --strict mode: {reason}")]
+    Strict {
+        file: String,
+        line: u64,
+        reason: SkipReason,
+    },
+}
+
+/// Why one event line was skipped. Each variant is one class of dirty input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("not valid UTF-8")]
+    InvalidUtf8,
+    #[error("not valid JSON")]
+    NotJson,
+    #[error("not a JSON object")]
+    NotObject,
+    #[error("key {0:?} appears twice")]
+    DuplicateKey(String),
+    #[error("missing field {0:?}")]
+    MissingField(&'static str),
+    #[error("unknown event_type {0}")]
+    UnknownEventType(String),
+    #[error("invalid timestamp {0} (expected a real \"YYYY-MM-DD HH:MM:SS\")")]
+    InvalidTimestamp(String),
+    #[error("invalid amount {0} (expected digits with at most 2 decimals, at most 1000000000.00)")]
+    InvalidAmount(String),
+    #[error("invalid user id in {field:?}: {value} (expected a non-empty string or an integer)")]
+    InvalidId { field: &'static str, value: String },
+}
+
+impl SkipReason {
+    /// Short name of the reason's class, used to count skips in the run summary.
+    pub fn class(&self) -> SkipClass {
+        match self {
+            SkipReason::InvalidUtf8 => SkipClass::InvalidUtf8,
+            SkipReason::NotJson => SkipClass::NotJson,
+            SkipReason::NotObject => SkipClass::NotObject,
+            SkipReason::DuplicateKey(_) => SkipClass::DuplicateKey,
+            SkipReason::MissingField(_) => SkipClass::MissingField,
+            SkipReason::UnknownEventType(_) => SkipClass::UnknownEventType,
+            SkipReason::InvalidTimestamp(_) => SkipClass::InvalidTimestamp,
+            SkipReason::InvalidAmount(_) => SkipClass::InvalidAmount,
+            SkipReason::InvalidId { .. } => SkipClass::InvalidId,
+        }
+    }
+}
+
+/// The classes of [`SkipReason`], without their details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipClass {
+    InvalidUtf8,
+    NotJson,
+    NotObject,
+    DuplicateKey,
+    MissingField,
+    UnknownEventType,
+    InvalidTimestamp,
+    InvalidAmount,
+    InvalidId,
+}
+
+impl SkipClass {
+    pub const ALL: [SkipClass; 9] = [
+        SkipClass::InvalidUtf8,
+        SkipClass::NotJson,
+        SkipClass::NotObject,
+        SkipClass::DuplicateKey,
+        SkipClass::MissingField,
+        SkipClass::UnknownEventType,
+        SkipClass::InvalidTimestamp,
+        SkipClass::InvalidAmount,
+        SkipClass::InvalidId,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipClass::InvalidUtf8 => "invalid UTF-8",
+            SkipClass::NotJson => "not JSON",
+            SkipClass::NotObject => "not an object",
+            SkipClass::DuplicateKey => "duplicate key",
+            SkipClass::MissingField => "missing field",
+            SkipClass::UnknownEventType => "unknown event_type",
+            SkipClass::InvalidTimestamp => "invalid timestamp",
+            SkipClass::InvalidAmount => "invalid amount",
+            SkipClass::InvalidId => "invalid id",
+        }
+    }
+}
+
+impl fmt::Display for SkipClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,188 @@
+//! The compact event structs that parsing produces and the applier consumes, and the two
+//! scalar types judged by their literal text: [`Timestamp`] and amounts in integer cents.
+
+/// Largest valid amount: 1000000000.00 in cents.
+pub const MAX_CENTS: u64 = 100_000_000_000;
+
+/// A validated `YYYY-MM-DD HH:MM:SS`, packed into an integer that sorts like the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// Parses exactly `YYYY-MM-DD HH:MM:SS` with a real calendar date (proleptic Gregorian,
+    /// years 0000-9999) and a time of day without leap seconds.
+    pub fn parse(s: &[u8]) -> Option<Timestamp> {
+        if s.len() != 19 || s[4] != b'-' || s[7] != b'-' || s[10] != b' ' {
+            return None;
+        }
+        if s[13] != b':' || s[16] != b':' {
+            return None;
+        }
+        let num = |range: std::ops::Range<usize>| -> Option<u64> {
+            s[range].iter().try_fold(0u64, |acc, &b| {
+                b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+            })
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let days = (year * 12 + month - 1) * 31 + day - 1;
+        Some(Timestamp(((days * 24 + hour) * 60 + minute) * 60 + second))
+    }
+}
+
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Parses an amount's literal text `[0-9]+(\.[0-9]{1,2})?` into cents, at most [`MAX_CENTS`].
+pub fn parse_cents(s: &[u8]) -> Option<u64> {
+    let (whole, frac) = match memchr::memchr(b'.', s) {
+        Some(dot) => (&s[..dot], &s[dot + 1..]),
+        None => (s, &b""[..]),
+    };
+    if whole.is_empty() || (s.len() != whole.len() && !(1..=2).contains(&frac.len())) {
+        return None;
+    }
+    let mut dollars: u64 = 0;
+    for &b in whole {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        // Saturate far above the limit so leading zeros and huge numbers both stay exact.
+        dollars = (dollars * 10 + u64::from(b - b'0')).min(MAX_CENTS);
+    }
+    let mut cents: u64 = 0;
+    for (i, &b) in frac.iter().enumerate() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        cents += u64::from(b - b'0') * if i == 0 { 10 } else { 1 };
+    }
+    let total = dollars * 100 + cents;
+    (total <= MAX_CENTS).then_some(total)
+}
+
+/// A user id as it appears in one parsed chunk: its bytes live in the chunk's id arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRef {
+    /// Hash of the id bytes, computed while parsing so the applier does not have to.
+    pub hash: u64,
+    pub start: u32,
+    pub len: u32,
+}
+
+/// What an event does to the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Purchase {
+        buyer: IdRef,
+        cents: u64,
+        timestamp: Timestamp,
+    },
+    Befriend(IdRef, IdRef),
+    Unfriend(IdRef, IdRef),
+}
+
+/// One valid event line of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// Index of the line within its chunk (0-based); its sequence number once the chunk's
+    /// first line is known.
+    pub line: u32,
+    /// Byte span of the trimmed line, relative to the start of the chunk.
+    pub start: u32,
+    pub len: u32,
+    pub action: Action,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_real_calendar_times() {
+        assert!(Timestamp::parse(b"2017-06-13 11:33:01").is_some());
+        assert!(Timestamp::parse(b"2016-02-29 00:00:00").is_some());
+        assert!(Timestamp::parse(b"2000-02-29 23:59:59").is_some());
+        for bad in [
+            &b"2017-02-29 00:00:00"[..],
+            b"1900-02-29 00:00:00",
+            b"2017-02-30 00:00:00",
+            b"2017-04-31 00:00:00",
+            b"2017-13-01 00:00:00",
+            b"2017-00-01 00:00:00",
+            b"2017-01-00 00:00:00",
+            b"2017-06-13 24:00:00",
+            b"2017-06-13 11:60:00",
+            b"2017-06-13 11:33:60",
+            b"2017-06-13T11:33:01",
+            b"2017-06-13 11:33:1",
+            b"2017-06-13 11:33:011",
+            b"2017-6-13 11:33:01 ",
+            b"+017-06-13 11:33:01",
+            b"",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn timestamps_sort_like_their_text() {
+        let texts = [
+            "0000-01-01 00:00:00",
+            "2016-12-31 23:59:59",
+            "2017-01-01 00:00:00",
+            "2017-01-31 00:00:00",
+            "2017-02-01 00:00:00",
+            "2017-06-13 11:33:01",
+            "2017-06-13 11:33:02",
+            "9999-12-31 23:59:59",
+        ];
+        let stamps: Vec<_> = texts
+            .iter()
+            .map(|t| Timestamp::parse(t.as_bytes()).unwrap())
+            .collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn amounts_are_exact_cents() {
+        assert_eq!(parse_cents(b"16.83"), Some(1683));
+        assert_eq!(parse_cents(b"16.8"), Some(1680));
+        assert_eq!(parse_cents(b"16"), Some(1600));
+        assert_eq!(parse_cents(b"007.50"), Some(750));
+        assert_eq!(parse_cents(b"29.10"), Some(2910));
+        assert_eq!(parse_cents(b"0"), Some(0));
+        assert_eq!(parse_cents(b"1000000000.00"), Some(MAX_CENTS));
+        assert_eq!(parse_cents(b"0001000000000"), Some(MAX_CENTS));
+        assert_eq!(parse_cents(b"1000000000.01"), None);
+        assert_eq!(parse_cents(b"99999999999999999999999"), None);
+        for bad in [
+            &b"1e3"[..],
+            b"12.345",
+            b"-1",
+            b".5",
+            b"+5",
+            b"",
+            b"16.830",
+            b"5.",
+            b"1.2.3",
+            b" 5",
+            b"5 ",
+            b"1,5",
+        ] {
+            assert_eq!(parse_cents(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

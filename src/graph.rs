@@ -1,0 +1,100 @@
+//! The undirected friend graph: a small adjacency vector per user.
+
+use smallvec::SmallVec;
+
+use crate::users::UserId;
+
+/// Adjacency lists indexed by [`UserId`]. Befriending an existing friend, unfriending a
+/// non-friend and befriending oneself change nothing.
+#[derive(Default, Clone)]
+pub struct FriendGraph {
+    friends: Vec<SmallVec<[UserId; 6]>>,
+    edges: usize,
+}
+
+impl FriendGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn grow(&mut self, user: UserId) {
+        let need = user as usize + 1;
+        if self.friends.len() < need {
+            self.friends.resize_with(need, SmallVec::new);
+        }
+    }
+
+    /// Adds the friendship; returns whether it changed the graph.
+    pub fn befriend(&mut self, a: UserId, b: UserId) -> bool {
+        if a == b {
+            return false;
+        }
+        self.grow(a.max(b));
+        if self.friends[a as usize].contains(&b) {
+            return false;
+        }
+        self.friends[a as usize].push(b);
+        self.friends[b as usize].push(a);
+        self.edges += 1;
+        true
+    }
+
+    /// Removes the friendship; returns whether it changed the graph.
+    pub fn unfriend(&mut self, a: UserId, b: UserId) -> bool {
+        let removed = remove(self.friends.get_mut(a as usize), b);
+        if removed {
+            remove(self.friends.get_mut(b as usize), a);
+            self.edges -= 1;
+        }
+        removed
+    }
+
+    /// The friends of a user, in no particular order.
+    pub fn friends(&self, user: UserId) -> &[UserId] {
+        self.friends.get(user as usize).map_or(&[], |f| f.as_slice())
+    }
+
+    pub fn are_friends(&self, a: UserId, b: UserId) -> bool {
+        self.friends(a).contains(&b)
+    }
+
+    /// Number of friendships (undirected edges).
+    pub fn edges(&self) -> usize {
+        self.edges
+    }
+}
+
+fn remove(list: Option<&mut SmallVec<[UserId; 6]>>, user: UserId) -> bool {
+    let Some(list) = list else { return false };
+    match list.iter().position(|&f| f == user) {
+        Some(at) => {
+            list.swap_remove(at);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_op_changes_change_nothing() {
+        let mut g = FriendGraph::new();
+        assert!(g.befriend(1, 2));
+        assert!(!g.befriend(2, 1), "befriending an existing friend");
+        assert!(!g.befriend(3, 3), "befriending oneself");
+        assert!(!g.unfriend(1, 3), "unfriending a non-friend");
+        assert!(!g.unfriend(7, 9), "unfriending unknown users");
+        assert_eq!(g.edges(), 1);
+        assert_eq!(g.friends(1), &[2]);
+        assert_eq!(g.friends(2), &[1]);
+        assert!(g.friends(3).is_empty());
+        assert!(g.unfriend(2, 1));
+        assert!(!g.are_friends(1, 2));
+        assert_eq!(g.edges(), 0);
+        assert!(g.befriend(2, 1), "befriending again after unfriending");
+        assert!(g.are_friends(1, 2) && g.are_friends(2, 1));
+    }
+}

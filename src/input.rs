@@ -1,0 +1,178 @@
+//! Reading logs: a log file memory-mapped (or read from a pipe), its byte-order mark dropped,
+//! cut into lines and into chunks that start and end at line boundaries.
+
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::Fatal;
+
+/// The bytes of one log, with a name for messages.
+pub struct LogFile {
+    pub path: PathBuf,
+    /// The file name used in messages (`batch_log.json`).
+    pub name: String,
+    data: Data,
+    /// Length of a leading UTF-8 byte-order mark, skipped.
+    bom: usize,
+}
+
+enum Data {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl LogFile {
+    /// Opens a log: memory-mapped when it is a regular file, read whole otherwise.
+    pub fn open(path: &Path) -> Result<LogFile, Fatal> {
+        let fail = |source| Fatal::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(fail)?;
+        let meta = file.metadata().map_err(fail)?;
+        if meta.is_dir() {
+            return Err(fail(std::io::Error::other("is a directory")));
+        }
+        let data = if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the map is read-only; like every reader of a log file, we rely on no one
+            // truncating it while the run lasts.
+            Data::Mapped(unsafe { Mmap::map(&file) }.map_err(fail)?)
+        } else {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(fail)?;
+            Data::Owned(bytes)
+        };
+        Ok(LogFile::from_data(path, data))
+    }
+
+    /// A log held in memory (tests and benchmarks).
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> LogFile {
+        LogFile::from_data(Path::new(name), Data::Owned(bytes))
+    }
+
+    fn from_data(path: &Path, data: Data) -> LogFile {
+        let name = path.display().to_string();
+        let mut log = LogFile {
+            path: path.to_path_buf(),
+            name,
+            data,
+            bom: 0,
+        };
+        if log.bytes().starts_with(b"\xEF\xBB\xBF") {
+            log.bom = 3;
+        }
+        log
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.data {
+            Data::Mapped(map) => map,
+            Data::Owned(bytes) => bytes,
+        }
+    }
+
+    /// The log's bytes after any byte-order mark.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes()[self.bom..]
+    }
+}
+
+/// Iterates the lines of a buffer as ranges, without their `\n`; a final line without `\n`
+/// counts, an empty buffer has no lines.
+pub struct Lines<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Lines { bytes, at: 0 }
+    }
+}
+
+impl Iterator for Lines<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let start = self.at;
+        let end = memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |p| start + p);
+        self.at = end + 1;
+        Some(start..end)
+    }
+}
+
+/// Trims JSON white space (space, tab, `\r`) around a line: returns its start and length.
+pub fn trim_line(bytes: &[u8], line: Range<usize>) -> (usize, usize) {
+    let text = &bytes[line.clone()];
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+    let Some(first) = text.iter().position(|b| !is_ws(b)) else {
+        return (line.start, 0);
+    };
+    let last = text.iter().rposition(|b| !is_ws(b)).unwrap_or(first);
+    (line.start + first, last + 1 - first)
+}
+
+/// Cuts `bytes[from..]` into chunks of about `target` bytes, each ending just after a `\n`
+/// (or at the end).
+pub fn chunks(bytes: &[u8], from: usize, target: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < bytes.len() {
+        let probe = (start + target.max(1)).min(bytes.len());
+        let end = if probe >= bytes.len() {
+            bytes.len()
+        } else {
+            memchr::memchr(b'\n', &bytes[probe - 1..]).map_or(bytes.len(), |p| probe + p)
+        };
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_count_a_final_line_without_newline() {
+        let lines: Vec<_> = Lines::new(b"a\n\nbc").collect();
+        assert_eq!(lines, vec![0..1, 2..2, 3..5]);
+        assert_eq!(Lines::new(b"a\n").count(), 1);
+        assert_eq!(Lines::new(b"").count(), 0);
+    }
+
+    #[test]
+    fn trimming_drops_json_white_space_only() {
+        let text = b" \t{\"a\":1}\r";
+        assert_eq!(trim_line(text, 0..text.len()), (2, 7));
+        assert_eq!(trim_line(b" \r\t", 0..3).1, 0);
+    }
+
+    #[test]
+    fn chunks_end_at_line_boundaries_and_cover_everything() {
+        let text = b"aaaa\nbb\ncccccc\nd\n\ne";
+        for target in 1..25 {
+            let cut = chunks(text, 0, target);
+            assert_eq!(cut.first().unwrap().start, 0);
+            assert_eq!(cut.last().unwrap().end, text.len());
+            for pair in cut.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert_eq!(text[pair[0].end - 1], b'\n');
+            }
+        }
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let log = LogFile::from_bytes("x", b"\xEF\xBB\xBF{}\n".to_vec());
+        assert_eq!(log.body(), b"{}\n");
+    }
+}

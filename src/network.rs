@@ -1,0 +1,158 @@
+//! The network query: the users within `D` hops of a buyer (breadth-first, with reusable
+//! visited stamps), then the latest `T` of their purchases merged into a [`Baseline`].
+
+use std::collections::BinaryHeap;
+
+use crate::baseline::Baseline;
+use crate::graph::FriendGraph;
+use crate::history::{Purchase, PurchaseHistory};
+use crate::users::UserId;
+
+/// Reusable scratch for network queries: one per worker thread.
+#[derive(Default)]
+pub struct NetworkQuery {
+    /// `stamp[u] == epoch` marks `u` as visited in the current query.
+    stamp: Vec<u32>,
+    epoch: u32,
+    frontier: Vec<UserId>,
+    next: Vec<UserId>,
+    members: Vec<UserId>,
+    heap: BinaryHeap<(Purchase, u32, u32)>,
+}
+
+impl NetworkQuery {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The users at shortest distance `1..=degree` from `user`, in no particular order.
+    pub fn members(&mut self, graph: &FriendGraph, user: UserId, degree: u32) -> &[UserId] {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.stamp.fill(0);
+            self.epoch = 1;
+        }
+        let epoch = self.epoch;
+        let visit = |stamp: &mut Vec<u32>, u: UserId| {
+            let u = u as usize;
+            if stamp.len() <= u {
+                stamp.resize(u + 1, 0);
+            }
+            std::mem::replace(&mut stamp[u], epoch) != epoch
+        };
+        self.members.clear();
+        self.frontier.clear();
+        self.frontier.push(user);
+        visit(&mut self.stamp, user);
+        for _ in 0..degree {
+            self.next.clear();
+            for &u in &self.frontier {
+                for &f in graph.friends(u) {
+                    if visit(&mut self.stamp, f) {
+                        self.next.push(f);
+                    }
+                }
+            }
+            if self.next.is_empty() {
+                break;
+            }
+            self.members.extend_from_slice(&self.next);
+            std::mem::swap(&mut self.frontier, &mut self.next);
+        }
+        &self.members
+    }
+
+    /// The baseline of a purchase by `user`: the latest `T` purchases of its network.
+    pub fn baseline(
+        &mut self,
+        graph: &FriendGraph,
+        history: &PurchaseHistory,
+        user: UserId,
+        degree: u32,
+    ) -> Baseline {
+        self.members(graph, user, degree);
+        let tracked = history.tracked();
+        let mut baseline = Baseline::default();
+        let total: usize = self.members.iter().map(|&m| history.len_of(m)).sum();
+        if total <= tracked {
+            for &m in &self.members {
+                let (a, b) = history.of(m);
+                a.iter().chain(b).for_each(|p| baseline.push(p.cents));
+            }
+            return baseline;
+        }
+        // Merge from the newest end of each member's history until `tracked` are taken.
+        self.heap.clear();
+        for (i, &m) in self.members.iter().enumerate() {
+            if let Some(p) = history.nth_latest(m, 0) {
+                self.heap.push((p, i as u32, 0));
+            }
+        }
+        while baseline.n < tracked as u64 {
+            let Some((p, i, k)) = self.heap.pop() else {
+                break;
+            };
+            baseline.push(p.cents);
+            if let Some(older) = history.nth_latest(self.members[i as usize], k as usize + 1) {
+                self.heap.push((older, i, k + 1));
+            }
+        }
+        baseline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Timestamp;
+
+    fn sorted(mut v: Vec<UserId>) -> Vec<UserId> {
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn members_are_within_degree_and_exclude_the_user() {
+        // 0 - 1 - 2 - 3, and a cycle 0 - 4 - 5 - 0.
+        let mut g = FriendGraph::new();
+        for (a, b) in [(0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 0)] {
+            g.befriend(a, b);
+        }
+        let mut q = NetworkQuery::new();
+        assert_eq!(sorted(q.members(&g, 0, 1).to_vec()), vec![1, 4, 5]);
+        assert_eq!(sorted(q.members(&g, 0, 2).to_vec()), vec![1, 2, 4, 5]);
+        assert_eq!(sorted(q.members(&g, 0, 3).to_vec()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(sorted(q.members(&g, 0, u32::MAX).to_vec()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(sorted(q.members(&g, 3, 2).to_vec()), vec![1, 2]);
+        assert!(q.members(&g, 9, 3).is_empty(), "unknown user");
+    }
+
+    #[test]
+    fn baseline_takes_the_latest_t_across_members() {
+        let mut g = FriendGraph::new();
+        g.befriend(0, 1);
+        g.befriend(0, 2);
+        let mut h = PurchaseHistory::new(3);
+        let buy = |h: &mut PurchaseHistory, user, ts, seq, cents| {
+            h.record(
+                user,
+                Purchase {
+                    timestamp: Timestamp(ts),
+                    seq,
+                    cents,
+                },
+            )
+        };
+        buy(&mut h, 1, 10, 0, 100);
+        buy(&mut h, 2, 10, 1, 200);
+        buy(&mut h, 1, 5, 2, 400); // older timestamp, later in the file: not latest
+        buy(&mut h, 2, 12, 3, 800);
+        buy(&mut h, 0, 99, 4, 1600); // the buyer's own purchase never counts
+        let mut q = NetworkQuery::new();
+        let b = q.baseline(&g, &h, 0, 1);
+        assert_eq!(b, Baseline::from_amounts([100, 200, 800]));
+        // Fewer purchases than T: all of them.
+        let b = q.baseline(&g, &h, 1, 1);
+        assert_eq!(b, Baseline::from_amounts([1600]));
+    }
+}

@@ -1,0 +1,473 @@
+//! Parsing log lines with simd-json: event lines into compact [`Event`]s, and the batch log's
+//! parameter line. Numbers are judged by their literal text, never by their binary value.
+
+use std::hash::BuildHasher;
+use std::ops::Range;
+
+use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
+
+use crate::error::SkipReason;
+use crate::event::{Action, Event, IdRef, Timestamp, parse_cents};
+use crate::input::{Lines, trim_line};
+
+/// The hasher shared by parsers and the user-id interner, seeded once per run so that
+/// crafted ids cannot force collisions.
+#[derive(Debug, Clone, Copy)]
+pub struct IdHasher {
+    seed: u64,
+}
+
+impl IdHasher {
+    pub fn random() -> Self {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        IdHasher { seed }
+    }
+}
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        IdHasher { seed: 0 }
+    }
+}
+
+impl BuildHasher for IdHasher {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        foldhash::fast::FixedState::with_seed(self.seed).build_hasher()
+    }
+}
+
+/// The events of one chunk of a log: what the parser hands to the applier.
+#[derive(Debug, Default)]
+pub struct ParsedChunk {
+    /// Byte offset of the chunk in the log body.
+    pub offset: usize,
+    /// Number of lines in the chunk (a final line without `\n` counts).
+    pub lines: u32,
+    pub events: Vec<Event>,
+    /// Arena holding the bytes of every user id named by `events`.
+    pub ids: Vec<u8>,
+    /// Skipped lines: chunk-local line index and reason.
+    pub skipped: Vec<(u32, SkipReason)>,
+}
+
+impl ParsedChunk {
+    pub fn id(&self, id: IdRef) -> &[u8] {
+        &self.ids[id.start as usize..(id.start + id.len) as usize]
+    }
+
+    fn clear(&mut self) {
+        self.lines = 0;
+        self.events.clear();
+        self.ids.clear();
+        self.skipped.clear();
+    }
+}
+
+/// A reusable line parser: simd-json buffers, tape and a padded copy of the current chunk.
+pub struct LineParser {
+    buffers: Buffers,
+    tape: Tape<'static>,
+    scratch: Vec<u8>,
+    hasher: IdHasher,
+}
+
+impl LineParser {
+    pub fn new(hasher: IdHasher) -> Self {
+        LineParser {
+            buffers: Buffers::new(4096),
+            tape: Tape(Vec::new()),
+            scratch: Vec::new(),
+            hasher,
+        }
+    }
+
+    /// Parses the lines of `body[range]` (which starts at a line start) into `out`.
+    pub fn parse_chunk(&mut self, body: &[u8], range: Range<usize>, out: &mut ParsedChunk) {
+        out.clear();
+        out.offset = range.start;
+        let chunk = &body[range];
+        // simd-json unescapes strings in place: parse a padded copy, never the input itself.
+        self.scratch.clear();
+        self.scratch.extend_from_slice(chunk);
+        self.scratch.resize(chunk.len() + INPUT_PADDING, b' ');
+        for (index, line) in Lines::new(chunk).enumerate() {
+            out.lines = index as u32 + 1;
+            let (start, len) = trim_line(chunk, line);
+            if len == 0 {
+                continue;
+            }
+            let raw = &chunk[start..start + len];
+            // The tape borrows this line's copy only: take it with a fresh lifetime.
+            let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
+            let parsed = parse_event(
+                &mut self.scratch[start..],
+                raw,
+                &mut self.buffers,
+                &mut tape,
+            );
+            match parsed {
+                Ok(fields) => {
+                    let action = fields.into_action(&self.hasher, &mut out.ids);
+                    out.events.push(Event {
+                        line: index as u32,
+                        start: start as u32,
+                        len: len as u32,
+                        action,
+                    });
+                }
+                Err(reason) => out.skipped.push((index as u32, reason)),
+            }
+            self.tape = tape.reset();
+        }
+    }
+}
+
+/// The fields of a valid event, borrowing from the parsed line.
+enum Fields<'a> {
+    Purchase {
+        buyer: &'a [u8],
+        cents: u64,
+        timestamp: Timestamp,
+    },
+    Befriend(&'a [u8], &'a [u8]),
+    Unfriend(&'a [u8], &'a [u8]),
+}
+
+impl Fields<'_> {
+    fn into_action(self, hasher: &IdHasher, arena: &mut Vec<u8>) -> Action {
+        let mut id = |bytes: &[u8]| {
+            let start = arena.len() as u32;
+            arena.extend_from_slice(bytes);
+            IdRef {
+                hash: hasher.hash_one(bytes),
+                start,
+                len: bytes.len() as u32,
+            }
+        };
+        match self {
+            Fields::Purchase {
+                buyer,
+                cents,
+                timestamp,
+            } => Action::Purchase {
+                buyer: id(buyer),
+                cents,
+                timestamp,
+            },
+            Fields::Befriend(a, b) => Action::Befriend(id(a), id(b)),
+            Fields::Unfriend(a, b) => Action::Unfriend(id(a), id(b)),
+        }
+    }
+}
+
+/// Position of one member of the top-level object: its ordinal and the tape index of its value.
+#[derive(Clone, Copy)]
+struct Member {
+    ordinal: usize,
+    node: usize,
+}
+
+/// Parses the JSON at `buf[..raw.len()]` (a copy of `raw` followed by padding).
+fn parse_event<'t>(
+    buf: &'t mut [u8],
+    raw: &'t [u8],
+    buffers: &mut Buffers,
+    tape: &mut Tape<'t>,
+) -> Result<Fields<'t>, SkipReason> {
+    if fill_tape_padded(buf, raw.len(), buffers, tape).is_err() {
+        return Err(json_error(raw));
+    }
+    let nodes = &tape.0;
+    let [event_type, timestamp, id, id1, id2, amount] = find_members(
+        nodes,
+        &["event_type", "timestamp", "id", "id1", "id2", "amount"],
+    )?;
+    let kind = match event_type {
+        None => return Err(SkipReason::MissingField("event_type")),
+        Some(m) => match nodes[m.node] {
+            Node::String("purchase") => EventKind::Purchase,
+            Node::String("befriend") => EventKind::Befriend,
+            Node::String("unfriend") => EventKind::Unfriend,
+            _ => return Err(SkipReason::UnknownEventType(describe(nodes, raw, m))),
+        },
+    };
+    let timestamp = match timestamp {
+        None => return Err(SkipReason::MissingField("timestamp")),
+        Some(m) => match nodes[m.node] {
+            Node::String(s) => Timestamp::parse(s.as_bytes()),
+            _ => None,
+        }
+        .ok_or_else(|| SkipReason::InvalidTimestamp(describe(nodes, raw, m)))?,
+    };
+    match kind {
+        EventKind::Purchase => {
+            let buyer = user_id(nodes, raw, id, "id")?;
+            let m = amount.ok_or(SkipReason::MissingField("amount"))?;
+            let text = match nodes[m.node] {
+                Node::String(s) => Some(s.as_bytes()),
+                Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
+                    Some(member_literal(raw, m.ordinal))
+                }
+                _ => None,
+            };
+            let cents = text
+                .and_then(parse_cents)
+                .ok_or_else(|| SkipReason::InvalidAmount(describe(nodes, raw, m)))?;
+            Ok(Fields::Purchase {
+                buyer,
+                cents,
+                timestamp,
+            })
+        }
+        EventKind::Befriend | EventKind::Unfriend => {
+            let a = user_id(nodes, raw, id1, "id1")?;
+            let b = user_id(nodes, raw, id2, "id2")?;
+            Ok(if kind == EventKind::Befriend {
+                Fields::Befriend(a, b)
+            } else {
+                Fields::Unfriend(a, b)
+            })
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    Purchase,
+    Befriend,
+    Unfriend,
+}
+
+/// Why simd-json refused a line: bad UTF-8 is reported as such, anything else as bad JSON.
+fn json_error(raw: &[u8]) -> SkipReason {
+    if std::str::from_utf8(raw).is_err() {
+        SkipReason::InvalidUtf8
+    } else {
+        SkipReason::NotJson
+    }
+}
+
+/// Finds the wanted keys among the members of the top-level object, rejecting duplicate keys.
+fn find_members<const K: usize>(
+    nodes: &[Node<'_>],
+    wanted: &[&str; K],
+) -> Result<[Option<Member>; K], SkipReason> {
+    let Some(&Node::Object { len, .. }) = nodes.first() else {
+        return Err(SkipReason::NotObject);
+    };
+    let mut found = [None; K];
+    let mut keys: smallvec::SmallVec<[&str; 8]> = smallvec::SmallVec::new();
+    let mut at = 1;
+    for ordinal in 0..len {
+        let Node::String(key) = nodes[at] else {
+            return Err(SkipReason::NotJson);
+        };
+        if keys.contains(&key) {
+            return Err(SkipReason::DuplicateKey(key.to_string()));
+        }
+        keys.push(key);
+        if let Some(slot) = wanted.iter().position(|w| *w == key) {
+            found[slot] = Some(Member {
+                ordinal,
+                node: at + 1,
+            });
+        }
+        at = skip_value(nodes, at + 1);
+    }
+    Ok(found)
+}
+
+/// Index of the node after the value that starts at `at`.
+fn skip_value(nodes: &[Node<'_>], at: usize) -> usize {
+    match nodes[at] {
+        Node::Object { count, .. } | Node::Array { count, .. } => at + 1 + count,
+        _ => at + 1,
+    }
+}
+
+/// A user id: a non-empty string (unescaped) or an integer taken by its literal text.
+fn user_id<'t>(
+    nodes: &[Node<'t>],
+    raw: &'t [u8],
+    member: Option<Member>,
+    field: &'static str,
+) -> Result<&'t [u8], SkipReason> {
+    let m = member.ok_or(SkipReason::MissingField(field))?;
+    let id = match nodes[m.node] {
+        Node::String(s) if !s.is_empty() => Some(s.as_bytes()),
+        Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
+            let text = member_literal(raw, m.ordinal);
+            // JSON already guarantees `-?(0|[1-9][0-9]*)` before any fraction or exponent.
+            (!text.iter().any(|b| matches!(b, b'.' | b'e' | b'E'))).then_some(text)
+        }
+        _ => None,
+    };
+    id.ok_or_else(|| SkipReason::InvalidId {
+        field,
+        value: describe(nodes, raw, m),
+    })
+}
+
+/// A short rendering of a member's value for error messages: its literal text, shortened.
+fn describe(_nodes: &[Node<'_>], raw: &[u8], m: Member) -> String {
+    let text = String::from_utf8_lossy(member_literal(raw, m.ordinal));
+    if text.chars().count() > 40 {
+        let short: String = text.chars().take(40).collect();
+        format!("{short}...")
+    } else {
+        text.into_owned()
+    }
+}
+
+/// The literal text of the value of the `ordinal`-th member of the top-level object in `raw`,
+/// which simd-json has already validated as a JSON object.
+pub fn member_literal(raw: &[u8], ordinal: usize) -> &[u8] {
+    let mut at = skip_ws(raw, memchr::memchr(b'{', raw).map_or(raw.len(), |p| p + 1));
+    for index in 0..=ordinal {
+        at = skip_ws(raw, skip_string(raw, at)); // the key
+        at = skip_ws(raw, at + 1); // the ':'
+        let end = skip_json_value(raw, at);
+        if index == ordinal {
+            return &raw[at.min(end)..end];
+        }
+        at = skip_ws(raw, skip_ws(raw, end) + 1); // the ','
+    }
+    &[]
+}
+
+fn skip_ws(raw: &[u8], mut at: usize) -> usize {
+    while at < raw.len() && matches!(raw[at], b' ' | b'\t' | b'\r' | b'\n') {
+        at += 1;
+    }
+    at.min(raw.len())
+}
+
+/// Index after the string starting at `at` (which holds its opening quote).
+fn skip_string(raw: &[u8], at: usize) -> usize {
+    let mut i = at + 1;
+    while i < raw.len() {
+        match raw[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    raw.len()
+}
+
+fn skip_json_value(raw: &[u8], at: usize) -> usize {
+    match raw.get(at) {
+        Some(b'"') => skip_string(raw, at),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = at;
+            while i < raw.len() {
+                match raw[i] {
+                    b'"' => {
+                        i = skip_string(raw, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            raw.len()
+        }
+        _ => {
+            let mut i = at;
+            while i < raw.len() && !matches!(raw[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\r')
+            {
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+/// The two parameters, as given in the batch log's parameter line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Degrees of the network (at least 1). Saturated at `u32::MAX`: "the whole component".
+    pub degree: u32,
+    /// How many of the network's latest purchases form the baseline (2..=10_000_000).
+    pub tracked: u32,
+}
+
+pub const MAX_TRACKED: u64 = 10_000_000;
+
+/// Parses the parameter line `{"D":"3", "T":"50"}`; the error is a readable problem.
+pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
+    let mut buf = raw.to_vec();
+    buf.resize(raw.len() + INPUT_PADDING, b' ');
+    let mut buffers = Buffers::new(raw.len());
+    let mut tape = Tape(Vec::new());
+    if fill_tape_padded(&mut buf, raw.len(), &mut buffers, &mut tape).is_err() {
+        return Err(format!(
+            "the parameter line is {}: {}",
+            match json_error(raw) {
+                SkipReason::InvalidUtf8 => "not valid UTF-8",
+                _ => "not valid JSON",
+            },
+            excerpt(raw)
+        ));
+    }
+    let nodes = &tape.0;
+    let [d, t] = find_members(nodes, &["D", "T"]).map_err(|reason| match reason {
+        SkipReason::NotObject => format!("the parameter line is not a JSON object: {}", excerpt(raw)),
+        other => format!("invalid parameter line: {other}"),
+    })?;
+    let param = |m: Option<Member>, name: &str| -> Result<u64, String> {
+        let m = m.ok_or_else(|| {
+            format!("missing parameter line: the first line has no \"{name}\": {}", excerpt(raw))
+        })?;
+        let text = match nodes[m.node] {
+            Node::String(s) => s.as_bytes(),
+            Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
+                member_literal(raw, m.ordinal)
+            }
+            _ => b"",
+        };
+        if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+            return Err(format!(
+                "parameter {name} must be a decimal integer, got {}",
+                describe(nodes, raw, m)
+            ));
+        }
+        Ok(text.iter().fold(0u64, |acc, &b| {
+            acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        }))
+    };
+    let degree = param(d, "D")?;
+    let tracked = param(t, "T")?;
+    if degree < 1 {
+        return Err("parameter D must be at least 1, got 0".to_string());
+    }
+    if !(2..=MAX_TRACKED).contains(&tracked) {
+        return Err(format!(
+            "parameter T must be between 2 and {MAX_TRACKED}, got {}",
+            describe(nodes, raw, t.expect("checked above"))
+        ));
+    }
+    Ok(Params {
+        degree: u32::try_from(degree).unwrap_or(u32::MAX),
+        tracked: tracked as u32,
+    })
+}
+
+fn excerpt(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.chars().count() > 60 {
+        format!("{}...", text.chars().take(60).collect::<String>())
+    } else {
+        text.into_owned()
+    }
+}

@@ -1,0 +1,239 @@
+//! The replay: the batch log builds the state, then every stream event is applied in order and
+//! every stream purchase is checked against its network's baseline just before it joins the
+//! history. Chunks of each log are parsed in parallel and applied in order by one thread.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::error::Fatal;
+use crate::event::Action;
+use crate::graph::FriendGraph;
+use crate::history::{Purchase, PurchaseHistory};
+use crate::input::{LogFile, Lines, chunks, trim_line};
+use crate::network::NetworkQuery;
+use crate::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
+use crate::report::{SkipLog, Summary};
+use crate::sink::{Checked, Sink};
+use crate::users::UserIds;
+
+/// How a replay runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Overrides the parameter line's `D`.
+    pub degree: Option<u32>,
+    /// Overrides the parameter line's `T`.
+    pub tracked: Option<u32>,
+    /// Worker threads; 1 is the plain sequential path.
+    pub threads: usize,
+    /// Target size of a parsing chunk in bytes.
+    pub chunk_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            degree: None,
+            tracked: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The state that events change: users, friendships and purchase histories.
+pub struct State {
+    pub users: UserIds,
+    pub graph: FriendGraph,
+    pub history: PurchaseHistory,
+}
+
+/// Reads the parameter line: the first non-blank line of the batch log. Returns the
+/// parameters, the byte offset just after that line and the number of lines it took.
+pub fn read_params(batch: &LogFile) -> Result<(Params, usize, u64), Fatal> {
+    let body = batch.body();
+    let problem = |problem: String| Fatal::Parameters {
+        path: batch.path.clone(),
+        problem,
+    };
+    for (index, line) in Lines::new(body).enumerate() {
+        let (start, len) = trim_line(body, line.clone());
+        if len == 0 {
+            continue;
+        }
+        let params = parse_params(&body[start..start + len]).map_err(problem)?;
+        return Ok((params, (line.end + 1).min(body.len()), index as u64 + 1));
+    }
+    Err(problem(
+        "missing parameter line: the file has no non-blank line".to_string(),
+    ))
+}
+
+/// Replays the batch then the stream, handing every checked stream purchase to `sink`.
+pub fn replay(
+    batch: &LogFile,
+    stream: &LogFile,
+    config: &Config,
+    sink: &mut dyn Sink,
+    skips: &mut SkipLog,
+) -> Result<Summary, Fatal> {
+    let started = Instant::now();
+    let (header, batch_start, header_lines) = read_params(batch)?;
+    let params = Params {
+        degree: config.degree.unwrap_or(header.degree),
+        tracked: config.tracked.unwrap_or(header.tracked),
+    };
+    let hasher = IdHasher::random();
+    let mut state = State {
+        users: UserIds::new(hasher),
+        graph: FriendGraph::new(),
+        history: PurchaseHistory::new(params.tracked),
+    };
+    let mut summary = Summary {
+        batch_file: batch.name.clone(),
+        stream_file: stream.name.clone(),
+        ..Summary::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.max(1))
+        .build()
+        .map_err(|e| Fatal::Output(std::io::Error::other(e)))?;
+
+    // The batch: history only, nothing is checked.
+    let mut seq = header_lines;
+    for_each_chunk(batch, batch_start, config, &pool, hasher, |chunk| {
+        for &(line, ref reason) in &chunk.skipped {
+            skips.skip(&batch.name, seq + u64::from(line) + 1, reason)?;
+        }
+        for event in &chunk.events {
+            let event_seq = seq + u64::from(event.line);
+            apply(&mut state, chunk, event.action, event_seq);
+        }
+        summary.batch_events += chunk.events.len() as u64;
+        seq += u64::from(chunk.lines);
+        Ok(())
+    })?;
+
+    // The stream: every purchase is checked against the state just before it.
+    let batch_lines = seq;
+    let mut query = NetworkQuery::new();
+    let body = stream.body();
+    for_each_chunk(stream, 0, config, &pool, hasher, |chunk| {
+        let first_line = seq - batch_lines;
+        for &(line, ref reason) in &chunk.skipped {
+            skips.skip(&stream.name, first_line + u64::from(line) + 1, reason)?;
+        }
+        for event in &chunk.events {
+            let event_seq = seq + u64::from(event.line);
+            if let Action::Purchase { buyer, cents, .. } = event.action {
+                let buyer = state.users.intern_hashed(buyer.hash, chunk.id(buyer));
+                let baseline = query.baseline(&state.graph, &state.history, buyer, params.degree);
+                let start = chunk.offset + event.start as usize;
+                let checked = Checked {
+                    line: &body[start..start + event.len as usize],
+                    line_no: first_line + u64::from(event.line) + 1,
+                    buyer,
+                    cents,
+                    baseline,
+                    flagged: baseline.is_anomalous(cents),
+                };
+                summary.stream_purchases += 1;
+                summary.flagged += u64::from(checked.flagged);
+                sink.checked(&checked).map_err(Fatal::Output)?;
+            }
+            apply(&mut state, chunk, event.action, event_seq);
+        }
+        summary.stream_events += chunk.events.len() as u64;
+        seq += u64::from(chunk.lines);
+        Ok(())
+    })?;
+
+    summary.skipped = skips.counts().collect();
+    summary.users = state.users.len();
+    summary.friendships = state.graph.edges();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Applies one event to the state.
+fn apply(state: &mut State, chunk: &ParsedChunk, action: Action, seq: u64) {
+    let mut user = |id: crate::event::IdRef| state.users.intern_hashed(id.hash, chunk.id(id));
+    match action {
+        Action::Purchase {
+            buyer,
+            cents,
+            timestamp,
+        } => {
+            let buyer = user(buyer);
+            state.history.record(
+                buyer,
+                Purchase {
+                    timestamp,
+                    seq,
+                    cents,
+                },
+            );
+        }
+        Action::Befriend(a, b) => {
+            let (a, b) = (user(a), user(b));
+            state.graph.befriend(a, b);
+        }
+        Action::Unfriend(a, b) => {
+            let (a, b) = (user(a), user(b));
+            state.graph.unfriend(a, b);
+        }
+    }
+}
+
+/// Parses `log.body()[from..]` chunk by chunk and hands the chunks to `apply` in order.
+/// With more than one thread, chunks are parsed in parallel ahead of the applier.
+fn for_each_chunk(
+    log: &LogFile,
+    from: usize,
+    config: &Config,
+    pool: &rayon::ThreadPool,
+    hasher: IdHasher,
+    mut apply: impl FnMut(&ParsedChunk) -> Result<(), Fatal>,
+) -> Result<(), Fatal> {
+    let body = log.body();
+    let ranges = chunks(body, from, config.chunk_bytes);
+    if config.threads <= 1 {
+        let mut parser = LineParser::new(hasher);
+        let mut chunk = ParsedChunk::default();
+        for range in ranges {
+            parser.parse_chunk(body, range, &mut chunk);
+            apply(&chunk)?;
+        }
+        return Ok(());
+    }
+    let group = config.threads * 2;
+    let (tx, rx) = crossbeam_channel::bounded::<ParsedChunk>(group * 2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            pool.install(|| {
+                for batch in ranges.chunks(group) {
+                    let parsed: Vec<ParsedChunk> = batch
+                        .par_iter()
+                        .map_init(
+                            || LineParser::new(hasher),
+                            |parser, range| {
+                                let mut chunk = ParsedChunk::default();
+                                parser.parse_chunk(body, range.clone(), &mut chunk);
+                                chunk
+                            },
+                        )
+                        .collect();
+                    for chunk in parsed {
+                        if tx.send(chunk).is_err() {
+                            return; // the applier stopped
+                        }
+                    }
+                }
+            })
+        });
+        for chunk in rx {
+            apply(&chunk)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,162 @@
+//! Where checked stream purchases go. The replay hands every checked purchase to a [`Sink`];
+//! the flagged-purchases file is one sink, tests and other outputs are others.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::baseline::{Baseline, write_dollars};
+use crate::error::Fatal;
+use crate::users::UserId;
+
+/// A stream purchase after its check against the network's baseline.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    /// The original line, trimmed of surrounding JSON white space.
+    pub line: &'a [u8],
+    /// 1-based line number in the stream log.
+    pub line_no: u64,
+    pub buyer: UserId,
+    pub cents: u64,
+    pub baseline: Baseline,
+    pub flagged: bool,
+}
+
+/// Receives every checked stream purchase, in stream order.
+pub trait Sink {
+    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()>;
+}
+
+/// Writes the line of every flagged purchase with its `mean` and `sd` appended.
+pub struct FlaggedLines<W: Write> {
+    out: W,
+    line: Vec<u8>,
+    flagged: u64,
+}
+
+impl<W: Write> FlaggedLines<W> {
+    pub fn new(out: W) -> Self {
+        FlaggedLines {
+            out,
+            line: Vec::with_capacity(256),
+            flagged: 0,
+        }
+    }
+
+    pub fn flagged(&self) -> u64 {
+        self.flagged
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// The output line of a flagged purchase: its final `}` becomes `, "mean": "M", "sd": "S"}`.
+pub fn flagged_line(out: &mut Vec<u8>, line: &[u8], baseline: &Baseline) {
+    let body = line.strip_suffix(b"}").unwrap_or(line);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b", \"mean\": \"");
+    write_dollars(out, baseline.mean_cents());
+    out.extend_from_slice(b"\", \"sd\": \"");
+    write_dollars(out, baseline.sd_cents());
+    out.extend_from_slice(b"\"}\n");
+}
+
+impl<W: Write> Sink for FlaggedLines<W> {
+    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
+        if !purchase.flagged {
+            return Ok(());
+        }
+        self.line.clear();
+        flagged_line(&mut self.line, purchase.line, &purchase.baseline);
+        self.flagged += 1;
+        self.out.write_all(&self.line)
+    }
+}
+
+/// The output file, written to a temporary file beside it and renamed into place by
+/// [`OutputFile::commit`]: a failed run leaves an existing output as it was.
+pub struct OutputFile {
+    path: PathBuf,
+    temp: tempfile::NamedTempFile,
+}
+
+impl OutputFile {
+    pub fn create(path: &Path) -> Result<(OutputFile, BufWriter<File>), Fatal> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let fail = |source| Fatal::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.is_dir() {
+            return Err(fail(io::Error::other("is a directory")));
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(".flagged-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(fail)?;
+        let writer = BufWriter::with_capacity(1 << 16, temp.reopen().map_err(fail)?);
+        Ok((
+            OutputFile {
+                path: path.to_path_buf(),
+                temp,
+            },
+            writer,
+        ))
+    }
+
+    /// Flushes the written lines and moves the file into place.
+    pub fn commit(self, writer: BufWriter<File>) -> Result<(), Fatal> {
+        let fail = |source| Fatal::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
+        file.sync_data().map_err(fail)?;
+        let path = self.path.clone();
+        self.temp.persist(&path).map_err(|e| fail(e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flagged_line_replaces_the_final_brace() {
+        let mut out = Vec::new();
+        let line = br#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:02", "id": "2", "amount": "1601.83"}"#;
+        flagged_line(&mut out, line, &Baseline::from_amounts([1683, 5928, 1120]));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"event_type\":\"purchase\", \"timestamp\":\"2017-06-13 11:33:02\", \"id\": \"2\", \"amount\": \"1601.83\", \"mean\": \"29.10\", \"sd\": \"21.46\"}\n"
+        );
+    }
+
+    #[test]
+    fn only_flagged_purchases_are_written() {
+        let mut sink = FlaggedLines::new(Vec::new());
+        let mut checked = Checked {
+            line: b"{\"a\":1}",
+            line_no: 1,
+            buyer: 0,
+            cents: 5,
+            baseline: Baseline::from_amounts([1, 1]),
+            flagged: false,
+        };
+        sink.checked(&checked).unwrap();
+        checked.flagged = true;
+        sink.checked(&checked).unwrap();
+        assert_eq!(sink.flagged(), 1);
+        assert_eq!(
+            sink.into_inner(),
+            b"{\"a\":1, \"mean\": \"0.01\", \"sd\": \"0.00\"}\n"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Interning user ids: every distinct id (its bytes after JSON unescaping, or an integer's
+//! literal text) becomes a dense [`UserId`] so the state lives in plain vectors.
+
+use hashbrown::HashTable;
+
+use crate::parse::IdHasher;
+use std::hash::BuildHasher;
+
+/// A dense user index, assigned in order of first appearance.
+pub type UserId = u32;
+
+/// The interner: a hash table of indices into an arena of id bytes.
+pub struct UserIds {
+    table: HashTable<UserId>,
+    arena: Vec<u8>,
+    /// `ends[u]` is where user `u`'s bytes end in `arena`; they start at `ends[u - 1]`.
+    ends: Vec<usize>,
+    hasher: IdHasher,
+}
+
+impl UserIds {
+    pub fn new(hasher: IdHasher) -> Self {
+        UserIds {
+            table: HashTable::new(),
+            arena: Vec::new(),
+            ends: Vec::new(),
+            hasher,
+        }
+    }
+
+    pub fn hasher(&self) -> IdHasher {
+        self.hasher
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of a user's id.
+    pub fn name(&self, user: UserId) -> &[u8] {
+        let u = user as usize;
+        let start = if u == 0 { 0 } else { self.ends[u - 1] };
+        &self.arena[start..self.ends[u]]
+    }
+
+    /// The user with these id bytes, whose hash the parser computed with [`Self::hasher`].
+    pub fn intern_hashed(&mut self, hash: u64, bytes: &[u8]) -> UserId {
+        let UserIds {
+            table,
+            arena,
+            ends,
+            hasher,
+        } = self;
+        let name = |u: UserId| {
+            let u = u as usize;
+            let start = if u == 0 { 0 } else { ends[u - 1] };
+            &arena[start..ends[u]]
+        };
+        if let Some(&user) = table.find(hash, |&u| name(u) == bytes) {
+            return user;
+        }
+        let user = ends.len() as UserId;
+        table.insert_unique(hash, user, |&u| {
+            let u = u as usize;
+            let start = if u == 0 { 0 } else { ends[u - 1] };
+            hasher.hash_one(&arena[start..ends[u]])
+        });
+        arena.extend_from_slice(bytes);
+        ends.push(arena.len());
+        user
+    }
+
+    pub fn intern(&mut self, bytes: &[u8]) -> UserId {
+        let hash = self.hasher.hash_one(bytes);
+        self.intern_hashed(hash, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_same_user_in_order_of_first_appearance() {
+        let mut users = UserIds::new(IdHasher::default());
+        let a = users.intern(b"7");
+        let b = users.intern(b"07");
+        let c = users.intern(b"-7");
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(users.intern(b"7"), a);
+        for i in 0..10_000u32 {
+            users.intern(i.to_string().as_bytes());
+        }
+        assert_eq!(users.intern(b"07"), b);
+        assert_eq!(users.name(c), b"-7");
+        assert_eq!(users.len(), 3 + 10_000 - 1); // "7" was already there
+    }
+}
