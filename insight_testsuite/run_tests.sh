@@ -116,7 +116,8 @@ run_all_tests() {
     shopt -u nullglob
     num_tests=${#test_names[@]}
 
-    for name in "${test_names[@]}"; do
+    # ${arr[@]+...}: an empty array is not an "unbound variable" under set -u on old bash.
+    for name in ${test_names[@]+"${test_names[@]}"}; do
         if ! setup_test "${name}"; then
             echo "[FAIL]: ${name}"
             echo "    could not set up the scratch folder ${TEMP_PATH}"

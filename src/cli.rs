@@ -38,4 +38,11 @@ pub struct Options {
     /// Size of a parsing chunk in bytes (for tests and tuning).
     #[arg(long, hide = true, default_value_t = 1 << 20)]
     pub chunk_bytes: usize,
+    /// Stream events per window of parallel checks (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
+    pub window: usize,
+}
+
+const fn anomaly_detect_default_window() -> usize {
+    crate::pipeline::DEFAULT_WINDOW
 }

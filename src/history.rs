@@ -35,23 +35,41 @@ impl PurchaseHistory {
 
     /// Records a purchase, keeping only the user's latest `tracked`.
     pub fn record(&mut self, user: UserId, purchase: Purchase) {
+        let tracked = self.tracked;
+        let list = self.list_mut(user);
+        if list.len() == tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
+            return;
+        }
+        insert_sorted(list, purchase);
+        if list.len() > tracked {
+            list.pop_front();
+        }
+    }
+
+    /// Records a purchase without dropping any: a window's queries may still need what a later
+    /// purchase pushes out. Returns true when the user now holds more than `tracked`, so that
+    /// [`Self::trim`] must be called when the window closes.
+    pub fn record_uncapped(&mut self, user: UserId, purchase: Purchase) -> bool {
+        let tracked = self.tracked;
+        let list = self.list_mut(user);
+        insert_sorted(list, purchase);
+        list.len() == tracked + 1
+    }
+
+    /// Drops a user's purchases beyond the latest `tracked`.
+    pub fn trim(&mut self, user: UserId) {
+        let tracked = self.tracked;
+        let list = self.list_mut(user);
+        let excess = list.len().saturating_sub(tracked);
+        list.drain(..excess);
+    }
+
+    fn list_mut(&mut self, user: UserId) -> &mut VecDeque<Purchase> {
         let u = user as usize;
         if self.by_user.len() <= u {
             self.by_user.resize_with(u + 1, VecDeque::new);
         }
-        let list = &mut self.by_user[u];
-        if list.len() == self.tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
-            return;
-        }
-        if list.back().is_none_or(|newest| *newest < purchase) {
-            list.push_back(purchase);
-        } else {
-            let at = list.partition_point(|p| *p < purchase);
-            list.insert(at, purchase);
-        }
-        if list.len() > self.tracked {
-            list.pop_front();
-        }
+        &mut self.by_user[u]
     }
 
     /// A user's kept purchases, oldest first, as the two slices of the ring buffer.
@@ -69,6 +87,32 @@ impl PurchaseHistory {
     pub fn nth_latest(&self, user: UserId, k: usize) -> Option<Purchase> {
         let list = self.by_user.get(user as usize)?;
         list.len().checked_sub(k + 1).map(|at| list[at])
+    }
+
+    /// The latest purchase of a user below position `below` (oldest first) that was made before
+    /// sequence `before`, with its position.
+    #[inline]
+    pub fn latest_before(&self, user: UserId, below: usize, before: u64) -> Option<(usize, Purchase)> {
+        let list = self.by_user.get(user as usize)?;
+        (0..below.min(list.len()))
+            .rev()
+            .map(|at| (at, list[at]))
+            .find(|(_, p)| p.seq < before)
+    }
+
+    /// Number of users who have bought something, and purchases kept in all.
+    pub fn size(&self) -> (usize, usize) {
+        let buyers = self.by_user.iter().filter(|l| !l.is_empty()).count();
+        (buyers, self.by_user.iter().map(VecDeque::len).sum())
+    }
+}
+
+fn insert_sorted(list: &mut VecDeque<Purchase>, purchase: Purchase) {
+    if list.back().is_none_or(|newest| *newest < purchase) {
+        list.push_back(purchase);
+    } else {
+        let at = list.partition_point(|p| *p < purchase);
+        list.insert(at, purchase);
     }
 }
 
@@ -99,5 +143,22 @@ mod tests {
         assert_eq!(h.nth_latest(7, 2).map(|x| x.seq), Some(3));
         assert_eq!(h.nth_latest(7, 3), None);
         assert_eq!(h.len_of(3), 0);
+    }
+
+    #[test]
+    fn uncapped_records_are_trimmed_when_the_window_closes() {
+        let mut h = PurchaseHistory::new(2);
+        assert!(!h.record_uncapped(1, p(3, 0)));
+        assert!(!h.record_uncapped(1, p(1, 1)));
+        assert!(h.record_uncapped(1, p(2, 2)), "third purchase exceeds T = 2");
+        assert!(!h.record_uncapped(1, p(0, 3)));
+        assert_eq!(h.len_of(1), 4);
+        assert_eq!(h.latest_before(1, usize::MAX, 2).map(|(_, x)| x.seq), Some(0));
+        assert_eq!(h.latest_before(1, 3, 1).map(|(_, x)| x.seq), Some(0));
+        assert_eq!(h.latest_before(1, 2, 1).map(|(_, x)| x.seq), None);
+        h.trim(1);
+        let kept: Vec<_> = h.nth_latest(1, 0).into_iter().chain(h.nth_latest(1, 1)).map(|x| x.seq).collect();
+        assert_eq!(kept, vec![0, 2]);
+        assert_eq!(h.len_of(1), 2);
     }
 }

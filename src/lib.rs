@@ -8,6 +8,7 @@ pub mod users;
 pub mod graph;
 pub mod history;
 pub mod network;
+pub mod window;
 pub mod baseline;
 pub mod pipeline;
 pub mod sink;

@@ -16,6 +16,7 @@ fn run() -> anyhow::Result<()> {
         degree: options.degree,
         tracked: options.tracked,
         chunk_bytes: options.chunk_bytes.max(1),
+        window: options.window.max(1),
         ..Config::default()
     };
     if let Some(threads) = options.threads {

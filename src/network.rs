@@ -7,6 +7,7 @@ use crate::baseline::Baseline;
 use crate::graph::FriendGraph;
 use crate::history::{Purchase, PurchaseHistory};
 use crate::users::UserId;
+use crate::window::Friendships;
 
 /// Reusable scratch for network queries: one per worker thread.
 #[derive(Default)]
@@ -26,7 +27,7 @@ impl NetworkQuery {
     }
 
     /// The users at shortest distance `1..=degree` from `user`, in no particular order.
-    pub fn members(&mut self, graph: &FriendGraph, user: UserId, degree: u32) -> &[UserId] {
+    pub fn members(&mut self, graph: &impl Friendships, user: UserId, degree: u32) -> &[UserId] {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             self.stamp.fill(0);
@@ -47,11 +48,11 @@ impl NetworkQuery {
         for _ in 0..degree {
             self.next.clear();
             for &u in &self.frontier {
-                for &f in graph.friends(u) {
+                graph.for_each_friend(u, |f| {
                     if visit(&mut self.stamp, f) {
                         self.next.push(f);
                     }
-                }
+                });
             }
             if self.next.is_empty() {
                 break;
@@ -70,6 +71,19 @@ impl NetworkQuery {
         user: UserId,
         degree: u32,
     ) -> Baseline {
+        self.baseline_before(graph, history, user, degree, u64::MAX)
+    }
+
+    /// The baseline of a purchase by `user` at sequence `before`: the latest `T` purchases made
+    /// before it by the network that `graph` shows.
+    pub fn baseline_before(
+        &mut self,
+        graph: &impl Friendships,
+        history: &PurchaseHistory,
+        user: UserId,
+        degree: u32,
+        before: u64,
+    ) -> Baseline {
         self.members(graph, user, degree);
         let tracked = history.tracked();
         let mut baseline = Baseline::default();
@@ -77,24 +91,28 @@ impl NetworkQuery {
         if total <= tracked {
             for &m in &self.members {
                 let (a, b) = history.of(m);
-                a.iter().chain(b).for_each(|p| baseline.push(p.cents));
+                a.iter()
+                    .chain(b)
+                    .filter(|p| p.seq < before)
+                    .for_each(|p| baseline.push(p.cents));
             }
             return baseline;
         }
         // Merge from the newest end of each member's history until `tracked` are taken.
         self.heap.clear();
         for (i, &m) in self.members.iter().enumerate() {
-            if let Some(p) = history.nth_latest(m, 0) {
-                self.heap.push((p, i as u32, 0));
+            if let Some((at, p)) = history.latest_before(m, usize::MAX, before) {
+                self.heap.push((p, i as u32, at as u32));
             }
         }
         while baseline.n < tracked as u64 {
-            let Some((p, i, k)) = self.heap.pop() else {
+            let Some((p, i, at)) = self.heap.pop() else {
                 break;
             };
             baseline.push(p.cents);
-            if let Some(older) = history.nth_latest(self.members[i as usize], k as usize + 1) {
-                self.heap.push((older, i, k + 1));
+            let member = self.members[i as usize];
+            if let Some((older, p)) = history.latest_before(member, at as usize, before) {
+                self.heap.push((p, i, older as u32));
             }
         }
         baseline

@@ -2,10 +2,12 @@
 //! every stream purchase is checked against its network's baseline just before it joins the
 //! history. Chunks of each log are parsed in parallel and applied in order by one thread.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::baseline::Baseline;
 use crate::error::Fatal;
 use crate::event::Action;
 use crate::graph::FriendGraph;
@@ -15,7 +17,11 @@ use crate::network::NetworkQuery;
 use crate::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
 use crate::report::{SkipLog, Summary};
 use crate::sink::{Checked, Sink};
-use crate::users::UserIds;
+use crate::users::{UserId, UserIds};
+use crate::window::{EdgeChanges, GraphAt};
+
+/// Default number of stream events per window of parallel queries.
+pub const DEFAULT_WINDOW: usize = 8192;
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -28,6 +34,8 @@ pub struct Config {
     pub threads: usize,
     /// Target size of a parsing chunk in bytes.
     pub chunk_bytes: usize,
+    /// Stream events applied per window before the window's queries run in parallel.
+    pub window: usize,
 }
 
 impl Default for Config {
@@ -37,6 +45,7 @@ impl Default for Config {
             tracked: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 1 << 20,
+            window: DEFAULT_WINDOW,
         }
     }
 }
@@ -114,45 +123,192 @@ pub fn replay(
         Ok(())
     })?;
 
-    // The stream: every purchase is checked against the state just before it.
+    // The stream: every purchase is checked against the state just before it. One thread:
+    // check, then apply, event by event. More: apply a window of events with versioned
+    // friendships, then run the window's checks in parallel (see `window`).
     let batch_lines = seq;
-    let mut query = NetworkQuery::new();
     let body = stream.body();
+    let mut window = StreamWindow::new(config, params, pool.current_num_threads());
     for_each_chunk(stream, 0, config, &pool, hasher, |chunk| {
         let first_line = seq - batch_lines;
         for &(line, ref reason) in &chunk.skipped {
             skips.skip(&stream.name, first_line + u64::from(line) + 1, reason)?;
         }
         for event in &chunk.events {
-            let event_seq = seq + u64::from(event.line);
-            if let Action::Purchase { buyer, cents, .. } = event.action {
-                let buyer = state.users.intern_hashed(buyer.hash, chunk.id(buyer));
-                let baseline = query.baseline(&state.graph, &state.history, buyer, params.degree);
-                let start = chunk.offset + event.start as usize;
-                let checked = Checked {
-                    line: &body[start..start + event.len as usize],
-                    line_no: first_line + u64::from(event.line) + 1,
-                    buyer,
-                    cents,
-                    baseline,
-                    flagged: baseline.is_anomalous(cents),
-                };
-                summary.stream_purchases += 1;
-                summary.flagged += u64::from(checked.flagged);
-                sink.checked(&checked).map_err(Fatal::Output)?;
+            let at = Pending {
+                seq: seq + u64::from(event.line),
+                buyer: 0,
+                start: chunk.offset + event.start as usize,
+                len: event.len,
+                line_no: first_line + u64::from(event.line) + 1,
+            };
+            window.apply(&mut state, chunk, event.action, at);
+            if window.is_full() {
+                window.run(&mut state, &pool, body, sink, &mut summary)?;
             }
-            apply(&mut state, chunk, event.action, event_seq);
         }
         summary.stream_events += chunk.events.len() as u64;
         seq += u64::from(chunk.lines);
         Ok(())
     })?;
+    window.run(&mut state, &pool, body, sink, &mut summary)?;
 
     summary.skipped = skips.counts().collect();
     summary.users = state.users.len();
     summary.friendships = state.graph.edges();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// A stream event's place, and for a purchase its buyer: what its check needs.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    seq: u64,
+    buyer: UserId,
+    /// Span of its line in the stream body.
+    start: usize,
+    len: u32,
+    line_no: u64,
+}
+
+/// The stream events applied since the last checks ran.
+struct StreamWindow {
+    params: Params,
+    /// Events per window; 0 means the sequential path: every check runs at once.
+    size: usize,
+    events: usize,
+    pending: Vec<(Pending, u64)>,
+    results: Vec<Baseline>,
+    changes: EdgeChanges,
+    /// Users holding more than T purchases until the window closes.
+    to_trim: Vec<UserId>,
+    /// Query scratch, one per worker thread.
+    scratch: Vec<Mutex<NetworkQuery>>,
+}
+
+impl StreamWindow {
+    fn new(config: &Config, params: Params, workers: usize) -> Self {
+        StreamWindow {
+            params,
+            size: if config.threads <= 1 { 0 } else { config.window.max(1) },
+            events: 0,
+            pending: Vec::new(),
+            results: Vec::new(),
+            changes: EdgeChanges::new(),
+            to_trim: Vec::new(),
+            scratch: (0..workers.max(1))
+                .map(|_| Mutex::new(NetworkQuery::new()))
+                .collect(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.events >= self.size
+    }
+
+    /// Applies one stream event (`at` says where it is); a purchase is queued for its check.
+    fn apply(&mut self, state: &mut State, chunk: &ParsedChunk, action: Action, at: Pending) {
+        self.events += 1;
+        let mut user = |id: crate::event::IdRef| state.users.intern_hashed(id.hash, chunk.id(id));
+        match action {
+            Action::Purchase {
+                buyer,
+                cents,
+                timestamp,
+            } => {
+                let buyer = user(buyer);
+                let pending = Pending { buyer, ..at };
+                self.pending.push((pending, cents));
+                let purchase = Purchase {
+                    timestamp,
+                    seq: pending.seq,
+                    cents,
+                };
+                if self.size == 0 {
+                    // Sequential: the check runs before the purchase joins the history.
+                    let baseline = self.scratch[0].get_mut().expect("not shared").baseline(
+                        &state.graph,
+                        &state.history,
+                        buyer,
+                        self.params.degree,
+                    );
+                    self.results.push(baseline);
+                    state.history.record(buyer, purchase);
+                } else if state.history.record_uncapped(buyer, purchase) {
+                    self.to_trim.push(buyer);
+                }
+            }
+            Action::Befriend(a, b) => {
+                let (a, b) = (user(a), user(b));
+                if self.size == 0 {
+                    state.graph.befriend(a, b);
+                } else {
+                    self.changes.befriend(&mut state.graph, a, b, at.seq);
+                }
+            }
+            Action::Unfriend(a, b) => {
+                let (a, b) = (user(a), user(b));
+                if self.size == 0 {
+                    state.graph.unfriend(a, b);
+                } else {
+                    self.changes.unfriend(&state.graph, a, b, at.seq);
+                }
+            }
+        }
+    }
+
+    /// Runs the window's pending checks (in parallel), hands them to the sink in stream order
+    /// and closes the window.
+    fn run(
+        &mut self,
+        state: &mut State,
+        pool: &rayon::ThreadPool,
+        body: &[u8],
+        sink: &mut dyn Sink,
+        summary: &mut Summary,
+    ) -> Result<(), Fatal> {
+        if self.size > 0 {
+            let (graph, history, changes) = (&state.graph, &state.history, &self.changes);
+            let (scratch, degree) = (&self.scratch, self.params.degree);
+            pool.install(|| {
+                self.pending
+                    .par_iter()
+                    .map(|(p, _)| {
+                        let worker = rayon::current_thread_index().unwrap_or(0) % scratch.len();
+                        let mut query = scratch[worker].lock().expect("query scratch poisoned");
+                        let at = GraphAt {
+                            graph,
+                            changes,
+                            seq: p.seq,
+                        };
+                        query.baseline_before(&at, history, p.buyer, degree, p.seq)
+                    })
+                    .collect_into_vec(&mut self.results);
+            });
+        }
+        for (&(p, cents), baseline) in self.pending.iter().zip(&self.results) {
+            let checked = Checked {
+                line: &body[p.start..p.start + p.len as usize],
+                line_no: p.line_no,
+                buyer: p.buyer,
+                cents,
+                baseline: *baseline,
+                flagged: baseline.is_anomalous(cents),
+            };
+            summary.stream_purchases += 1;
+            summary.flagged += u64::from(checked.flagged);
+            sink.checked(&checked).map_err(Fatal::Output)?;
+        }
+        self.pending.clear();
+        self.results.clear();
+        self.events = 0;
+        self.changes.close(&mut state.graph);
+        for &u in &self.to_trim {
+            state.history.trim(u);
+        }
+        self.to_trim.clear();
+        Ok(())
+    }
 }
 
 /// Applies one event to the state.

@@ -313,7 +313,7 @@ type KeyMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
 
 /// Probability that an endpoint of a new friendship is drawn in proportion to current degree
 /// rather than uniformly.
-const ATTACH_PREFERENTIAL: f64 = 0.6;
+const ATTACH_PREFERENTIAL: f64 = 0.5;
 /// Share of purchases while the batch is still building the graph.
 const BUILD_PURCHASE_SHARE: f64 = 0.1;
 /// Befriends per unfriend in the steady mix.
