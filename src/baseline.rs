@@ -116,10 +116,11 @@ mod tests {
     fn largest_quantities_fit() {
         // T = 10^7 purchases at the maximum amount, one at zero.
         let max = 100_000_000_000u64;
-        let mut b = Baseline::default();
-        b.n = 10_000_000;
-        b.sum = u128::from(max) * 9_999_999;
-        b.sum_sq = u128::from(max) * u128::from(max) * 9_999_999;
+        let b = Baseline {
+            n: 10_000_000,
+            sum: u128::from(max) * 9_999_999,
+            sum_sq: u128::from(max) * u128::from(max) * 9_999_999,
+        };
         assert_eq!(b.mean_cents(), 99_999_990_000);
         assert!(!b.is_anomalous(max));
         let _ = b.sd_cents();

@@ -6,17 +6,17 @@ use std::path::PathBuf;
 /// A problem that stops the whole run (exit code 2, no output file written).
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {problem}", path.display())]
     Parameters { path: PathBuf, problem: String },
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write: {error}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),

@@ -38,7 +38,9 @@ impl Timestamp {
 
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -76,10 +78,38 @@ pub fn parse_cents(s: &[u8]) -> Option<u64> {
 /// A user id as it appears in one parsed chunk: its bytes live in the chunk's id arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRef {
-    /// Hash of the id bytes, computed while parsing so the applier does not have to.
+    /// Hash of the id bytes, computed while parsing so the applier does not have to; unused
+    /// for small numbers.
     pub hash: u64,
     pub start: u32,
     pub len: u32,
+    /// The value when the id is a canonical decimal below [`SMALL_NUMBERS`] (`"7"`, not `"07"`),
+    /// else [`NOT_SMALL`]: such ids are interned through a direct table instead of hashing.
+    pub number: u32,
+}
+
+/// Ids that are canonical decimals below this are interned through a direct table.
+pub const SMALL_NUMBERS: u32 = 1 << 22;
+pub const NOT_SMALL: u32 = u32::MAX;
+
+/// The value of a canonical decimal id below [`SMALL_NUMBERS`], else [`NOT_SMALL`].
+#[inline]
+pub fn small_number(bytes: &[u8]) -> u32 {
+    if bytes.is_empty() || bytes.len() > 7 || (bytes[0] == b'0' && bytes.len() > 1) {
+        return NOT_SMALL;
+    }
+    let mut value = 0u32;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return NOT_SMALL;
+        }
+        value = value * 10 + u32::from(b - b'0');
+    }
+    if value < SMALL_NUMBERS {
+        value
+    } else {
+        NOT_SMALL
+    }
 }
 
 /// What an event does to the state.
@@ -133,7 +163,12 @@ mod tests {
             b"+017-06-13 11:33:01",
             b"",
         ] {
-            assert_eq!(Timestamp::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Timestamp::parse(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -154,6 +189,30 @@ mod tests {
             .map(|t| Timestamp::parse(t.as_bytes()).unwrap())
             .collect();
         assert!(stamps.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn only_canonical_small_decimals_are_small_numbers() {
+        assert_eq!(small_number(b"0"), 0);
+        assert_eq!(small_number(b"7"), 7);
+        assert_eq!(small_number(b"4194303"), SMALL_NUMBERS - 1);
+        for other in [
+            &b"07"[..],
+            b"00",
+            b"-7",
+            b"",
+            b"4194304",
+            b"12345678",
+            b"7a",
+            b" 7",
+        ] {
+            assert_eq!(
+                small_number(other),
+                NOT_SMALL,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]

@@ -51,7 +51,9 @@ impl FriendGraph {
 
     /// The friends of a user, in no particular order.
     pub fn friends(&self, user: UserId) -> &[UserId] {
-        self.friends.get(user as usize).map_or(&[], |f| f.as_slice())
+        self.friends
+            .get(user as usize)
+            .map_or(&[], |f| f.as_slice())
     }
 
     pub fn are_friends(&self, a: UserId, b: UserId) -> bool {

@@ -15,10 +15,23 @@ pub struct Purchase {
     pub cents: u64,
 }
 
+impl Purchase {
+    /// The purchase's place in time as one integer: timestamp, then sequence. Never 0.
+    #[inline]
+    pub fn key(&self) -> u128 {
+        (u128::from(self.timestamp.0) << 64) | u128::from(self.seq) | 1 << 127
+    }
+}
+
 /// The latest `tracked` purchases of every user, oldest first.
 pub struct PurchaseHistory {
     tracked: usize,
     by_user: Vec<VecDeque<Purchase>>,
+    /// `latest[u]` is the key of `u`'s latest purchase as of the current window's start (0: none),
+    /// in a dense array so that a query can rank its members without touching their histories.
+    latest: Vec<u128>,
+    /// `fresh[u]`: `u` bought something in the current window.
+    fresh: Vec<bool>,
 }
 
 impl PurchaseHistory {
@@ -26,6 +39,8 @@ impl PurchaseHistory {
         PurchaseHistory {
             tracked: tracked as usize,
             by_user: Vec::new(),
+            latest: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -44,32 +59,51 @@ impl PurchaseHistory {
         if list.len() > tracked {
             list.pop_front();
         }
+        let latest = &mut self.latest[user as usize];
+        *latest = (*latest).max(purchase.key());
     }
 
-    /// Records a purchase without dropping any: a window's queries may still need what a later
-    /// purchase pushes out. Returns true when the user now holds more than `tracked`, so that
-    /// [`Self::trim`] must be called when the window closes.
-    pub fn record_uncapped(&mut self, user: UserId, purchase: Purchase) -> bool {
-        let tracked = self.tracked;
-        let list = self.list_mut(user);
-        insert_sorted(list, purchase);
-        list.len() == tracked + 1
+    /// Records a purchase made inside a window, dropping none: the window's queries may still
+    /// need what it pushes out, and they rank members by their latest purchase before the
+    /// window. Returns true for the user's first purchase of the window: [`Self::close_window`]
+    /// must then be called for the user when the window closes.
+    pub fn record_in_window(&mut self, user: UserId, purchase: Purchase) -> bool {
+        insert_sorted(self.list_mut(user), purchase);
+        !std::mem::replace(&mut self.fresh[user as usize], true)
     }
 
-    /// Drops a user's purchases beyond the latest `tracked`.
-    pub fn trim(&mut self, user: UserId) {
+    /// Ends the window for a user who bought in it: keeps the latest `tracked` purchases.
+    pub fn close_window(&mut self, user: UserId) {
         let tracked = self.tracked;
         let list = self.list_mut(user);
         let excess = list.len().saturating_sub(tracked);
         list.drain(..excess);
+        let latest = list.back().map_or(0, Purchase::key);
+        self.latest[user as usize] = latest;
+        self.fresh[user as usize] = false;
     }
 
     fn list_mut(&mut self, user: UserId) -> &mut VecDeque<Purchase> {
         let u = user as usize;
         if self.by_user.len() <= u {
-            self.by_user.resize_with(u + 1, VecDeque::new);
+            let len = (u + 1).next_power_of_two();
+            self.by_user.resize_with(len, VecDeque::new);
+            self.latest.resize(len, 0);
+            self.fresh.resize(len, false);
         }
         &mut self.by_user[u]
+    }
+
+    /// Key of the user's latest purchase before the current window (0: none).
+    #[inline]
+    pub fn latest_key(&self, user: UserId) -> u128 {
+        self.latest.get(user as usize).copied().unwrap_or(0)
+    }
+
+    /// Whether the user bought something in the current window.
+    #[inline]
+    pub fn is_fresh(&self, user: UserId) -> bool {
+        self.fresh.get(user as usize).copied().unwrap_or(false)
     }
 
     /// A user's kept purchases, oldest first, as the two slices of the ring buffer.
@@ -92,7 +126,12 @@ impl PurchaseHistory {
     /// The latest purchase of a user below position `below` (oldest first) that was made before
     /// sequence `before`, with its position.
     #[inline]
-    pub fn latest_before(&self, user: UserId, below: usize, before: u64) -> Option<(usize, Purchase)> {
+    pub fn latest_before(
+        &self,
+        user: UserId,
+        below: usize,
+        before: u64,
+    ) -> Option<(usize, Purchase)> {
         let list = self.by_user.get(user as usize)?;
         (0..below.min(list.len()))
             .rev()
@@ -146,19 +185,36 @@ mod tests {
     }
 
     #[test]
-    fn uncapped_records_are_trimmed_when_the_window_closes() {
+    fn window_records_are_trimmed_when_the_window_closes() {
         let mut h = PurchaseHistory::new(2);
-        assert!(!h.record_uncapped(1, p(3, 0)));
-        assert!(!h.record_uncapped(1, p(1, 1)));
-        assert!(h.record_uncapped(1, p(2, 2)), "third purchase exceeds T = 2");
-        assert!(!h.record_uncapped(1, p(0, 3)));
-        assert_eq!(h.len_of(1), 4);
-        assert_eq!(h.latest_before(1, usize::MAX, 2).map(|(_, x)| x.seq), Some(0));
-        assert_eq!(h.latest_before(1, 3, 1).map(|(_, x)| x.seq), Some(0));
-        assert_eq!(h.latest_before(1, 2, 1).map(|(_, x)| x.seq), None);
-        h.trim(1);
-        let kept: Vec<_> = h.nth_latest(1, 0).into_iter().chain(h.nth_latest(1, 1)).map(|x| x.seq).collect();
+        h.record(1, p(3, 0));
+        assert!(
+            h.record_in_window(1, p(1, 1)),
+            "first purchase of the window"
+        );
+        assert!(!h.record_in_window(1, p(2, 2)));
+        assert!(!h.record_in_window(1, p(0, 3)));
+        assert!(h.is_fresh(1));
+        assert_eq!(
+            h.latest_key(1),
+            p(3, 0).key(),
+            "the latest before the window"
+        );
+        assert_eq!(h.len_of(1), 4, "nothing dropped inside the window");
+        let before = |below, seq| h.latest_before(1, below, seq).map(|(_, x)| x.seq);
+        assert_eq!(before(usize::MAX, 2), Some(0));
+        assert_eq!(before(3, 3), Some(2));
+        assert_eq!(before(2, 2), Some(1));
+        assert_eq!(before(1, 3), None);
+        assert_eq!(before(usize::MAX, 4), Some(0), "timestamp 3 is the latest");
+        h.close_window(1);
+        assert!(!h.is_fresh(1));
+        let kept: Vec<_> = (0..2)
+            .filter_map(|k| h.nth_latest(1, k))
+            .map(|x| x.seq)
+            .collect();
         assert_eq!(kept, vec![0, 2]);
         assert_eq!(h.len_of(1), 2);
+        assert_eq!(h.latest_key(1), p(3, 0).key());
     }
 }

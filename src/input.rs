@@ -28,9 +28,9 @@ enum Data {
 impl LogFile {
     /// Opens a log: memory-mapped when it is a regular file, read whole otherwise.
     pub fn open(path: &Path) -> Result<LogFile, Fatal> {
-        let fail = |source| Fatal::Read {
+        let fail = |error| Fatal::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut file = File::open(path).map_err(fail)?;
         let meta = file.metadata().map_err(fail)?;
@@ -102,7 +102,8 @@ impl Iterator for Lines<'_> {
             return None;
         }
         let start = self.at;
-        let end = memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |p| start + p);
+        let end =
+            memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |p| start + p);
         self.at = end + 1;
         Some(start..end)
     }

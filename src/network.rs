@@ -18,6 +18,9 @@ pub struct NetworkQuery {
     frontier: Vec<UserId>,
     next: Vec<UserId>,
     members: Vec<UserId>,
+    /// Members who may hold one of the latest purchases, with their latest key.
+    candidates: Vec<(u128, UserId)>,
+    extra: Vec<(u128, UserId)>,
     heap: BinaryHeap<(Purchase, u32, u32)>,
 }
 
@@ -86,10 +89,15 @@ impl NetworkQuery {
     ) -> Baseline {
         self.members(graph, user, degree);
         let tracked = history.tracked();
+        self.select_candidates(history, tracked);
         let mut baseline = Baseline::default();
-        let total: usize = self.members.iter().map(|&m| history.len_of(m)).sum();
+        let total: usize = self
+            .candidates
+            .iter()
+            .map(|&(_, m)| history.len_of(m))
+            .sum();
         if total <= tracked {
-            for &m in &self.members {
+            for &(_, m) in &self.candidates {
                 let (a, b) = history.of(m);
                 a.iter()
                     .chain(b)
@@ -98,9 +106,9 @@ impl NetworkQuery {
             }
             return baseline;
         }
-        // Merge from the newest end of each member's history until `tracked` are taken.
+        // Merge from the newest end of each candidate's history until `tracked` are taken.
         self.heap.clear();
-        for (i, &m) in self.members.iter().enumerate() {
+        for (i, &(_, m)) in self.candidates.iter().enumerate() {
             if let Some((at, p)) = history.latest_before(m, usize::MAX, before) {
                 self.heap.push((p, i as u32, at as u32));
             }
@@ -110,12 +118,40 @@ impl NetworkQuery {
                 break;
             };
             baseline.push(p.cents);
-            let member = self.members[i as usize];
+            let member = self.candidates[i as usize].1;
             if let Some((older, p)) = history.latest_before(member, at as usize, before) {
                 self.heap.push((p, i, older as u32));
             }
         }
         baseline
+    }
+
+    /// Narrows the members to those who can hold one of the latest `tracked` purchases: the
+    /// `tracked`-th latest of the members' latest purchases before the window is a lower bound
+    /// of the baseline's oldest purchase, so members whose latest is older drop out, unless
+    /// they bought inside the window.
+    fn select_candidates(&mut self, history: &PurchaseHistory, tracked: usize) {
+        self.candidates.clear();
+        self.extra.clear();
+        for &m in &self.members {
+            match history.latest_key(m) {
+                0 if history.is_fresh(m) => self.extra.push((0, m)),
+                0 => {}
+                key => self.candidates.push((key, m)),
+            }
+        }
+        if self.candidates.len() > tracked {
+            let (_, &mut (bound, _), older) = self
+                .candidates
+                .select_nth_unstable_by(tracked - 1, |a, b| b.0.cmp(&a.0));
+            for &(key, m) in older.iter() {
+                if key == bound || history.is_fresh(m) {
+                    self.extra.push((key, m));
+                }
+            }
+            self.candidates.truncate(tracked);
+        }
+        self.candidates.extend_from_slice(&self.extra);
     }
 }
 
@@ -140,7 +176,10 @@ mod tests {
         assert_eq!(sorted(q.members(&g, 0, 1).to_vec()), vec![1, 4, 5]);
         assert_eq!(sorted(q.members(&g, 0, 2).to_vec()), vec![1, 2, 4, 5]);
         assert_eq!(sorted(q.members(&g, 0, 3).to_vec()), vec![1, 2, 3, 4, 5]);
-        assert_eq!(sorted(q.members(&g, 0, u32::MAX).to_vec()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            sorted(q.members(&g, 0, u32::MAX).to_vec()),
+            vec![1, 2, 3, 4, 5]
+        );
         assert_eq!(sorted(q.members(&g, 3, 2).to_vec()), vec![1, 2]);
         assert!(q.members(&g, 9, 3).is_empty(), "unknown user");
     }

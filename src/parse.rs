@@ -7,12 +7,12 @@ use std::ops::Range;
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
 use crate::error::SkipReason;
-use crate::event::{Action, Event, IdRef, Timestamp, parse_cents};
+use crate::event::{Action, Event, IdRef, NOT_SMALL, Timestamp, parse_cents, small_number};
 use crate::input::{Lines, trim_line};
 
 /// The hasher shared by parsers and the user-id interner, seeded once per run so that
 /// crafted ids cannot force collisions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct IdHasher {
     seed: u64,
 }
@@ -21,12 +21,6 @@ impl IdHasher {
     pub fn random() -> Self {
         let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
         IdHasher { seed }
-    }
-}
-
-impl Default for IdHasher {
-    fn default() -> Self {
-        IdHasher { seed: 0 }
     }
 }
 
@@ -99,28 +93,48 @@ impl LineParser {
                 continue;
             }
             let raw = &chunk[start..start + len];
-            // The tape borrows this line's copy only: take it with a fresh lifetime.
-            let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-            let parsed = parse_event(
-                &mut self.scratch[start..],
-                raw,
-                &mut self.buffers,
-                &mut tape,
-            );
-            match parsed {
-                Ok(fields) => {
-                    let action = fields.into_action(&self.hasher, &mut out.ids);
-                    out.events.push(Event {
-                        line: index as u32,
-                        start: start as u32,
-                        len: len as u32,
-                        action,
-                    });
+            let mut parsed = self.parse_line(start, raw, &mut out.ids);
+            if matches!(parsed, Err(SkipReason::NotJson)) {
+                // simd-json refuses numbers beyond f64 (a 400-digit id, `1e400`), which JSON
+                // allows; numbers are judged by their literal text anyway, so blank them out
+                // in the copy and try once more.
+                let copy = &mut self.scratch[start..start + len];
+                copy.copy_from_slice(raw);
+                if blank_numbers(copy) {
+                    parsed = self.parse_line(start, raw, &mut out.ids);
                 }
+            }
+            match parsed {
+                Ok(action) => out.events.push(Event {
+                    line: index as u32,
+                    start: start as u32,
+                    len: len as u32,
+                    action,
+                }),
                 Err(reason) => out.skipped.push((index as u32, reason)),
             }
-            self.tape = tape.reset();
         }
+    }
+
+    /// Parses the copy of `raw` at `scratch[start..]`, storing its ids in `arena`.
+    #[inline]
+    fn parse_line(
+        &mut self,
+        start: usize,
+        raw: &[u8],
+        arena: &mut Vec<u8>,
+    ) -> Result<Action, SkipReason> {
+        // The tape borrows this line's copy only: take it with a fresh lifetime.
+        let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
+        let parsed = parse_event(
+            &mut self.scratch[start..],
+            raw,
+            &mut self.buffers,
+            &mut tape,
+        )
+        .map(|fields| fields.into_action(&self.hasher, arena));
+        self.tape = tape.reset();
+        parsed
     }
 }
 
@@ -140,10 +154,16 @@ impl Fields<'_> {
         let mut id = |bytes: &[u8]| {
             let start = arena.len() as u32;
             arena.extend_from_slice(bytes);
+            let number = small_number(bytes);
             IdRef {
-                hash: hasher.hash_one(bytes),
+                hash: if number == NOT_SMALL {
+                    hasher.hash_one(bytes)
+                } else {
+                    0
+                },
                 start,
                 len: bytes.len() as u32,
+                number,
             }
         };
         match self {
@@ -238,6 +258,65 @@ enum EventKind {
     Purchase,
     Befriend,
     Unfriend,
+}
+
+/// Replaces every valid JSON number outside strings by `0` and spaces, keeping every other
+/// byte in place. Returns whether there was any number.
+fn blank_numbers(buf: &mut [u8]) -> bool {
+    let mut any = false;
+    let mut i = 0;
+    while i < buf.len() {
+        match buf[i] {
+            b'"' => i = skip_string(buf, i),
+            b'-' | b'0'..=b'9' => {
+                let end = buf[i..]
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .map_or(buf.len(), |n| i + n);
+                if is_json_number(&buf[i..end]) {
+                    buf[i] = b'0';
+                    buf[i + 1..end].fill(b' ');
+                    any = true;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    any
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+fn is_json_number(text: &[u8]) -> bool {
+    let digits = |at: usize| {
+        text[at.min(text.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut at = usize::from(text.first() == Some(&b'-'));
+    match digits(at) {
+        0 => return false,
+        n if n > 1 && text[at] == b'0' => return false,
+        n => at += n,
+    }
+    if text.get(at) == Some(&b'.') {
+        match digits(at + 1) {
+            0 => return false,
+            n => at += 1 + n,
+        }
+    }
+    if matches!(text.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(text.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        match digits(at) {
+            0 => return false,
+            n => at += n,
+        }
+    }
+    at == text.len()
 }
 
 /// Why simd-json refused a line: bad UTF-8 is reported as such, anything else as bad JSON.
@@ -384,8 +463,7 @@ fn skip_json_value(raw: &[u8], at: usize) -> usize {
         }
         _ => {
             let mut i = at;
-            while i < raw.len() && !matches!(raw[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\r')
-            {
+            while i < raw.len() && !matches!(raw[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\r') {
                 i += 1;
             }
             i
@@ -422,12 +500,17 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     }
     let nodes = &tape.0;
     let [d, t] = find_members(nodes, &["D", "T"]).map_err(|reason| match reason {
-        SkipReason::NotObject => format!("the parameter line is not a JSON object: {}", excerpt(raw)),
+        SkipReason::NotObject => {
+            format!("the parameter line is not a JSON object: {}", excerpt(raw))
+        }
         other => format!("invalid parameter line: {other}"),
     })?;
     let param = |m: Option<Member>, name: &str| -> Result<u64, String> {
         let m = m.ok_or_else(|| {
-            format!("missing parameter line: the first line has no \"{name}\": {}", excerpt(raw))
+            format!(
+                "missing parameter line: the first line has no \"{name}\": {}",
+                excerpt(raw)
+            )
         })?;
         let text = match nodes[m.node] {
             Node::String(s) => s.as_bytes(),
@@ -469,5 +552,40 @@ fn excerpt(raw: &[u8]) -> String {
         format!("{}...", text.chars().take(60).collect::<String>())
     } else {
         text.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_number_grammar() {
+        for good in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "10",
+            "1.5",
+            "1e400",
+            "1E+3",
+            "-2.50e-7",
+            "12345678901234567890123",
+        ] {
+            assert!(is_json_number(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "", "-", "01", "1.", ".5", "+5", "1e", "1e+", "--1", "1.2.3", "1-2", "0x1",
+        ] {
+            assert!(!is_json_number(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blanking_keeps_positions_and_strings() {
+        let mut line = br#"{"a": 1e400, "b": "12", "c": [-3, 01]}"#.to_vec();
+        assert!(blank_numbers(&mut line));
+        assert_eq!(&line[..], br#"{"a": 0    , "b": "12", "c": [0 , 01]}"#);
     }
 }

@@ -12,7 +12,7 @@ use crate::error::Fatal;
 use crate::event::Action;
 use crate::graph::FriendGraph;
 use crate::history::{Purchase, PurchaseHistory};
-use crate::input::{LogFile, Lines, chunks, trim_line};
+use crate::input::{Lines, LogFile, chunks, trim_line};
 use crate::network::NetworkQuery;
 use crate::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
 use crate::report::{SkipLog, Summary};
@@ -126,6 +126,7 @@ pub fn replay(
     // The stream: every purchase is checked against the state just before it. One thread:
     // check, then apply, event by event. More: apply a window of events with versioned
     // friendships, then run the window's checks in parallel (see `window`).
+    summary.batch_elapsed = started.elapsed();
     let batch_lines = seq;
     let body = stream.body();
     let mut window = StreamWindow::new(config, params, pool.current_num_threads());
@@ -180,8 +181,8 @@ struct StreamWindow {
     pending: Vec<(Pending, u64)>,
     results: Vec<Baseline>,
     changes: EdgeChanges,
-    /// Users holding more than T purchases until the window closes.
-    to_trim: Vec<UserId>,
+    /// Users who bought in this window.
+    buyers: Vec<UserId>,
     /// Query scratch, one per worker thread.
     scratch: Vec<Mutex<NetworkQuery>>,
 }
@@ -190,12 +191,16 @@ impl StreamWindow {
     fn new(config: &Config, params: Params, workers: usize) -> Self {
         StreamWindow {
             params,
-            size: if config.threads <= 1 { 0 } else { config.window.max(1) },
+            size: if config.threads <= 1 {
+                0
+            } else {
+                config.window.max(1)
+            },
             events: 0,
             pending: Vec::new(),
             results: Vec::new(),
             changes: EdgeChanges::new(),
-            to_trim: Vec::new(),
+            buyers: Vec::new(),
             scratch: (0..workers.max(1))
                 .map(|_| Mutex::new(NetworkQuery::new()))
                 .collect(),
@@ -209,7 +214,7 @@ impl StreamWindow {
     /// Applies one stream event (`at` says where it is); a purchase is queued for its check.
     fn apply(&mut self, state: &mut State, chunk: &ParsedChunk, action: Action, at: Pending) {
         self.events += 1;
-        let mut user = |id: crate::event::IdRef| state.users.intern_hashed(id.hash, chunk.id(id));
+        let mut user = |id: crate::event::IdRef| state.users.intern_ref(id, chunk.id(id));
         match action {
             Action::Purchase {
                 buyer,
@@ -234,8 +239,8 @@ impl StreamWindow {
                     );
                     self.results.push(baseline);
                     state.history.record(buyer, purchase);
-                } else if state.history.record_uncapped(buyer, purchase) {
-                    self.to_trim.push(buyer);
+                } else if state.history.record_in_window(buyer, purchase) {
+                    self.buyers.push(buyer);
                 }
             }
             Action::Befriend(a, b) => {
@@ -303,17 +308,17 @@ impl StreamWindow {
         self.results.clear();
         self.events = 0;
         self.changes.close(&mut state.graph);
-        for &u in &self.to_trim {
-            state.history.trim(u);
+        for &u in &self.buyers {
+            state.history.close_window(u);
         }
-        self.to_trim.clear();
+        self.buyers.clear();
         Ok(())
     }
 }
 
 /// Applies one event to the state.
 fn apply(state: &mut State, chunk: &ParsedChunk, action: Action, seq: u64) {
-    let mut user = |id: crate::event::IdRef| state.users.intern_hashed(id.hash, chunk.id(id));
+    let mut user = |id: crate::event::IdRef| state.users.intern_ref(id, chunk.id(id));
     match action {
         Action::Purchase {
             buyer,

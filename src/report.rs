@@ -86,6 +86,8 @@ pub struct Summary {
     pub skipped: Vec<(SkipClass, u64)>,
     pub users: usize,
     pub friendships: usize,
+    /// Time spent on the batch log (parameters included) and in all.
+    pub batch_elapsed: Duration,
     pub elapsed: Duration,
 }
 
@@ -109,10 +111,12 @@ impl std::fmt::Display for Summary {
         }
         write!(
             f,
-            "{} of {} stream purchases flagged; {:.2} s",
+            "{} of {} stream purchases flagged; {:.2} s (batch {:.2} s, stream {:.2} s)",
             self.flagged,
             self.stream_purchases,
-            self.elapsed.as_secs_f64()
+            self.elapsed.as_secs_f64(),
+            self.batch_elapsed.as_secs_f64(),
+            (self.elapsed.saturating_sub(self.batch_elapsed)).as_secs_f64()
         )
     }
 }

@@ -88,18 +88,24 @@ impl OutputFile {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        let fail = |source| Fatal::Write {
+        let fail = |error| Fatal::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if path.is_dir() {
             return Err(fail(io::Error::other("is a directory")));
         }
+        if !dir.is_dir() {
+            return Err(fail(io::Error::other("its directory does not exist")));
+        }
+        // Name only the output in messages, not the temporary file.
+        let plain = |e: io::Error| fail(io::Error::from(e.kind()));
         let temp = tempfile::Builder::new()
             .prefix(".flagged-")
             .suffix(".tmp")
+            .permissions(output_permissions(path))
             .tempfile_in(dir)
-            .map_err(fail)?;
+            .map_err(plain)?;
         let writer = BufWriter::with_capacity(1 << 16, temp.reopen().map_err(fail)?);
         Ok((
             OutputFile {
@@ -112,9 +118,9 @@ impl OutputFile {
 
     /// Flushes the written lines and moves the file into place.
     pub fn commit(self, writer: BufWriter<File>) -> Result<(), Fatal> {
-        let fail = |source| Fatal::Write {
+        let fail = |error: io::Error| Fatal::Write {
             path: self.path.clone(),
-            source,
+            error: io::Error::from(error.kind()),
         };
         let file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
         file.sync_data().map_err(fail)?;
@@ -122,6 +128,14 @@ impl OutputFile {
         self.temp.persist(&path).map_err(|e| fail(e.error))?;
         Ok(())
     }
+}
+
+/// The permissions of an existing output file, or those of an ordinary new file.
+fn output_permissions(path: &Path) -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|meta| meta.permissions())
+        .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644))
 }
 
 #[cfg(test)]

@@ -3,14 +3,20 @@
 
 use hashbrown::HashTable;
 
+use crate::event::{IdRef, NOT_SMALL, small_number};
 use crate::parse::IdHasher;
 use std::hash::BuildHasher;
 
 /// A dense user index, assigned in order of first appearance.
 pub type UserId = u32;
 
-/// The interner: a hash table of indices into an arena of id bytes.
+const NO_USER: UserId = UserId::MAX;
+
+/// The interner: a direct table for small canonical decimal ids (most logs' ids), a hash
+/// table of indices into an arena of id bytes for the others.
 pub struct UserIds {
+    /// `by_number[n]` is the user with id `n` (as canonical decimal), or [`NO_USER`].
+    by_number: Vec<UserId>,
     table: HashTable<UserId>,
     arena: Vec<u8>,
     /// `ends[u]` is where user `u`'s bytes end in `arena`; they start at `ends[u - 1]`.
@@ -21,6 +27,7 @@ pub struct UserIds {
 impl UserIds {
     pub fn new(hasher: IdHasher) -> Self {
         UserIds {
+            by_number: Vec::new(),
             table: HashTable::new(),
             arena: Vec::new(),
             ends: Vec::new(),
@@ -47,9 +54,30 @@ impl UserIds {
         &self.arena[start..self.ends[u]]
     }
 
-    /// The user with these id bytes, whose hash the parser computed with [`Self::hasher`].
+    /// The user of a parsed id (whose hash the parser computed with [`Self::hasher`]) with
+    /// these bytes.
+    #[inline]
+    pub fn intern_ref(&mut self, id: IdRef, bytes: &[u8]) -> UserId {
+        if id.number == NOT_SMALL {
+            return self.intern_hashed(id.hash, bytes);
+        }
+        let n = id.number as usize;
+        if self.by_number.len() <= n {
+            self.by_number.resize((n + 1).next_power_of_two(), NO_USER);
+        }
+        if self.by_number[n] == NO_USER {
+            self.by_number[n] = self.ends.len() as UserId;
+            self.arena.extend_from_slice(bytes);
+            self.ends.push(self.arena.len());
+        }
+        self.by_number[n]
+    }
+
+    /// The user with these id bytes (not a small number), whose hash the parser computed with
+    /// [`Self::hasher`].
     pub fn intern_hashed(&mut self, hash: u64, bytes: &[u8]) -> UserId {
         let UserIds {
+            by_number: _,
             table,
             arena,
             ends,
@@ -75,8 +103,13 @@ impl UserIds {
     }
 
     pub fn intern(&mut self, bytes: &[u8]) -> UserId {
-        let hash = self.hasher.hash_one(bytes);
-        self.intern_hashed(hash, bytes)
+        let id = IdRef {
+            hash: self.hasher.hash_one(bytes),
+            start: 0,
+            len: bytes.len() as u32,
+            number: small_number(bytes),
+        };
+        self.intern_ref(id, bytes)
     }
 }
 
