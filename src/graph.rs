@@ -49,6 +49,18 @@ impl FriendGraph {
         removed
     }
 
+    /// Starts loading a user's adjacency list: its header, or with `deep` its spilled friends.
+    #[inline]
+    pub fn prefetch(&self, user: UserId, deep: bool) {
+        if let Some(list) = self.friends.get(user as usize) {
+            if !deep {
+                crate::pipeline::prefetch(list);
+            } else if list.spilled() {
+                crate::pipeline::prefetch(list.as_ptr());
+            }
+        }
+    }
+
     /// The friends of a user, in no particular order.
     pub fn friends(&self, user: UserId) -> &[UserId] {
         self.friends

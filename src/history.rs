@@ -15,11 +15,27 @@ pub struct Purchase {
     pub cents: u64,
 }
 
-impl Purchase {
-    /// The purchase's place in time as one integer: timestamp, then sequence. Never 0.
+/// A user's latest purchase time before the current window, and whether they bought inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recency(u64);
+
+impl Recency {
+    const FRESH: u64 = 1;
+
+    fn of(timestamp: Timestamp) -> u64 {
+        (timestamp.0 + 1) << 1
+    }
+
+    /// Orders users by the timestamp of their latest purchase before the window; 0: none.
     #[inline]
-    pub fn key(&self) -> u128 {
-        (u128::from(self.timestamp.0) << 64) | u128::from(self.seq) | 1 << 127
+    pub fn latest(self) -> u64 {
+        self.0 >> 1
+    }
+
+    /// Whether the user bought something inside the current window.
+    #[inline]
+    pub fn is_fresh(self) -> bool {
+        self.0 & Self::FRESH != 0
     }
 }
 
@@ -27,11 +43,11 @@ impl Purchase {
 pub struct PurchaseHistory {
     tracked: usize,
     by_user: Vec<VecDeque<Purchase>>,
-    /// `latest[u]` is the key of `u`'s latest purchase as of the current window's start (0: none),
-    /// in a dense array so that a query can rank its members without touching their histories.
-    latest: Vec<u128>,
-    /// `fresh[u]`: `u` bought something in the current window.
-    fresh: Vec<bool>,
+    /// `recency[u]` packs, in one dense array so that a query can rank its members without
+    /// touching their histories: the timestamp of `u`'s latest purchase before the current
+    /// window, plus one (0: none), shifted left by one; and in the low bit, whether `u` bought
+    /// something inside the current window.
+    recency: Vec<u64>,
 }
 
 impl PurchaseHistory {
@@ -39,8 +55,7 @@ impl PurchaseHistory {
         PurchaseHistory {
             tracked: tracked as usize,
             by_user: Vec::new(),
-            latest: Vec::new(),
-            fresh: Vec::new(),
+            recency: Vec::new(),
         }
     }
 
@@ -59,8 +74,8 @@ impl PurchaseHistory {
         if list.len() > tracked {
             list.pop_front();
         }
-        let latest = &mut self.latest[user as usize];
-        *latest = (*latest).max(purchase.key());
+        let recency = &mut self.recency[user as usize];
+        *recency = (*recency).max(Recency::of(purchase.timestamp));
     }
 
     /// Records a purchase made inside a window, dropping none: the window's queries may still
@@ -69,7 +84,10 @@ impl PurchaseHistory {
     /// must then be called for the user when the window closes.
     pub fn record_in_window(&mut self, user: UserId, purchase: Purchase) -> bool {
         insert_sorted(self.list_mut(user), purchase);
-        !std::mem::replace(&mut self.fresh[user as usize], true)
+        let recency = &mut self.recency[user as usize];
+        let first = *recency & Recency::FRESH == 0;
+        *recency |= Recency::FRESH;
+        first
     }
 
     /// Ends the window for a user who bought in it: keeps the latest `tracked` purchases.
@@ -78,9 +96,8 @@ impl PurchaseHistory {
         let list = self.list_mut(user);
         let excess = list.len().saturating_sub(tracked);
         list.drain(..excess);
-        let latest = list.back().map_or(0, Purchase::key);
-        self.latest[user as usize] = latest;
-        self.fresh[user as usize] = false;
+        let latest = list.back().map_or(0, |p| Recency::of(p.timestamp));
+        self.recency[user as usize] = latest;
     }
 
     fn list_mut(&mut self, user: UserId) -> &mut VecDeque<Purchase> {
@@ -88,22 +105,30 @@ impl PurchaseHistory {
         if self.by_user.len() <= u {
             let len = (u + 1).next_power_of_two();
             self.by_user.resize_with(len, VecDeque::new);
-            self.latest.resize(len, 0);
-            self.fresh.resize(len, false);
+            self.recency.resize(len, 0);
         }
         &mut self.by_user[u]
     }
 
-    /// Key of the user's latest purchase before the current window (0: none).
+    /// Starts loading what [`Self::record`] will touch for `user`: the list's header, or with
+    /// `deep` (once the header has arrived) its newest entries and the latest key.
     #[inline]
-    pub fn latest_key(&self, user: UserId) -> u128 {
-        self.latest.get(user as usize).copied().unwrap_or(0)
+    pub fn prefetch(&self, user: UserId, deep: bool) {
+        let u = user as usize;
+        if let Some(list) = self.by_user.get(u) {
+            if !deep {
+                crate::pipeline::prefetch(list);
+            } else if let Some(newest) = list.back() {
+                crate::pipeline::prefetch(newest);
+                crate::pipeline::prefetch(&self.recency[u]);
+            }
+        }
     }
 
-    /// Whether the user bought something in the current window.
+    /// When the user last bought before the current window, and whether they bought inside it.
     #[inline]
-    pub fn is_fresh(&self, user: UserId) -> bool {
-        self.fresh.get(user as usize).copied().unwrap_or(false)
+    pub fn recency(&self, user: UserId) -> Recency {
+        Recency(self.recency.get(user as usize).copied().unwrap_or(0))
     }
 
     /// A user's kept purchases, oldest first, as the two slices of the ring buffer.
@@ -194,11 +219,11 @@ mod tests {
         );
         assert!(!h.record_in_window(1, p(2, 2)));
         assert!(!h.record_in_window(1, p(0, 3)));
-        assert!(h.is_fresh(1));
+        assert!(h.recency(1).is_fresh());
         assert_eq!(
-            h.latest_key(1),
-            p(3, 0).key(),
-            "the latest before the window"
+            h.recency(1).latest(),
+            4,
+            "timestamp 3, the latest before the window"
         );
         assert_eq!(h.len_of(1), 4, "nothing dropped inside the window");
         let before = |below, seq| h.latest_before(1, below, seq).map(|(_, x)| x.seq);
@@ -208,13 +233,13 @@ mod tests {
         assert_eq!(before(1, 3), None);
         assert_eq!(before(usize::MAX, 4), Some(0), "timestamp 3 is the latest");
         h.close_window(1);
-        assert!(!h.is_fresh(1));
+        assert!(!h.recency(1).is_fresh());
         let kept: Vec<_> = (0..2)
             .filter_map(|k| h.nth_latest(1, k))
             .map(|x| x.seq)
             .collect();
         assert_eq!(kept, vec![0, 2]);
         assert_eq!(h.len_of(1), 2);
-        assert_eq!(h.latest_key(1), p(3, 0).key());
+        assert_eq!(h.recency(1).latest(), 4);
     }
 }

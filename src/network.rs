@@ -19,8 +19,8 @@ pub struct NetworkQuery {
     next: Vec<UserId>,
     members: Vec<UserId>,
     /// Members who may hold one of the latest purchases, with their latest key.
-    candidates: Vec<(u128, UserId)>,
-    extra: Vec<(u128, UserId)>,
+    candidates: Vec<(u64, UserId)>,
+    extra: Vec<(u64, UserId)>,
     heap: BinaryHeap<(Purchase, u32, u32)>,
 }
 
@@ -127,17 +127,18 @@ impl NetworkQuery {
     }
 
     /// Narrows the members to those who can hold one of the latest `tracked` purchases: the
-    /// `tracked`-th latest of the members' latest purchases before the window is a lower bound
-    /// of the baseline's oldest purchase, so members whose latest is older drop out, unless
-    /// they bought inside the window.
+    /// timestamp of the `tracked`-th latest of the members' latest purchases before the window
+    /// is a lower bound of the baseline's oldest timestamp, so members whose latest purchase is
+    /// older drop out, unless they bought inside the window.
     fn select_candidates(&mut self, history: &PurchaseHistory, tracked: usize) {
         self.candidates.clear();
         self.extra.clear();
         for &m in &self.members {
-            match history.latest_key(m) {
-                0 if history.is_fresh(m) => self.extra.push((0, m)),
+            let recency = history.recency(m);
+            match recency.latest() {
+                0 if recency.is_fresh() => self.extra.push((0, m)),
                 0 => {}
-                key => self.candidates.push((key, m)),
+                latest => self.candidates.push((latest, m)),
             }
         }
         if self.candidates.len() > tracked {
@@ -145,7 +146,7 @@ impl NetworkQuery {
                 .candidates
                 .select_nth_unstable_by(tracked - 1, |a, b| b.0.cmp(&a.0));
             for &(key, m) in older.iter() {
-                if key == bound || history.is_fresh(m) {
+                if key == bound || history.recency(m).is_fresh() {
                     self.extra.push((key, m));
                 }
             }
