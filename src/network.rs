@@ -7,7 +7,7 @@ use crate::baseline::Baseline;
 use crate::graph::FriendGraph;
 use crate::history::{Purchase, PurchaseHistory};
 use crate::users::UserId;
-use crate::window::Friendships;
+use crate::window::{Friendships, SkipMarks};
 
 /// Reusable scratch for network queries: one per worker thread.
 #[derive(Default)]
@@ -22,6 +22,7 @@ pub struct NetworkQuery {
     candidates: Vec<(u64, UserId)>,
     extra: Vec<(u64, UserId)>,
     heap: BinaryHeap<(Purchase, u32, u32)>,
+    skip: SkipMarks,
 }
 
 impl NetworkQuery {
@@ -51,7 +52,7 @@ impl NetworkQuery {
         for _ in 0..degree {
             self.next.clear();
             for &u in &self.frontier {
-                graph.for_each_friend(u, |f| {
+                graph.for_each_friend(u, &mut self.skip, |f| {
                     if visit(&mut self.stamp, f) {
                         self.next.push(f);
                     }
@@ -90,6 +91,13 @@ impl NetworkQuery {
         self.members(graph, user, degree);
         let tracked = history.tracked();
         self.select_candidates(history, tracked);
+        // The candidates' histories are scattered in memory: start loading them all at once.
+        for &(_, m) in &self.candidates {
+            history.prefetch(m, false);
+        }
+        for &(_, m) in &self.candidates {
+            history.prefetch(m, true);
+        }
         let mut baseline = Baseline::default();
         let total: usize = self
             .candidates

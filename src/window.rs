@@ -20,15 +20,33 @@ struct Alive {
     to: u64,
 }
 
+/// One friendship changed in the window, with the intervals in which it is alive.
+struct ChangedEdge {
+    a: UserId,
+    b: UserId,
+    alive: SmallVec<[Alive; 2]>,
+}
+
+impl ChangedEdge {
+    fn is_alive_at(&self, seq: u64) -> bool {
+        self.alive.iter().any(|i| i.from < seq && seq < i.to)
+    }
+
+    fn is_alive_now(&self) -> bool {
+        self.alive.last().is_some_and(|last| last.to == u64::MAX)
+    }
+}
+
 /// The friendship changes of the current window.
 #[derive(Default)]
 pub struct EdgeChanges {
-    /// Alive intervals of every edge a window event changed, keyed by (smaller, larger) id.
-    intervals: HashMap<(UserId, UserId), SmallVec<[Alive; 2]>>,
-    /// `touched[u]` counts the changed edges at `u`: most users have none, and need no lookup.
-    touched: Vec<u32>,
-    /// Users with `touched[u] > 0`, to reset them.
-    touched_users: Vec<UserId>,
+    edges: Vec<ChangedEdge>,
+    /// Index in `edges` of every changed edge, keyed by (smaller, larger) id: for the applier.
+    index: HashMap<(UserId, UserId), u32>,
+    /// `slot[u]` is 1 + the index in `by_user` of the changed edges at `u`, 0 for none: most
+    /// users have none and cost a query one array read.
+    slot: Vec<u32>,
+    by_user: Vec<(UserId, SmallVec<[u32; 4]>)>,
 }
 
 fn key(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -40,15 +58,25 @@ impl EdgeChanges {
         Self::default()
     }
 
-    fn touch(&mut self, u: UserId) {
-        let i = u as usize;
-        if self.touched.len() <= i {
-            self.touched.resize(i + 1, 0);
+    fn add(&mut self, a: UserId, b: UserId, alive: Alive) {
+        let edge = self.edges.len() as u32;
+        self.edges.push(ChangedEdge {
+            a,
+            b,
+            alive: smallvec::smallvec![alive],
+        });
+        self.index.insert(key(a, b), edge);
+        for u in [a, b] {
+            let i = u as usize;
+            if self.slot.len() <= i {
+                self.slot.resize((i + 1).next_power_of_two(), 0);
+            }
+            if self.slot[i] == 0 {
+                self.by_user.push((u, SmallVec::new()));
+                self.slot[i] = self.by_user.len() as u32;
+            }
+            self.by_user[self.slot[i] as usize - 1].1.push(edge);
         }
-        if self.touched[i] == 0 {
-            self.touched_users.push(u);
-        }
-        self.touched[i] += 1;
     }
 
     /// Applies a befriend at sequence `seq` (the graph gains the edge for good until
@@ -57,10 +85,11 @@ impl EdgeChanges {
         if a == b {
             return;
         }
-        match self.intervals.get_mut(&key(a, b)) {
-            Some(list) => {
-                if list.last().is_some_and(|last| last.to != u64::MAX) {
-                    list.push(Alive {
+        match self.index.get(&key(a, b)) {
+            Some(&edge) => {
+                let edge = &mut self.edges[edge as usize];
+                if !edge.is_alive_now() {
+                    edge.alive.push(Alive {
                         from: seq,
                         to: u64::MAX,
                     });
@@ -68,15 +97,11 @@ impl EdgeChanges {
             }
             None => {
                 if graph.befriend(a, b) {
-                    self.intervals.insert(
-                        key(a, b),
-                        smallvec::smallvec![Alive {
-                            from: seq,
-                            to: u64::MAX
-                        }],
-                    );
-                    self.touch(a);
-                    self.touch(b);
+                    let alive = Alive {
+                        from: seq,
+                        to: u64::MAX,
+                    };
+                    self.add(a, b, alive);
                 }
             }
         }
@@ -87,67 +112,93 @@ impl EdgeChanges {
         if a == b {
             return;
         }
-        match self.intervals.get_mut(&key(a, b)) {
-            Some(list) => {
-                if let Some(last) = list.last_mut().filter(|last| last.to == u64::MAX) {
+        match self.index.get(&key(a, b)) {
+            Some(&edge) => {
+                let edge = &mut self.edges[edge as usize];
+                if let Some(last) = edge.alive.last_mut().filter(|last| last.to == u64::MAX) {
                     last.to = seq;
                 }
             }
             None => {
                 if graph.are_friends(a, b) {
-                    self.intervals
-                        .insert(key(a, b), smallvec::smallvec![Alive { from: 0, to: seq }]);
-                    self.touch(a);
-                    self.touch(b);
+                    self.add(a, b, Alive { from: 0, to: seq });
                 }
             }
         }
     }
 
-    /// Whether the edge `u - f` of the graph is alive for a query at sequence `seq`.
+    /// Calls `dead` for every friend `f` of `u` whose edge is in the graph but not alive at `seq`.
     #[inline]
-    pub fn alive(&self, u: UserId, f: UserId, seq: u64) -> bool {
-        if self.touched.get(u as usize).is_none_or(|&n| n == 0)
-            || self.touched.get(f as usize).is_none_or(|&n| n == 0)
-        {
-            return true;
+    fn for_each_dead(&self, u: UserId, seq: u64, mut dead: impl FnMut(UserId)) -> bool {
+        let slot = self.slot.get(u as usize).copied().unwrap_or(0);
+        if slot == 0 {
+            return false;
         }
-        match self.intervals.get(&key(u, f)) {
-            None => true,
-            Some(list) => list.iter().any(|i| i.from < seq && seq < i.to),
+        for &edge in &self.by_user[slot as usize - 1].1 {
+            let edge = &self.edges[edge as usize];
+            if !edge.is_alive_at(seq) {
+                dead(if edge.a == u { edge.b } else { edge.a });
+            }
         }
-    }
-
-    /// Whether `u` has any edge changed in this window.
-    #[inline]
-    pub fn is_touched(&self, u: UserId) -> bool {
-        self.touched.get(u as usize).is_some_and(|&n| n > 0)
+        true
     }
 
     /// Ends the window: removes the edges that ended dead and forgets the intervals.
     pub fn close(&mut self, graph: &mut FriendGraph) {
-        for (&(a, b), list) in &self.intervals {
-            if list.last().is_some_and(|last| last.to != u64::MAX) {
-                graph.unfriend(a, b);
+        for edge in &self.edges {
+            if !edge.is_alive_now() {
+                graph.unfriend(edge.a, edge.b);
             }
         }
-        self.intervals.clear();
-        for &u in &self.touched_users {
-            self.touched[u as usize] = 0;
+        self.edges.clear();
+        self.index.clear();
+        for &(u, _) in &self.by_user {
+            self.slot[u as usize] = 0;
         }
-        self.touched_users.clear();
+        self.by_user.clear();
+    }
+}
+
+/// Per-query scratch for [`Friendships::for_each_friend`]: marks of the friends to skip.
+#[derive(Default)]
+pub struct SkipMarks {
+    mark: Vec<u32>,
+    token: u32,
+}
+
+impl SkipMarks {
+    /// Starts a new set of marks.
+    fn renew(&mut self) -> u32 {
+        self.token = self.token.wrapping_add(1);
+        if self.token == 0 {
+            self.mark.fill(0);
+            self.token = 1;
+        }
+        self.token
+    }
+
+    fn set(&mut self, u: UserId) {
+        let i = u as usize;
+        if self.mark.len() <= i {
+            self.mark.resize((i + 1).next_power_of_two(), 0);
+        }
+        self.mark[i] = self.token;
+    }
+
+    fn is_set(&self, u: UserId) -> bool {
+        self.mark.get(u as usize) == Some(&self.token)
     }
 }
 
 /// The friendships a query at one sequence number sees.
 pub trait Friendships {
-    /// Calls `visit` for every friend of `user`.
-    fn for_each_friend(&self, user: UserId, visit: impl FnMut(UserId));
+    /// Calls `visit` for every friend of `user`; `marks` is scratch.
+    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, visit: impl FnMut(UserId));
 }
 
 impl Friendships for FriendGraph {
     #[inline]
-    fn for_each_friend(&self, user: UserId, visit: impl FnMut(UserId)) {
+    fn for_each_friend(&self, user: UserId, _: &mut SkipMarks, visit: impl FnMut(UserId)) {
         self.friends(user).iter().copied().for_each(visit);
     }
 }
@@ -161,14 +212,15 @@ pub struct GraphAt<'a> {
 
 impl Friendships for GraphAt<'_> {
     #[inline]
-    fn for_each_friend(&self, user: UserId, mut visit: impl FnMut(UserId)) {
+    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, mut visit: impl FnMut(UserId)) {
         let friends = self.graph.friends(user);
-        if !self.changes.is_touched(user) {
+        marks.renew();
+        if !self.changes.for_each_dead(user, self.seq, |f| marks.set(f)) {
             friends.iter().copied().for_each(visit);
             return;
         }
         for &f in friends {
-            if self.changes.alive(user, f, self.seq) {
+            if !marks.is_set(f) {
                 visit(f);
             }
         }
@@ -186,7 +238,7 @@ mod tests {
             changes: c,
             seq,
         }
-        .for_each_friend(u, |f| out.push(f));
+        .for_each_friend(u, &mut SkipMarks::default(), |f| out.push(f));
         out.sort_unstable();
         out
     }

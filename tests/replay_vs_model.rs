@@ -6,6 +6,7 @@ mod model;
 
 use std::io;
 
+use anomaly_detect::pipeline::DEFAULT_WINDOW;
 use anomaly_detect::report::SkipLog;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
 use proptest::prelude::*;
@@ -866,4 +867,33 @@ fn model_follows_the_spec_examples() {
         model::lines(b"\xEF\xBB\xBF a\r\n\n\tb \r"),
         vec![&b"a"[..], b"", b"b"]
     );
+}
+
+/// The bundled example (`log_input/`, made by `gen-log`) through the model and the pipeline at
+/// several thread counts and window sizes: its flagged purchases are the model's.
+#[test]
+fn bundled_example_through_both() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/log_input");
+    let batch = std::fs::read(format!("{dir}/batch_log.json")).expect("log_input/batch_log.json");
+    let stream =
+        std::fs::read(format!("{dir}/stream_log.json")).expect("log_input/stream_log.json");
+    for (threads, window) in [(1, 1), (2, 1), (2, 7), (8, 64), (2, DEFAULT_WINDOW)] {
+        let case = Case {
+            batch: batch.clone(),
+            stream: stream.clone(),
+            config: Config {
+                degree: None,
+                tracked: None,
+                threads,
+                chunk_bytes: 4096,
+                window,
+            },
+        };
+        let outcome = compare(&case).unwrap_or_else(|d| panic!("{d}"));
+        let flagged = outcome.checks.iter().filter(|c| c.flagged).count();
+        assert!(
+            flagged >= 3,
+            "the example should flag a few purchases, got {flagged}"
+        );
+    }
 }
