@@ -170,6 +170,12 @@ struct Pending {
     line_no: u64,
 }
 
+/// One worker's query scratch, on cache lines of its own: the scratch's vectors change length
+/// on every step of a query, and sharing a line with another worker's would make the two
+/// cores fight over it.
+#[repr(align(128))]
+struct WorkerScratch(Mutex<NetworkQuery>);
+
 /// The stream events applied since the last checks ran.
 struct StreamWindow {
     params: Params,
@@ -182,7 +188,7 @@ struct StreamWindow {
     /// Users who bought in this window.
     buyers: Vec<UserId>,
     /// Query scratch, one per worker thread.
-    scratch: Vec<Mutex<NetworkQuery>>,
+    scratch: Vec<WorkerScratch>,
 }
 
 impl StreamWindow {
@@ -200,7 +206,7 @@ impl StreamWindow {
             changes: EdgeChanges::new(),
             buyers: Vec::new(),
             scratch: (0..workers.max(1))
-                .map(|_| Mutex::new(NetworkQuery::new()))
+                .map(|_| WorkerScratch(Mutex::new(NetworkQuery::new())))
                 .collect(),
         }
     }
@@ -229,7 +235,7 @@ impl StreamWindow {
                 };
                 if self.size == 0 {
                     // Sequential: the check runs before the purchase joins the history.
-                    let baseline = self.scratch[0].get_mut().expect("not shared").baseline(
+                    let baseline = self.scratch[0].0.get_mut().expect("not shared").baseline(
                         &state.graph,
                         &state.history,
                         buyer,
@@ -278,7 +284,7 @@ impl StreamWindow {
                     .par_iter()
                     .map(|(p, _)| {
                         let worker = rayon::current_thread_index().unwrap_or(0) % scratch.len();
-                        let mut query = scratch[worker].lock().expect("query scratch poisoned");
+                        let mut query = scratch[worker].0.lock().expect("query scratch poisoned");
                         let at = GraphAt {
                             graph,
                             changes,
@@ -401,32 +407,44 @@ fn for_each_chunk(
     }
     let group = config.threads * 2;
     let (tx, rx) = crossbeam_channel::bounded::<ParsedChunk>(group * 2);
+    // Applied chunks come back to be filled again: no allocation per chunk in steady state.
+    let (recycle, recycled) = crossbeam_channel::unbounded::<ParsedChunk>();
+    let parsers: Vec<WorkerParser> = (0..pool.current_num_threads())
+        .map(|_| WorkerParser(Mutex::new(LineParser::new(hasher))))
+        .collect();
     std::thread::scope(|scope| {
+        // The producer runs on a thread of its own and hands each group of chunks to the pool:
+        // blocking on the full channel must never hold a pool worker that checks could use.
         scope.spawn(move || {
-            pool.install(|| {
-                for batch in ranges.chunks(group) {
-                    let parsed: Vec<ParsedChunk> = batch
-                        .par_iter()
-                        .map_init(
-                            || LineParser::new(hasher),
-                            |parser, range| {
-                                let mut chunk = ParsedChunk::default();
-                                parser.parse_chunk(body, range.clone(), &mut chunk);
-                                chunk
-                            },
-                        )
-                        .collect();
-                    for chunk in parsed {
-                        if tx.send(chunk).is_err() {
-                            return; // the applier stopped
-                        }
+            let mut parsed: Vec<ParsedChunk> = Vec::with_capacity(group);
+            for batch in ranges.chunks(group) {
+                parsed.extend(
+                    batch
+                        .iter()
+                        .map(|_| recycled.try_recv().unwrap_or_default()),
+                );
+                pool.install(|| {
+                    parsed.par_iter_mut().zip(batch).for_each(|(chunk, range)| {
+                        let worker = rayon::current_thread_index().unwrap_or(0) % parsers.len();
+                        let mut parser = parsers[worker].0.lock().expect("parser poisoned");
+                        parser.parse_chunk(body, range.clone(), chunk);
+                    })
+                });
+                for chunk in parsed.drain(..) {
+                    if tx.send(chunk).is_err() {
+                        return; // the applier stopped
                     }
                 }
-            })
+            }
         });
         for chunk in rx {
             apply(&chunk)?;
+            let _ = recycle.send(chunk);
         }
         Ok(())
     })
 }
+
+/// One worker's line parser, on cache lines of its own.
+#[repr(align(128))]
+struct WorkerParser(Mutex<LineParser>);
