@@ -16,9 +16,10 @@ use crate::parse::MAX_TRACKED;
 pub struct Options {
     /// The batch log (JSON Lines; the first line holds {"D": .., "T": ..}).
     pub batch: PathBuf,
-    /// The stream log (JSON Lines).
+    /// The stream log (JSON Lines); `-` reads standard input live.
     pub stream: PathBuf,
-    /// Where to write the flagged purchases (replaced atomically at the end of the run).
+    /// Where to write the flagged purchases (replaced at the end of a file run; appended to
+    /// and flushed as they are decided in live mode); `-` is standard output.
     pub output: PathBuf,
     /// Degrees of the social network, overriding the batch log's D.
     #[arg(short = 'D', long = "degree", value_parser = clap::value_parser!(u32).range(1..))]
@@ -29,7 +30,20 @@ pub struct Options {
     /// Worker threads (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Print no summary line at the end (skipped lines are still reported).
+    /// Keep reading STREAM as it grows (like `tail -f`) until interrupted: live mode.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Also write, for every flagged purchase, the buyer's friends who should see it.
+    #[arg(long, value_name = "FILE")]
+    pub feed: Option<PathBuf>,
+    /// Also write, for every flagged purchase, the friends of friends to suggest befriending the
+    /// buyer, with their number of mutual friends.
+    #[arg(long, value_name = "FILE")]
+    pub recommend: Option<PathBuf>,
+    /// Write the run's figures as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+    /// Print no progress bar and no summary line (skipped lines are still reported).
     #[arg(short, long)]
     pub quiet: bool,
     /// Treat the first skipped line as a fatal error.
@@ -45,4 +59,26 @@ pub struct Options {
 
 const fn anomaly_detect_default_window() -> usize {
     crate::pipeline::DEFAULT_WINDOW
+}
+
+impl Options {
+    /// Live mode: the stream is standard input or followed as it grows.
+    pub fn is_live(&self) -> bool {
+        self.follow || self.stream.as_os_str() == "-"
+    }
+
+    pub fn config(&self) -> crate::Config {
+        let mut config = crate::Config {
+            degree: self.degree,
+            tracked: self.tracked,
+            chunk_bytes: self.chunk_bytes.max(1),
+            window: self.window.max(1),
+            social: self.feed.is_some() || self.recommend.is_some(),
+            ..crate::Config::default()
+        };
+        if let Some(threads) = self.threads {
+            config.threads = threads as usize;
+        }
+        config
+    }
 }

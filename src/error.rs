@@ -18,6 +18,8 @@ pub enum Fatal {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("interrupted: the output was not saved")]
+    Interrupted,
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
     #[error("{file}:{line}: skipped line in --strict mode: {reason}")]

@@ -36,6 +36,24 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Writes the timestamp back as `YYYY-MM-DD HH:MM:SS`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let t = self.0;
+        let (second, t) = (t % 60, t / 60);
+        let (minute, t) = (t % 60, t / 60);
+        let (hour, days) = (t % 24, t / 24);
+        let (day, months) = (days % 31 + 1, days / 31);
+        let (month, year) = (months % 12 + 1, months / 12);
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}"
+        );
+    }
+}
+
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
         2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
@@ -169,6 +187,20 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn timestamps_write_back_their_text() {
+        for text in [
+            "0000-01-01 00:00:00",
+            "2016-02-29 23:59:59",
+            "2017-06-13 11:33:01",
+            "9999-12-31 23:59:59",
+        ] {
+            let mut out = Vec::new();
+            Timestamp::parse(text.as_bytes()).unwrap().write(&mut out);
+            assert_eq!(out, text.as_bytes());
         }
     }
 

@@ -81,6 +81,49 @@ impl LogFile {
     }
 }
 
+/// Reads a live stream (a pipe, or a file being appended to with `follow`) and sends blocks
+/// of whole lines as soon as they arrive; a final line without `\n` is sent at the end. With
+/// `follow`, the end of the input is waited out (polling) instead of ending the stream.
+pub fn read_live(
+    mut source: Box<dyn Read + Send>,
+    follow: bool,
+    blocks: &crossbeam_channel::Sender<Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut at_start = true;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            if follow {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
+            if !pending.is_empty() {
+                let _ = blocks.send(pending);
+            }
+            return Ok(());
+        }
+        pending.extend_from_slice(&buf[..n]);
+        if at_start && (pending.len() >= 3 || pending.contains(&b'\n')) {
+            if pending.starts_with(b"\xEF\xBB\xBF") {
+                pending.drain(..3);
+            }
+            at_start = false;
+        }
+        if let Some(last) = memchr::memrchr(b'\n', &pending) {
+            let rest = pending.split_off(last + 1);
+            if blocks.send(std::mem::replace(&mut pending, rest)).is_err() {
+                return Ok(()); // the replay stopped
+            }
+        }
+    }
+}
+
 /// Iterates the lines of a buffer as ranges, without their `\n`; a final line without `\n`
 /// counts, an empty buffer has no lines.
 pub struct Lines<'a> {

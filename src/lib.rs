@@ -9,10 +9,13 @@ pub mod graph;
 pub mod history;
 pub mod input;
 pub mod network;
+pub mod outputs;
 pub mod parse;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod sink;
+pub mod social;
 pub mod users;
 pub mod window;
 

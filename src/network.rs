@@ -164,6 +164,38 @@ impl NetworkQuery {
     }
 }
 
+/// The buyer's friends and the friends of friends who are not friends yet, with the number
+/// of friends they share with the buyer: for the feed and for recommendations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Social {
+    pub friends: Vec<UserId>,
+    /// Users at distance exactly 2 with their number of mutual friends.
+    pub suggest: Vec<(UserId, u32)>,
+}
+
+impl NetworkQuery {
+    /// The buyer's friends and friends of friends, as `graph` shows them.
+    pub fn social(&mut self, graph: &impl Friendships, buyer: UserId) -> Social {
+        let mut friends = Vec::new();
+        graph.for_each_friend(buyer, &mut self.skip, |f| friends.push(f));
+        let mut mutual: hashbrown::HashMap<UserId, u32> = hashbrown::HashMap::new();
+        for &f in &friends {
+            graph.for_each_friend(f, &mut self.skip, |g| {
+                if g != buyer {
+                    *mutual.entry(g).or_default() += 1;
+                }
+            });
+        }
+        for f in &friends {
+            mutual.remove(f);
+        }
+        Social {
+            friends,
+            suggest: mutual.into_iter().collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

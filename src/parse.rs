@@ -35,8 +35,9 @@ impl BuildHasher for IdHasher {
 /// The events of one chunk of a log: what the parser hands to the applier.
 #[derive(Debug, Default)]
 pub struct ParsedChunk {
-    /// Byte offset of the chunk in the log body.
+    /// Byte offset of the chunk in the log body, and its length.
     pub offset: usize,
+    pub len: usize,
     /// Number of lines in the chunk (a final line without `\n` counts).
     pub lines: u32,
     pub events: Vec<Event>,
@@ -81,6 +82,7 @@ impl LineParser {
     pub fn parse_chunk(&mut self, body: &[u8], range: Range<usize>, out: &mut ParsedChunk) {
         out.clear();
         out.offset = range.start;
+        out.len = range.len();
         let chunk = &body[range];
         // simd-json unescapes strings in place: parse a padded copy, never the input itself.
         self.scratch.clear();

@@ -3,22 +3,24 @@
 //! history. Chunks of each log are parsed in parallel and applied in order by one thread.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use crate::baseline::Baseline;
 use crate::error::Fatal;
-use crate::event::Action;
+use crate::event::{Action, Timestamp};
 use crate::graph::FriendGraph;
 use crate::history::{Purchase, PurchaseHistory};
 use crate::input::{Lines, LogFile, chunks, trim_line};
-use crate::network::NetworkQuery;
+use crate::network::{NetworkQuery, Social};
 use crate::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
+use crate::progress::Progress;
 use crate::report::{SkipLog, Summary};
 use crate::sink::{Checked, Sink};
 use crate::users::{UserId, UserIds};
-use crate::window::{EdgeChanges, GraphAt};
+use crate::window::{EdgeChanges, Friendships, GraphAt};
 
 /// Default number of stream events per window of parallel queries.
 pub const DEFAULT_WINDOW: usize = 8192;
@@ -36,6 +38,9 @@ pub struct Config {
     pub chunk_bytes: usize,
     /// Stream events applied per window before the window's queries run in parallel.
     pub window: usize,
+    /// Whether flagged purchases also get the buyer's friends and friends of friends (for the
+    /// feed and recommendation sinks).
+    pub social: bool,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 1 << 20,
             window: DEFAULT_WINDOW,
+            social: false,
         }
     }
 }
@@ -86,88 +92,278 @@ pub fn replay(
     sink: &mut dyn Sink,
     skips: &mut SkipLog,
 ) -> Result<Summary, Fatal> {
-    let started = Instant::now();
-    let (header, batch_start, header_lines) = read_params(batch)?;
-    let params = Params {
-        degree: config.degree.unwrap_or(header.degree),
-        tracked: config.tracked.unwrap_or(header.tracked),
-    };
-    let hasher = IdHasher::random();
-    let mut state = State {
-        users: UserIds::new(hasher),
-        graph: FriendGraph::new(),
-        history: PurchaseHistory::new(params.tracked),
-    };
-    let mut summary = Summary {
-        batch_file: batch.name.clone(),
-        stream_file: stream.name.clone(),
-        ..Summary::default()
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads.max(1))
-        .build()
-        .map_err(|e| Fatal::Output(std::io::Error::other(e)))?;
-
-    // The batch: history only, nothing is checked.
-    let mut seq = header_lines;
-    let mut interned = Vec::new();
-    for_each_chunk(batch, batch_start, config, &pool, hasher, |chunk| {
-        for &(line, ref reason) in &chunk.skipped {
-            skips.skip(&batch.name, seq + u64::from(line) + 1, reason)?;
-        }
-        state.apply_batch(chunk, seq, &mut interned);
-        summary.batch_events += chunk.events.len() as u64;
-        seq += u64::from(chunk.lines);
-        Ok(())
-    })?;
-
-    // The stream: every purchase is checked against the state just before it. One thread:
-    // check, then apply, event by event. More: apply a window of events with versioned
-    // friendships, then run the window's checks in parallel (see `window`).
-    summary.batch_elapsed = started.elapsed();
-    let batch_lines = seq;
-    let body = stream.body();
-    let mut window = StreamWindow::new(config, params, pool.current_num_threads());
-    for_each_chunk(stream, 0, config, &pool, hasher, |chunk| {
-        let first_line = seq - batch_lines;
-        for &(line, ref reason) in &chunk.skipped {
-            skips.skip(&stream.name, first_line + u64::from(line) + 1, reason)?;
-        }
-        for event in &chunk.events {
-            let at = Pending {
-                seq: seq + u64::from(event.line),
-                buyer: 0,
-                start: chunk.offset + event.start as usize,
-                len: event.len,
-                line_no: first_line + u64::from(event.line) + 1,
-            };
-            window.apply(&mut state, chunk, event.action, at);
-            if window.is_full() {
-                window.run(&mut state, &pool, body, sink, &mut summary)?;
-            }
-        }
-        summary.stream_events += chunk.events.len() as u64;
-        seq += u64::from(chunk.lines);
-        Ok(())
-    })?;
-    window.run(&mut state, &pool, body, sink, &mut summary)?;
-
-    summary.skipped = skips.counts().collect();
-    summary.users = state.users.len();
-    summary.friendships = state.graph.edges();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    let mut replay = Replay::batch(batch, config, skips, &Progress::hidden())?;
+    replay.stream_file(stream, sink, skips, &Progress::hidden(), None)?;
+    Ok(replay.finish(skips))
 }
 
-/// A stream event's place, and for a purchase its buyer: what its check needs.
+/// A replay in progress: the state after the batch, fed with stream events.
+pub struct Replay {
+    config: Config,
+    params: Params,
+    hasher: IdHasher,
+    pool: rayon::ThreadPool,
+    state: State,
+    window: StreamWindow,
+    summary: Summary,
+    started: Instant,
+    /// Sequence number of the next line (batch lines first, then stream lines).
+    seq: u64,
+    batch_lines: u64,
+}
+
+impl Replay {
+    /// Reads the batch log: the parameters, then the history.
+    pub fn batch(
+        batch: &LogFile,
+        config: &Config,
+        skips: &mut SkipLog,
+        progress: &Progress,
+    ) -> Result<Replay, Fatal> {
+        let started = Instant::now();
+        let (header, batch_start, header_lines) = read_params(batch)?;
+        let params = Params {
+            degree: config.degree.unwrap_or(header.degree),
+            tracked: config.tracked.unwrap_or(header.tracked),
+        };
+        let hasher = IdHasher::random();
+        let mut state = State {
+            users: UserIds::new(hasher),
+            graph: FriendGraph::new(),
+            history: PurchaseHistory::new(params.tracked),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.max(1))
+            .build()
+            .map_err(|e| Fatal::Output(std::io::Error::other(e)))?;
+        let mut summary = Summary {
+            batch_file: batch.name.clone(),
+            ..Summary::default()
+        };
+        let mut seq = header_lines;
+        let mut interned = Vec::new();
+        summary.batch_bytes = batch.body().len() as u64;
+        progress.start("batch", batch.body().len() as u64);
+        for_each_chunk(batch, batch_start, config, &pool, hasher, |chunk| {
+            for &(line, ref reason) in &chunk.skipped {
+                skips.skip(&batch.name, seq + u64::from(line) + 1, reason)?;
+            }
+            state.apply_batch(chunk, seq, &mut interned);
+            summary.count_batch(chunk);
+            seq += u64::from(chunk.lines);
+            progress.set((chunk.offset + chunk.len) as u64);
+            Ok(())
+        })?;
+        progress.finish();
+        summary.batch_elapsed = started.elapsed();
+        let window = StreamWindow::new(config, params, pool.current_num_threads());
+        Ok(Replay {
+            config: config.clone(),
+            params,
+            hasher,
+            pool,
+            state,
+            window,
+            summary,
+            started,
+            seq,
+            batch_lines: seq,
+        })
+    }
+
+    pub fn params(&self) -> Params {
+        self.params
+    }
+
+    /// Applies one parsed chunk of stream lines; `text` is the chunk's bytes. Checks run when a
+    /// window fills up; [`Self::flush`] runs the rest.
+    pub fn stream_chunk(
+        &mut self,
+        name: &str,
+        chunk: &ParsedChunk,
+        text: &[u8],
+        sink: &mut dyn Sink,
+        skips: &mut SkipLog,
+    ) -> Result<(), Fatal> {
+        let (mut parts, pool) = self.parts();
+        parts.stream_chunk(name, chunk, text, pool, sink, skips)
+    }
+
+    /// The parts that stream chunks change, and the thread pool, borrowed apart.
+    fn parts(&mut self) -> (ReplayParts<'_>, &rayon::ThreadPool) {
+        (
+            ReplayParts {
+                window: &mut self.window,
+                state: &mut self.state,
+                summary: &mut self.summary,
+                seq: &mut self.seq,
+                batch_lines: self.batch_lines,
+            },
+            &self.pool,
+        )
+    }
+
+    /// Runs the checks of the events applied so far and hands them to the sink.
+    pub fn flush(&mut self, sink: &mut dyn Sink) -> Result<(), Fatal> {
+        self.window
+            .run(&mut self.state, &self.pool, sink, &mut self.summary)
+    }
+
+    /// Replays a whole stream log. `stop` interrupts it (a failure: the output is not saved).
+    pub fn stream_file(
+        &mut self,
+        stream: &LogFile,
+        sink: &mut dyn Sink,
+        skips: &mut SkipLog,
+        progress: &Progress,
+        stop: Option<&AtomicBool>,
+    ) -> Result<(), Fatal> {
+        let started = Instant::now();
+        self.summary.stream_file = stream.name.clone();
+        let body = stream.body();
+        self.summary.stream_bytes += body.len() as u64;
+        let (config, hasher) = (self.config.clone(), self.hasher);
+        // `for_each_chunk` borrows the pool while chunks are applied to the rest of `self`.
+        let (mut this, pool) = self.parts();
+        progress.start("stream", body.len() as u64);
+        for_each_chunk(stream, 0, &config, pool, hasher, |chunk| {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(Fatal::Interrupted);
+            }
+            let text = &body[chunk.offset..chunk.offset + chunk.len];
+            this.stream_chunk(&stream.name, chunk, text, pool, sink, skips)?;
+            progress.set((chunk.offset + chunk.len) as u64);
+            Ok(())
+        })?;
+        self.flush(sink)?;
+        progress.finish();
+        self.summary.stream_elapsed += started.elapsed();
+        Ok(())
+    }
+
+    /// Replays a live stream: lines are read from `source` as they arrive (a separate thread
+    /// reads), and every pending check runs as soon as the input stalls, so nothing waits for a
+    /// window to fill. With `follow`, the end of the input is waited out instead of ending the
+    /// replay. A message on `stop` ends it normally after the lines already read.
+    pub fn stream_live(
+        &mut self,
+        name: &str,
+        source: Box<dyn std::io::Read + Send>,
+        follow: bool,
+        sink: &mut dyn Sink,
+        skips: &mut SkipLog,
+        stop: &crossbeam_channel::Receiver<()>,
+    ) -> Result<(), Fatal> {
+        let started = Instant::now();
+        self.summary.stream_file = name.to_string();
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
+        let path = std::path::PathBuf::from(name);
+        let reader = std::thread::spawn(move || crate::input::read_live(source, follow, &tx));
+        let mut parser = LineParser::new(self.hasher);
+        let mut chunk = ParsedChunk::default();
+        loop {
+            crossbeam_channel::select! {
+                recv(rx) -> text => {
+                    let Ok(text) = text else { break };
+                    parser.parse_chunk(&text, 0..text.len(), &mut chunk);
+                    self.stream_chunk(name, &chunk, &text, sink, skips)?;
+                    if rx.is_empty() {
+                        // The input stalls: decide what is pending now.
+                        self.flush(sink)?;
+                        sink.flush().map_err(Fatal::Output)?;
+                    }
+                }
+                recv(stop) -> _ => break,
+            }
+        }
+        self.flush(sink)?;
+        sink.flush().map_err(Fatal::Output)?;
+        self.summary.stream_elapsed += started.elapsed();
+        if reader.is_finished()
+            && let Ok(Err(error)) = reader.join()
+        {
+            return Err(Fatal::Read { path, error });
+        }
+        Ok(())
+    }
+
+    /// Ends the replay: the run's figures.
+    pub fn finish(mut self, skips: &SkipLog) -> Summary {
+        self.summary.skipped = skips.counts().collect();
+        self.summary.users = self.state.users.len();
+        self.summary.friendships = self.state.graph.edges();
+        self.summary.elapsed = self.started.elapsed();
+        self.summary
+    }
+}
+
+/// The parts of a [`Replay`] that stream chunks change, borrowed apart from its thread pool.
+struct ReplayParts<'a> {
+    window: &'a mut StreamWindow,
+    state: &'a mut State,
+    summary: &'a mut Summary,
+    seq: &'a mut u64,
+    batch_lines: u64,
+}
+
+impl ReplayParts<'_> {
+    fn stream_chunk(
+        &mut self,
+        name: &str,
+        chunk: &ParsedChunk,
+        text: &[u8],
+        pool: &rayon::ThreadPool,
+        sink: &mut dyn Sink,
+        skips: &mut SkipLog,
+    ) -> Result<(), Fatal> {
+        let first_line = *self.seq - self.batch_lines;
+        for &(line, ref reason) in &chunk.skipped {
+            skips.skip(name, first_line + u64::from(line) + 1, reason)?;
+        }
+        for event in &chunk.events {
+            let line = &text[event.start as usize..(event.start + event.len) as usize];
+            let at = At {
+                seq: *self.seq + u64::from(event.line),
+                line_no: first_line + u64::from(event.line) + 1,
+                line,
+            };
+            self.window.apply(self.state, chunk, event.action, at);
+            if self.window.is_full() {
+                self.window.run(self.state, pool, sink, self.summary)?;
+            }
+        }
+        self.summary.count_stream(chunk);
+        *self.seq += u64::from(chunk.lines);
+        Ok(())
+    }
+}
+
+/// Where a stream event stands: its sequence number, line number and line.
+#[derive(Debug, Clone, Copy)]
+struct At<'a> {
+    seq: u64,
+    line_no: u64,
+    line: &'a [u8],
+}
+
+/// A stream purchase waiting for its check.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     seq: u64,
-    buyer: UserId,
-    /// Span of its line in the stream body.
-    start: usize,
-    len: u32,
     line_no: u64,
+    buyer: UserId,
+    cents: u64,
+    timestamp: Timestamp,
+    /// Span of its line in the window's copy of the lines.
+    start: usize,
+    len: usize,
+}
+
+/// What a check finds: the baseline, and for flagged purchases when asked, the buyer's
+/// friends and friends of friends.
+struct Outcome {
+    baseline: Baseline,
+    social: Option<Social>,
 }
 
 /// One worker's query scratch, on cache lines of its own: the scratch's vectors change length
@@ -181,9 +377,13 @@ struct StreamWindow {
     params: Params,
     /// Events per window; 0 means the sequential path: every check runs at once.
     size: usize,
+    /// Whether flagged purchases also get the buyer's friends and friends of friends.
+    social: bool,
     events: usize,
-    pending: Vec<(Pending, u64)>,
-    results: Vec<Baseline>,
+    pending: Vec<Pending>,
+    /// The lines of the pending purchases, back to back.
+    lines: Vec<u8>,
+    outcomes: Vec<Outcome>,
     changes: EdgeChanges,
     /// Users who bought in this window.
     buyers: Vec<UserId>,
@@ -200,9 +400,11 @@ impl StreamWindow {
             } else {
                 config.window.max(1)
             },
+            social: config.social,
             events: 0,
             pending: Vec::new(),
-            results: Vec::new(),
+            lines: Vec::new(),
+            outcomes: Vec::new(),
             changes: EdgeChanges::new(),
             buyers: Vec::new(),
             scratch: (0..workers.max(1))
@@ -215,8 +417,8 @@ impl StreamWindow {
         self.events >= self.size
     }
 
-    /// Applies one stream event (`at` says where it is); a purchase is queued for its check.
-    fn apply(&mut self, state: &mut State, chunk: &ParsedChunk, action: Action, at: Pending) {
+    /// Applies one stream event; a purchase is queued for its check.
+    fn apply(&mut self, state: &mut State, chunk: &ParsedChunk, action: Action, at: At<'_>) {
         self.events += 1;
         let mut user = |id: crate::event::IdRef| state.users.intern_ref(id, chunk.id(id));
         match action {
@@ -226,22 +428,36 @@ impl StreamWindow {
                 timestamp,
             } => {
                 let buyer = user(buyer);
-                let pending = Pending { buyer, ..at };
-                self.pending.push((pending, cents));
+                let start = self.lines.len();
+                self.lines.extend_from_slice(at.line);
+                self.pending.push(Pending {
+                    seq: at.seq,
+                    line_no: at.line_no,
+                    buyer,
+                    cents,
+                    timestamp,
+                    start,
+                    len: at.line.len(),
+                });
                 let purchase = Purchase {
                     timestamp,
-                    seq: pending.seq,
+                    seq: at.seq,
                     cents,
                 };
                 if self.size == 0 {
                     // Sequential: the check runs before the purchase joins the history.
-                    let baseline = self.scratch[0].0.get_mut().expect("not shared").baseline(
+                    let query = self.scratch[0].0.get_mut().expect("not shared");
+                    let outcome = check(
+                        query,
                         &state.graph,
                         &state.history,
+                        self.params,
+                        self.social,
                         buyer,
-                        self.params.degree,
+                        cents,
+                        u64::MAX,
                     );
-                    self.results.push(baseline);
+                    self.outcomes.push(outcome);
                     state.history.record(buyer, purchase);
                 } else if state.history.record_in_window(buyer, purchase) {
                     self.buyers.push(buyer);
@@ -272,17 +488,16 @@ impl StreamWindow {
         &mut self,
         state: &mut State,
         pool: &rayon::ThreadPool,
-        body: &[u8],
         sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), Fatal> {
-        if self.size > 0 {
+        if self.size > 0 && !self.pending.is_empty() {
             let (graph, history, changes) = (&state.graph, &state.history, &self.changes);
-            let (scratch, degree) = (&self.scratch, self.params.degree);
+            let (scratch, params, social) = (&self.scratch, self.params, self.social);
             pool.install(|| {
                 self.pending
                     .par_iter()
-                    .map(|(p, _)| {
+                    .map(|p| {
                         let worker = rayon::current_thread_index().unwrap_or(0) % scratch.len();
                         let mut query = scratch[worker].0.lock().expect("query scratch poisoned");
                         let at = GraphAt {
@@ -290,26 +505,31 @@ impl StreamWindow {
                             changes,
                             seq: p.seq,
                         };
-                        query.baseline_before(&at, history, p.buyer, degree, p.seq)
+                        check(
+                            &mut query, &at, history, params, social, p.buyer, p.cents, p.seq,
+                        )
                     })
-                    .collect_into_vec(&mut self.results);
+                    .collect_into_vec(&mut self.outcomes);
             });
         }
-        for (&(p, cents), baseline) in self.pending.iter().zip(&self.results) {
+        for (p, outcome) in self.pending.iter().zip(&self.outcomes) {
             let checked = Checked {
-                line: &body[p.start..p.start + p.len as usize],
+                line: &self.lines[p.start..p.start + p.len],
                 line_no: p.line_no,
                 buyer: p.buyer,
-                cents,
-                baseline: *baseline,
-                flagged: baseline.is_anomalous(cents),
+                cents: p.cents,
+                timestamp: p.timestamp,
+                baseline: outcome.baseline,
+                flagged: outcome.baseline.is_anomalous(p.cents),
+                social: outcome.social.as_ref(),
+                users: &state.users,
             };
-            summary.stream_purchases += 1;
             summary.flagged += u64::from(checked.flagged);
             sink.checked(&checked).map_err(Fatal::Output)?;
         }
         self.pending.clear();
-        self.results.clear();
+        self.lines.clear();
+        self.outcomes.clear();
         self.events = 0;
         self.changes.close(&mut state.graph);
         for &u in &self.buyers {
@@ -318,6 +538,23 @@ impl StreamWindow {
         self.buyers.clear();
         Ok(())
     }
+}
+
+/// Checks one purchase against the graph `graph` shows and the purchases made before `before`.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    query: &mut NetworkQuery,
+    graph: &impl Friendships,
+    history: &PurchaseHistory,
+    params: Params,
+    social: bool,
+    buyer: UserId,
+    cents: u64,
+    before: u64,
+) -> Outcome {
+    let baseline = query.baseline_before(graph, history, buyer, params.degree, before);
+    let social = (social && baseline.is_anomalous(cents)).then(|| query.social(graph, buyer));
+    Outcome { baseline, social }
 }
 
 impl State {

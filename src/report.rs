@@ -5,6 +5,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::error::{Fatal, SkipClass, SkipReason};
+use crate::event::Action;
+use crate::parse::ParsedChunk;
 
 /// How many skipped lines are reported in full before only counting them.
 pub const SHOWN_SKIPS: u64 = 10;
@@ -74,21 +76,118 @@ impl SkipLog {
     }
 }
 
+/// Valid events of one log, by type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    pub purchases: u64,
+    pub befriends: u64,
+    pub unfriends: u64,
+}
+
+impl EventCounts {
+    pub fn total(&self) -> u64 {
+        self.purchases + self.befriends + self.unfriends
+    }
+
+    fn add(&mut self, chunk: &ParsedChunk) {
+        for event in &chunk.events {
+            match event.action {
+                Action::Purchase { .. } => self.purchases += 1,
+                Action::Befriend(..) => self.befriends += 1,
+                Action::Unfriend(..) => self.unfriends += 1,
+            }
+        }
+    }
+}
+
 /// Figures of a finished run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub batch_file: String,
     pub stream_file: String,
-    pub batch_events: u64,
-    pub stream_events: u64,
-    pub stream_purchases: u64,
+    pub batch: EventCounts,
+    pub stream: EventCounts,
+    /// Bytes of the batch and stream logs read.
+    pub batch_bytes: u64,
+    pub stream_bytes: u64,
     pub flagged: u64,
     pub skipped: Vec<(SkipClass, u64)>,
     pub users: usize,
     pub friendships: usize,
-    /// Time spent on the batch log (parameters included) and in all.
+    /// Time spent on the batch log (parameters included), on the stream, and in all.
     pub batch_elapsed: Duration,
+    pub stream_elapsed: Duration,
     pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn count_batch(&mut self, chunk: &ParsedChunk) {
+        self.batch.add(chunk);
+    }
+
+    pub fn count_stream(&mut self, chunk: &ParsedChunk) {
+        self.stream.add(chunk);
+    }
+
+    /// The run's figures as one JSON object (for `--stats`).
+    pub fn to_json(&self) -> String {
+        let counts = |c: &EventCounts| {
+            format!(
+                "{{\"events\": {}, \"purchase\": {}, \"befriend\": {}, \"unfriend\": {}}}",
+                c.total(),
+                c.purchases,
+                c.befriends,
+                c.unfriends
+            )
+        };
+        let skipped: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(class, n)| format!("\"{class}\": {n}"))
+            .collect();
+        let rate = |n: u64, d: Duration| {
+            let secs = d.as_secs_f64();
+            if secs > 0.0 { n as f64 / secs } else { 0.0 }
+        };
+        format!(
+            concat!(
+                "{{\"batch\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"events_per_second\": {:.0}}},\n",
+                " \"stream\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"events_per_second\": {:.0}}},\n",
+                " \"skipped\": {{{}}}, \"flagged\": {}, \"users\": {}, \"friendships\": {}, \"seconds\": {:.3}}}\n"
+            ),
+            json_string(&self.batch_file),
+            self.batch_bytes,
+            counts(&self.batch),
+            self.batch_elapsed.as_secs_f64(),
+            rate(self.batch.total(), self.batch_elapsed),
+            json_string(&self.stream_file),
+            self.stream_bytes,
+            counts(&self.stream),
+            self.stream_elapsed.as_secs_f64(),
+            rate(self.stream.total(), self.stream_elapsed),
+            skipped.join(", "),
+            self.flagged,
+            self.users,
+            self.friendships,
+            self.elapsed.as_secs_f64(),
+        )
+    }
+}
+
+/// A JSON string literal of `text`.
+pub fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 impl std::fmt::Display for Summary {
@@ -96,7 +195,10 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{}: {} events, {}: {} events; ",
-            self.batch_file, self.batch_events, self.stream_file, self.stream_events
+            self.batch_file,
+            self.batch.total(),
+            self.stream_file,
+            self.stream.total()
         )?;
         let skipped: u64 = self.skipped.iter().map(|(_, n)| n).sum();
         if skipped == 0 {
@@ -113,10 +215,20 @@ impl std::fmt::Display for Summary {
             f,
             "{} of {} stream purchases flagged; {:.2} s (batch {:.2} s, stream {:.2} s)",
             self.flagged,
-            self.stream_purchases,
+            self.stream.purchases,
             self.elapsed.as_secs_f64(),
             self.batch_elapsed.as_secs_f64(),
-            (self.elapsed.saturating_sub(self.batch_elapsed)).as_secs_f64()
+            self.stream_elapsed.as_secs_f64()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

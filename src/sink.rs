@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use crate::baseline::{Baseline, write_dollars};
 use crate::error::Fatal;
-use crate::users::UserId;
+use crate::event::Timestamp;
+use crate::network::Social;
+use crate::users::{UserId, UserIds};
 
 /// A stream purchase after its check against the network's baseline.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Checked<'a> {
     /// The original line, trimmed of surrounding JSON white space.
     pub line: &'a [u8],
@@ -18,13 +20,35 @@ pub struct Checked<'a> {
     pub line_no: u64,
     pub buyer: UserId,
     pub cents: u64,
+    pub timestamp: Timestamp,
     pub baseline: Baseline,
     pub flagged: bool,
+    /// For a flagged purchase when the replay was asked for it: the buyer's friends and
+    /// friends of friends at that moment.
+    pub social: Option<&'a Social>,
+    /// The user ids, to name `buyer` and the users in `social`.
+    pub users: &'a UserIds,
 }
 
 /// Receives every checked stream purchase, in stream order.
 pub trait Sink {
     fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()>;
+
+    /// Pushes out what was written so far (live mode calls this whenever the input stalls).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Several sinks fed the same checks.
+impl Sink for Vec<Box<dyn Sink>> {
+    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
+        self.iter_mut().try_for_each(|sink| sink.checked(purchase))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.iter_mut().try_for_each(|sink| sink.flush())
+    }
 }
 
 /// Writes the line of every flagged purchase with its `mean` and `sd` appended.
@@ -73,6 +97,10 @@ impl<W: Write> Sink for FlaggedLines<W> {
         self.flagged += 1;
         self.out.write_all(&self.line)
     }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The output file, written to a temporary file beside it and renamed into place by
@@ -83,6 +111,7 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
+    /// Creates the temporary file; the writer writes into it.
     pub fn create(path: &Path) -> Result<(OutputFile, BufWriter<File>), Fatal> {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -106,7 +135,7 @@ impl OutputFile {
             .permissions(output_permissions(path))
             .tempfile_in(dir)
             .map_err(plain)?;
-        let writer = BufWriter::with_capacity(1 << 16, temp.reopen().map_err(fail)?);
+        let writer = BufWriter::with_capacity(1 << 16, temp.reopen().map_err(plain)?);
         Ok((
             OutputFile {
                 path: path.to_path_buf(),
@@ -116,14 +145,13 @@ impl OutputFile {
         ))
     }
 
-    /// Flushes the written lines and moves the file into place.
-    pub fn commit(self, writer: BufWriter<File>) -> Result<(), Fatal> {
+    /// Moves the file into place; its writer must have been flushed.
+    pub fn commit(self) -> Result<(), Fatal> {
         let fail = |error: io::Error| Fatal::Write {
             path: self.path.clone(),
             error: io::Error::from(error.kind()),
         };
-        let file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
-        file.sync_data().map_err(fail)?;
+        self.temp.as_file().sync_data().map_err(fail)?;
         let path = self.path.clone();
         self.temp.persist(&path).map_err(|e| fail(e.error))?;
         Ok(())
@@ -156,13 +184,17 @@ mod tests {
     #[test]
     fn only_flagged_purchases_are_written() {
         let mut sink = FlaggedLines::new(Vec::new());
+        let users = UserIds::new(Default::default());
         let mut checked = Checked {
             line: b"{\"a\":1}",
             line_no: 1,
             buyer: 0,
             cents: 5,
+            timestamp: Timestamp::default(),
             baseline: Baseline::from_amounts([1, 1]),
             flagged: false,
+            social: None,
+            users: &users,
         };
         sink.checked(&checked).unwrap();
         checked.flagged = true;

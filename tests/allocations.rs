@@ -228,6 +228,7 @@ fn allocations(
         threads,
         chunk_bytes: 1 << 20,
         window: DEFAULT_WINDOW,
+        social: false,
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
     let mut flagged = FlaggedLines::new(io::sink());
@@ -244,7 +245,7 @@ fn allocations(
     assert_eq!(skips.total(), 0, "the synthetic logs are clean");
     (
         after - before,
-        summary.batch_events + summary.stream_events,
+        summary.batch.total() + summary.stream.total(),
         summary.flagged,
     )
 }

@@ -670,6 +670,9 @@ fn render(spec: &Spec) -> Case {
             threads: spec.threads,
             chunk_bytes: spec.chunk_bytes,
             window: spec.window,
+            // The feed/recommendation lists are computed for flagged purchases in half the
+            // cases: they must not change any decision.
+            social: spec.chunk_bytes % 2 == 1,
         },
     }
 }
@@ -772,6 +775,7 @@ fn fixed_case(batch: &str, stream: &str, threads: usize, chunk_bytes: usize) -> 
             threads,
             chunk_bytes,
             window: 1,
+            social: false,
         },
     }
 }
@@ -887,6 +891,7 @@ fn bundled_example_through_both() {
                 threads,
                 chunk_bytes: 4096,
                 window,
+                social: threads == 2,
             },
         };
         let outcome = compare(&case).unwrap_or_else(|d| panic!("{d}"));
