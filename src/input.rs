@@ -40,7 +40,10 @@ impl LogFile {
         let data = if meta.is_file() && meta.len() > 0 {
             // SAFETY: the map is read-only; like every reader of a log file, we rely on no one
             // truncating it while the run lasts.
-            Data::Mapped(unsafe { Mmap::map(&file) }.map_err(fail)?)
+            let map = unsafe { Mmap::map(&file) }.map_err(fail)?;
+            // A hint only: read ahead, the log is read front to back.
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Data::Mapped(map)
         } else {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(fail)?;
@@ -72,6 +75,22 @@ impl LogFile {
         match &self.data {
             Data::Mapped(map) => map,
             Data::Owned(bytes) => bytes,
+        }
+    }
+
+    /// Tells the kernel that `body()[range]` has been consumed: its pages leave this process's
+    /// resident memory (they stay in the page cache), so memory does not grow with the log.
+    pub fn release(&self, range: Range<usize>) {
+        if let Data::Mapped(map) = &self.data {
+            // SAFETY: the map is a read-only, shared file mapping: dropped pages are read back
+            // from the file, unchanged, if they are ever touched again.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.bom + range.start,
+                    range.len(),
+                )
+            };
         }
     }
 

@@ -637,8 +637,9 @@ fn for_each_chunk(
         let mut parser = LineParser::new(hasher);
         let mut chunk = ParsedChunk::default();
         for range in ranges {
-            parser.parse_chunk(body, range, &mut chunk);
+            parser.parse_chunk(body, range.clone(), &mut chunk);
             apply(&chunk)?;
+            log.release(range);
         }
         return Ok(());
     }
@@ -676,6 +677,7 @@ fn for_each_chunk(
         });
         for chunk in rx {
             apply(&chunk)?;
+            log.release(chunk.offset..chunk.offset + chunk.len);
             let _ = recycle.send(chunk);
         }
         Ok(())

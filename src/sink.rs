@@ -127,10 +127,12 @@ impl OutputFile {
         if !dir.is_dir() {
             return Err(fail(io::Error::other("its directory does not exist")));
         }
+        remove_stale_temporaries(dir);
         // Name only the output in messages, not the temporary file.
         let plain = |e: io::Error| fail(io::Error::from(e.kind()));
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
         let temp = tempfile::Builder::new()
-            .prefix(".flagged-")
+            .prefix(&prefix)
             .suffix(".tmp")
             .permissions(output_permissions(path))
             .tempfile_in(dir)
@@ -155,6 +157,34 @@ impl OutputFile {
         let path = self.path.clone();
         self.temp.persist(&path).map_err(|e| fail(e.error))?;
         Ok(())
+    }
+}
+
+/// Temporary outputs are named `.flagged-PID-XXXXXX.tmp`.
+const TEMP_PREFIX: &str = ".flagged-";
+
+/// Removes the temporary outputs that runs killed without a chance to clean up (SIGKILL, power
+/// loss) left in `dir`: those whose process no longer exists.
+fn remove_stale_temporaries(dir: &Path) {
+    // Whether a process is alive is read from /proc; without it, leave everything alone.
+    let (true, Ok(entries)) = (Path::new("/proc/self").exists(), std::fs::read_dir(dir)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .filter(|n| n.ends_with(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
