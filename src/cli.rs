@@ -62,11 +62,6 @@ const fn anomaly_detect_default_window() -> usize {
 }
 
 impl Options {
-    /// Live mode: the stream is standard input or followed as it grows.
-    pub fn is_live(&self) -> bool {
-        self.follow || self.stream.as_os_str() == "-"
-    }
-
     pub fn config(&self) -> crate::Config {
         let mut config = crate::Config {
             degree: self.degree,

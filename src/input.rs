@@ -100,6 +100,48 @@ impl LogFile {
     }
 }
 
+/// Where stream events come from: a log file replayed whole, or a live source.
+pub enum StreamSource {
+    File(LogFile),
+    /// Standard input, or a file followed as it grows (`follow`).
+    Live {
+        name: String,
+        reader: Box<dyn Read + Send>,
+        follow: bool,
+    },
+}
+
+impl StreamSource {
+    /// `-` is standard input (live); a file is live when followed.
+    pub fn open(path: &Path, follow: bool) -> Result<StreamSource, Fatal> {
+        let name = path.display().to_string();
+        if path.as_os_str() == "-" {
+            let reader = Box::new(std::io::stdin());
+            return Ok(StreamSource::Live {
+                name,
+                reader,
+                follow: false,
+            });
+        }
+        if !follow {
+            return LogFile::open(path).map(StreamSource::File);
+        }
+        let file = File::open(path).map_err(|error| Fatal::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Ok(StreamSource::Live {
+            name,
+            reader: Box::new(file),
+            follow,
+        })
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, StreamSource::Live { .. })
+    }
+}
+
 /// Reads a live stream (a pipe, or a file being appended to with `follow`) and sends blocks
 /// of whole lines as soon as they arrive; a final line without `\n` is sent at the end. With
 /// `follow`, the end of the input is waited out (polling) instead of ending the stream.

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod signals;
 pub mod sink;
 pub mod social;
 pub mod users;

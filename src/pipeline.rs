@@ -2,8 +2,8 @@
 //! every stream purchase is checked against its network's baseline just before it joins the
 //! history. Chunks of each log are parsed in parallel and applied in order by one thread.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -41,6 +41,9 @@ pub struct Config {
     /// Whether flagged purchases also get the buyer's friends and friends of friends (for the
     /// feed and recommendation sinks).
     pub social: bool,
+    /// Set (by a signal handler) to interrupt reading logs: the replay fails with
+    /// [`Fatal::Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             chunk_bytes: 1 << 20,
             window: DEFAULT_WINDOW,
             social: false,
+            stop: None,
         }
     }
 }
@@ -93,7 +97,7 @@ pub fn replay(
     skips: &mut SkipLog,
 ) -> Result<Summary, Fatal> {
     let mut replay = Replay::batch(batch, config, skips, &Progress::hidden())?;
-    replay.stream_file(stream, sink, skips, &Progress::hidden(), None)?;
+    replay.stream_file(stream, sink, skips, &Progress::hidden())?;
     Ok(replay.finish(skips))
 }
 
@@ -209,14 +213,13 @@ impl Replay {
             .run(&mut self.state, &self.pool, sink, &mut self.summary)
     }
 
-    /// Replays a whole stream log. `stop` interrupts it (a failure: the output is not saved).
+    /// Replays a whole stream log.
     pub fn stream_file(
         &mut self,
         stream: &LogFile,
         sink: &mut dyn Sink,
         skips: &mut SkipLog,
         progress: &Progress,
-        stop: Option<&AtomicBool>,
     ) -> Result<(), Fatal> {
         let started = Instant::now();
         self.summary.stream_file = stream.name.clone();
@@ -227,9 +230,6 @@ impl Replay {
         let (mut this, pool) = self.parts();
         progress.start("stream", body.len() as u64);
         for_each_chunk(stream, 0, &config, pool, hasher, |chunk| {
-            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                return Err(Fatal::Interrupted);
-            }
             let text = &body[chunk.offset..chunk.offset + chunk.len];
             this.stream_chunk(&stream.name, chunk, text, pool, sink, skips)?;
             progress.set((chunk.offset + chunk.len) as u64);
@@ -631,6 +631,13 @@ fn for_each_chunk(
     hasher: IdHasher,
     mut apply: impl FnMut(&ParsedChunk) -> Result<(), Fatal>,
 ) -> Result<(), Fatal> {
+    let stop = config.stop.clone();
+    let mut apply = move |chunk: &ParsedChunk| {
+        if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(Fatal::Interrupted);
+        }
+        apply(chunk)
+    };
     let body = log.body();
     let ranges = chunks(body, from, config.chunk_bytes);
     if config.threads <= 1 {
