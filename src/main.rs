@@ -20,7 +20,8 @@ fn run() -> anyhow::Result<()> {
     let batch = LogFile::open(&options.batch)?;
     let stream = StreamSource::open(&options.stream, options.follow)?;
     let (feed, recommend) = (options.feed.as_deref(), options.recommend.as_deref());
-    let mut outputs = Outputs::open(&options.output, feed, recommend, stream.is_live())?;
+    // Outputs are created once the batch has been read: a fatal problem there writes nothing.
+    Outputs::check(&options.output, feed, recommend)?;
     let interrupt = Interrupt::install().context("cannot install the signal handler")?;
     config.stop = Some(interrupt.flag.clone());
 
@@ -28,6 +29,7 @@ fn run() -> anyhow::Result<()> {
     let progress = Progress::on_terminal(options.quiet || stream.is_live());
     let replay_all = || -> Result<_, Fatal> {
         let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
+        let mut outputs = Outputs::open(&options.output, feed, recommend, stream.is_live())?;
         let sinks = &mut outputs.sinks;
         match stream {
             StreamSource::File(log) => replay.stream_file(&log, sinks, &mut skips, &progress)?,
@@ -40,11 +42,11 @@ fn run() -> anyhow::Result<()> {
                 replay.stream_live(&name, reader, follow, sinks, &mut skips, stopped)?
             }
         }
-        Ok(replay.finish(&skips))
+        Ok((replay.finish(&skips), outputs))
     };
     let result = replay_all();
     skips.finish();
-    let summary = result?;
+    let (summary, outputs) = result?;
     outputs
         .commit()
         .context("the flagged purchases were not saved")?;

@@ -39,6 +39,35 @@ impl Outputs {
         Ok(outputs)
     }
 
+    /// Checks, before any work, that every output can be created: not a directory, in an
+    /// existing directory.
+    pub fn check(
+        flagged: &Path,
+        feed: Option<&Path>,
+        recommend: Option<&Path>,
+    ) -> Result<(), Fatal> {
+        for path in [Some(flagged), feed, recommend].into_iter().flatten() {
+            if path.as_os_str() == "-" {
+                continue;
+            }
+            let in_existing_dir = path
+                .parent()
+                .is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir());
+            let problem = if path.is_dir() {
+                "is a directory"
+            } else if !in_existing_dir {
+                "its directory does not exist"
+            } else {
+                continue;
+            };
+            return Err(Fatal::Write {
+                path: path.to_path_buf(),
+                error: std::io::Error::other(problem),
+            });
+        }
+        Ok(())
+    }
+
     fn writer(&mut self, path: &Path, live: bool) -> Result<Box<dyn Write>, Fatal> {
         if path.as_os_str() == "-" {
             return Ok(Box::new(BufWriter::new(std::io::stdout())));

@@ -1,5 +1,6 @@
-//! Ctrl-C and SIGTERM: the first one asks the run to stop (the normal end of a live run; a
-//! failure that saves nothing in file mode), a second one exits at once.
+//! Ctrl-C and SIGTERM ask the run to stop: the normal end of a live run, a failure that saves
+//! nothing in file mode. Either way the run stops within a chunk of input and cleans up its
+//! temporary files; it never exits from inside the handler.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +19,7 @@ impl Interrupt {
         let (stop, stopped) = crossbeam_channel::bounded(1);
         let seen = flag.clone();
         ctrlc::set_handler(move || {
-            if seen.swap(true, Ordering::Relaxed) {
-                std::process::exit(130);
-            }
+            seen.store(true, Ordering::Relaxed);
             let _ = stop.try_send(());
         })?;
         Ok(Interrupt { flag, stopped })

@@ -229,6 +229,7 @@ fn allocations(
         chunk_bytes: 1 << 20,
         window: DEFAULT_WINDOW,
         social: false,
+        stop: None,
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
     let mut flagged = FlaggedLines::new(io::sink());

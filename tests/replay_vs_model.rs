@@ -673,6 +673,7 @@ fn render(spec: &Spec) -> Case {
             // The feed/recommendation lists are computed for flagged purchases in half the
             // cases: they must not change any decision.
             social: spec.chunk_bytes % 2 == 1,
+            stop: None,
         },
     }
 }
@@ -776,6 +777,7 @@ fn fixed_case(batch: &str, stream: &str, threads: usize, chunk_bytes: usize) -> 
             chunk_bytes,
             window: 1,
             social: false,
+            stop: None,
         },
     }
 }
@@ -892,6 +894,7 @@ fn bundled_example_through_both() {
                 chunk_bytes: 4096,
                 window,
                 social: threads == 2,
+                stop: None,
             },
         };
         let outcome = compare(&case).unwrap_or_else(|d| panic!("{d}"));
