@@ -71,7 +71,7 @@ pub struct LineParser {
 impl LineParser {
     pub fn new(hasher: IdHasher) -> Self {
         LineParser {
-            buffers: Buffers::new(4096),
+            buffers: fresh_buffers(),
             tape: Tape(Vec::new()),
             scratch: Vec::new(),
             hasher,
@@ -136,8 +136,25 @@ impl LineParser {
         )
         .map(|fields| fields.into_action(&self.hasher, arena));
         self.tape = tape.reset();
+        if raw.len() > HUGE_LINE {
+            // simd-json keeps buffers sized for the longest line (tens of bytes per structural
+            // character): give back what a huge line took.
+            self.tape = Tape(Vec::new());
+            self.buffers = fresh_buffers();
+        }
         parsed
     }
+}
+
+/// Lines longer than this leave no buffers behind them.
+const HUGE_LINE: usize = 1 << 20;
+
+/// Deepest nesting accepted in a line (in extra keys): far beyond any real log, while a line of
+/// ten million `[` is refused before its parse stack takes hundreds of megabytes.
+pub const MAX_DEPTH: usize = 1 << 16;
+
+fn fresh_buffers() -> Buffers {
+    Buffers::with_max_depth(4096, MAX_DEPTH)
 }
 
 /// The fields of a valid event, borrowing from the parsed line.
