@@ -5,7 +5,10 @@ mod common;
 
 use std::fs;
 
-use common::{BATCH, Case, OFFICIAL_FLAGGED, OUTPUT, Run, STREAM, bin, fixture, show};
+use common::{
+    BATCH, Case, OFFICIAL_FLAGGED, OUTPUT, Run, STREAM, befriend, bin, fixture, log, purchase,
+    show, unfriend,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Building logs.
@@ -18,25 +21,6 @@ fn at(second: u32) -> String {
         second / 60 % 60,
         second % 60
     )
-}
-
-fn purchase(ts: &str, id: &str, amount: &str) -> String {
-    format!(
-        r#"{{"event_type":"purchase", "timestamp":"{ts}", "id": "{id}", "amount": "{amount}"}}"#
-    )
-}
-
-fn befriend(ts: &str, a: &str, b: &str) -> String {
-    format!(r#"{{"event_type":"befriend", "timestamp":"{ts}", "id1": "{a}", "id2": "{b}"}}"#)
-}
-
-fn unfriend(ts: &str, a: &str, b: &str) -> String {
-    format!(r#"{{"event_type":"unfriend", "timestamp":"{ts}", "id1": "{a}", "id2": "{b}"}}"#)
-}
-
-/// Lines joined with `\n` after each.
-fn log(lines: &[String]) -> String {
-    lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
 /// The output line of a flagged purchase: `line` with `, "mean": .., "sd": ..}` and `\n`.

@@ -120,3 +120,24 @@ pub const OFFICIAL_FLAGGED: &str = r#"{"event_type":"purchase", "timestamp":"201
 pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+// Building logs.
+
+pub fn purchase(ts: &str, id: &str, amount: &str) -> String {
+    format!(
+        r#"{{"event_type":"purchase", "timestamp":"{ts}", "id": "{id}", "amount": "{amount}"}}"#
+    )
+}
+
+pub fn befriend(ts: &str, a: &str, b: &str) -> String {
+    format!(r#"{{"event_type":"befriend", "timestamp":"{ts}", "id1": "{a}", "id2": "{b}"}}"#)
+}
+
+pub fn unfriend(ts: &str, a: &str, b: &str) -> String {
+    format!(r#"{{"event_type":"unfriend", "timestamp":"{ts}", "id1": "{a}", "id2": "{b}"}}"#)
+}
+
+/// Lines joined with `\n` after each.
+pub fn log(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use common::{BATCH, Case, OUTPUT, STREAM, show};
+use common::{BATCH, Case, OUTPUT, STREAM, befriend, log, purchase, show, unfriend};
 
 const FEED: &str = "feed.json";
 const RECOMMEND: &str = "recommend.json";
@@ -16,25 +16,6 @@ const STATS: &str = "stats.json";
 
 // ---------------------------------------------------------------------------------------------
 // Building logs.
-
-fn purchase(ts: &str, id: &str, amount: &str) -> String {
-    format!(
-        r#"{{"event_type":"purchase", "timestamp":"{ts}", "id": "{id}", "amount": "{amount}"}}"#
-    )
-}
-
-fn befriend(ts: &str, a: &str, b: &str) -> String {
-    format!(r#"{{"event_type":"befriend", "timestamp":"{ts}", "id1": "{a}", "id2": "{b}"}}"#)
-}
-
-fn unfriend(ts: &str, a: &str, b: &str) -> String {
-    format!(r#"{{"event_type":"unfriend", "timestamp":"{ts}", "id1": "{a}", "id2": "{b}"}}"#)
-}
-
-/// Lines joined with `\n` after each.
-fn log(lines: &[String]) -> String {
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
 
 /// `2017-06-13 HH:MM:SS`.
 fn at(hour: u32, second: u32) -> String {
