@@ -225,21 +225,40 @@ pub fn trim_line(bytes: &[u8], line: Range<usize>) -> (usize, usize) {
 }
 
 /// Cuts `bytes[from..]` into chunks of about `target` bytes, each ending just after a `\n`
-/// (or at the end).
-pub fn chunks(bytes: &[u8], from: usize, target: usize) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start < bytes.len() {
-        let probe = (start + target.max(1)).min(bytes.len());
+/// (or at the end). Lazily: a chunk's end is looked for only when it is asked for, so the pages
+/// of a mapped log are touched in order, once.
+pub fn chunks(bytes: &[u8], from: usize, target: usize) -> Chunks<'_> {
+    Chunks {
+        bytes,
+        start: from,
+        target: target.max(1),
+    }
+}
+
+/// The iterator of [`chunks`].
+pub struct Chunks<'a> {
+    bytes: &'a [u8],
+    start: usize,
+    target: usize,
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let (bytes, start) = (self.bytes, self.start);
+        if start >= bytes.len() {
+            return None;
+        }
+        let probe = (start + self.target).min(bytes.len());
         let end = if probe >= bytes.len() {
             bytes.len()
         } else {
             memchr::memchr(b'\n', &bytes[probe - 1..]).map_or(bytes.len(), |p| probe + p)
         };
-        out.push(start..end);
-        start = end;
+        self.start = end;
+        Some(start..end)
     }
-    out
 }
 
 #[cfg(test)]
@@ -265,7 +284,7 @@ mod tests {
     fn chunks_end_at_line_boundaries_and_cover_everything() {
         let text = b"aaaa\nbb\ncccccc\nd\n\ne";
         for target in 1..25 {
-            let cut = chunks(text, 0, target);
+            let cut: Vec<_> = chunks(text, 0, target).collect();
             assert_eq!(cut.first().unwrap().start, 0);
             assert_eq!(cut.last().unwrap().end, text.len());
             for pair in cut.windows(2) {

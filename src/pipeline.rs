@@ -639,7 +639,7 @@ fn for_each_chunk(
         apply(chunk)
     };
     let body = log.body();
-    let ranges = chunks(body, from, config.chunk_bytes);
+    let mut ranges = chunks(body, from, config.chunk_bytes);
     if config.threads <= 1 {
         let mut parser = LineParser::new(hasher);
         let mut chunk = ParsedChunk::default();
@@ -662,18 +662,27 @@ fn for_each_chunk(
         // blocking on the full channel must never hold a pool worker that checks could use.
         scope.spawn(move || {
             let mut parsed: Vec<ParsedChunk> = Vec::with_capacity(group);
-            for batch in ranges.chunks(group) {
+            let mut batch = Vec::with_capacity(group);
+            loop {
+                batch.clear();
+                batch.extend(ranges.by_ref().take(group));
+                if batch.is_empty() {
+                    return;
+                }
                 parsed.extend(
                     batch
                         .iter()
                         .map(|_| recycled.try_recv().unwrap_or_default()),
                 );
                 pool.install(|| {
-                    parsed.par_iter_mut().zip(batch).for_each(|(chunk, range)| {
-                        let worker = rayon::current_thread_index().unwrap_or(0) % parsers.len();
-                        let mut parser = parsers[worker].0.lock().expect("parser poisoned");
-                        parser.parse_chunk(body, range.clone(), chunk);
-                    })
+                    parsed
+                        .par_iter_mut()
+                        .zip(&batch)
+                        .for_each(|(chunk, range)| {
+                            let worker = rayon::current_thread_index().unwrap_or(0) % parsers.len();
+                            let mut parser = parsers[worker].0.lock().expect("parser poisoned");
+                            parser.parse_chunk(body, range.clone(), chunk);
+                        })
                 });
                 for chunk in parsed.drain(..) {
                     if tx.send(chunk).is_err() {

@@ -85,7 +85,7 @@ fn main() {
         .build()
         .expect("thread pool");
     let body = log.body();
-    let ranges = chunks(body, 0, options.chunk_bytes);
+    let ranges: Vec<_> = chunks(body, 0, options.chunk_bytes).collect();
     let mut times = Vec::new();
     let mut lines = 0;
     for _ in 0..options.runs.max(1) {
