@@ -143,6 +143,7 @@ impl PurchaseHistory {
     }
 
     /// The `k`-th latest kept purchase of a user (`k = 0` is the latest).
+    #[cfg(test)]
     pub fn nth_latest(&self, user: UserId, k: usize) -> Option<Purchase> {
         let list = self.by_user.get(user as usize)?;
         list.len().checked_sub(k + 1).map(|at| list[at])
@@ -162,12 +163,6 @@ impl PurchaseHistory {
             .rev()
             .map(|at| (at, list[at]))
             .find(|(_, p)| p.seq < before)
-    }
-
-    /// Number of users who have bought something, and purchases kept in all.
-    pub fn size(&self) -> (usize, usize) {
-        let buyers = self.by_user.iter().filter(|l| !l.is_empty()).count();
-        (buyers, self.by_user.iter().map(VecDeque::len).sum())
     }
 }
 

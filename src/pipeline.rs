@@ -104,7 +104,6 @@ pub fn replay(
 /// A replay in progress: the state after the batch, fed with stream events.
 pub struct Replay {
     config: Config,
-    params: Params,
     hasher: IdHasher,
     pool: rayon::ThreadPool,
     state: State,
@@ -163,7 +162,6 @@ impl Replay {
         let window = StreamWindow::new(config, params, pool.current_num_threads());
         Ok(Replay {
             config: config.clone(),
-            params,
             hasher,
             pool,
             state,
@@ -173,10 +171,6 @@ impl Replay {
             seq,
             batch_lines: seq,
         })
-    }
-
-    pub fn params(&self) -> Params {
-        self.params
     }
 
     /// Applies one parsed chunk of stream lines; `text` is the chunk's bytes. Checks run when a
