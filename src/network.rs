@@ -51,6 +51,12 @@ impl NetworkQuery {
         visit(&mut self.stamp, user);
         for _ in 0..degree {
             self.next.clear();
+            // The frontier's friend lists are scattered: start loading them all at once.
+            for deep in [false, true] {
+                for &u in &self.frontier {
+                    graph.prefetch(u, deep);
+                }
+            }
             for &u in &self.frontier {
                 graph.for_each_friend(u, &mut self.skip, |f| {
                     if visit(&mut self.stamp, f) {

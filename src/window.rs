@@ -194,12 +194,20 @@ impl SkipMarks {
 pub trait Friendships {
     /// Calls `visit` for every friend of `user`; `marks` is scratch.
     fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, visit: impl FnMut(UserId));
+
+    /// Starts loading `user`'s friend list: its header, or with `deep` its entries.
+    fn prefetch(&self, user: UserId, deep: bool);
 }
 
 impl Friendships for FriendGraph {
     #[inline]
     fn for_each_friend(&self, user: UserId, _: &mut SkipMarks, visit: impl FnMut(UserId)) {
         self.friends(user).iter().copied().for_each(visit);
+    }
+
+    #[inline]
+    fn prefetch(&self, user: UserId, deep: bool) {
+        FriendGraph::prefetch(self, user, deep);
     }
 }
 
@@ -224,6 +232,11 @@ impl Friendships for GraphAt<'_> {
                 visit(f);
             }
         }
+    }
+
+    #[inline]
+    fn prefetch(&self, user: UserId, deep: bool) {
+        self.graph.prefetch(user, deep);
     }
 }
 
