@@ -414,7 +414,7 @@ impl StreamWindow {
     /// Applies one stream event; a purchase is queued for its check.
     fn apply(&mut self, state: &mut State, chunk: &ParsedChunk, action: Action, at: At<'_>) {
         self.events += 1;
-        let mut user = |id: crate::event::IdRef| state.users.intern_ref(id, chunk.id(id));
+        let mut user = |id| state.users.intern_from(chunk, id);
         match action {
             Action::Purchase {
                 buyer,
@@ -558,10 +558,10 @@ impl State {
     fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
         users.clear();
         users.extend(chunk.events.iter().map(|event| match event.action {
-            Action::Purchase { buyer, .. } => [self.users.intern_ref(buyer, chunk.id(buyer)); 2],
+            Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer); 2],
             Action::Befriend(a, b) | Action::Unfriend(a, b) => [
-                self.users.intern_ref(a, chunk.id(a)),
-                self.users.intern_ref(b, chunk.id(b)),
+                self.users.intern_from(chunk, a),
+                self.users.intern_from(chunk, b),
             ],
         }));
         const AHEAD: usize = 8;

@@ -4,7 +4,7 @@
 use hashbrown::HashTable;
 
 use crate::event::{IdRef, NOT_SMALL, small_number};
-use crate::parse::IdHasher;
+use crate::parse::{IdHasher, ParsedChunk};
 use std::hash::BuildHasher;
 
 /// A dense user index, assigned in order of first appearance.
@@ -71,6 +71,12 @@ impl UserIds {
             self.ends.push(self.arena.len());
         }
         self.by_number[n]
+    }
+
+    /// The user of an id parsed into `chunk`.
+    #[inline]
+    pub fn intern_from(&mut self, chunk: &ParsedChunk, id: IdRef) -> UserId {
+        self.intern_ref(id, chunk.id(id))
     }
 
     /// The user with these id bytes (not a small number), whose hash the parser computed with

@@ -141,3 +141,13 @@ pub fn unfriend(ts: &str, a: &str, b: &str) -> String {
 pub fn log(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
+
+/// Names of the files in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

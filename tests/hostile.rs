@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{BATCH, Case, OFFICIAL_FLAGGED, OUTPUT, Run, STREAM, fixture, show};
+use common::{BATCH, Case, OFFICIAL_FLAGGED, OUTPUT, Run, STREAM, files_in, fixture, show};
 
 // ---------------------------------------------------------------------------------------------
 // The base scenario and the lines of a hostile log.
@@ -989,16 +989,6 @@ fn gen_log() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// Names of the files in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[cfg(unix)]
 #[test]
 fn a_run_killed_midway_leaves_the_previous_output_and_its_temporary_is_removed_later() {
@@ -1034,7 +1024,7 @@ fn a_run_killed_midway_leaves_the_previous_output_and_its_temporary_is_removed_l
         .unwrap();
     let pid = child.id();
     let temp_prefix = format!(".flagged-{pid}-");
-    let has_temporary = |dir: &Path| names(dir).iter().any(|n| n.starts_with(&temp_prefix));
+    let has_temporary = |dir: &Path| files_in(dir).iter().any(|n| n.starts_with(&temp_prefix));
     // Give the run a moment to open its temporary output, then let it work for ~300 ms.
     let started = Instant::now();
     while !has_temporary(out.path())
@@ -1063,7 +1053,7 @@ fn a_run_killed_midway_leaves_the_previous_output_and_its_temporary_is_removed_l
         "the output was touched"
     );
     // Besides the output, at most the killed run's temporary file `.flagged-PID-*.tmp`.
-    let after_kill = names(out.path());
+    let after_kill = files_in(out.path());
     let temporaries: Vec<&String> = after_kill.iter().filter(|n| *n != OUTPUT).collect();
     assert!(temporaries.len() <= 1, "{after_kill:?}");
     for name in &temporaries {
@@ -1089,7 +1079,7 @@ fn a_run_killed_midway_leaves_the_previous_output_and_its_temporary_is_removed_l
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.stderr, "");
     assert_eq!(
-        names(out.path()),
+        files_in(out.path()),
         [OUTPUT],
         "the killed run's temporary file is still there"
     );

@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{BATCH, Case, OUTPUT, STREAM, show};
+use common::{BATCH, Case, OUTPUT, STREAM, files_in, show};
 
 /// How long a test waits for something the program should do at once.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -532,15 +532,6 @@ fn big_case() -> tempfile::TempDir {
     assert!(run.status.success(), "{}", show(&run.stderr));
     fs::write(dir.path().join(OUTPUT), "previous\n").unwrap();
     dir
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Starts a file replay on `dir`, sends SIGINT `times` times (20 ms apart) after 300 ms,
