@@ -70,6 +70,12 @@ impl PurchaseHistory {
         if list.len() == tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
             return;
         }
+        if list.len() == list.capacity() && list.len() <= tracked {
+            // Grow by doubling, but stop at room for `tracked` and the one about to be pushed
+            // out (a full list of T = 50 takes 51 slots, not 64).
+            let room = (2 * list.len()).max(4).min(tracked + 1);
+            list.reserve_exact(room - list.len());
+        }
         insert_sorted(list, purchase);
         if list.len() > tracked {
             list.pop_front();
@@ -202,6 +208,18 @@ mod tests {
         assert_eq!(h.nth_latest(7, 2).map(|x| x.seq), Some(3));
         assert_eq!(h.nth_latest(7, 3), None);
         assert_eq!(h.len_of(3), 0);
+    }
+
+    #[test]
+    fn a_full_history_takes_t_plus_one_slots() {
+        for tracked in [2, 3, 50, 64, 100] {
+            let mut h = PurchaseHistory::new(tracked);
+            for seq in 0..3 * u64::from(tracked) {
+                h.record(1, p(seq, seq));
+            }
+            assert_eq!(h.len_of(1), tracked as usize);
+            assert_eq!(h.by_user[1].capacity(), tracked as usize + 1, "T = {tracked}");
+        }
     }
 
     #[test]
