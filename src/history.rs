@@ -218,7 +218,11 @@ mod tests {
                 h.record(1, p(seq, seq));
             }
             assert_eq!(h.len_of(1), tracked as usize);
-            assert_eq!(h.by_user[1].capacity(), tracked as usize + 1, "T = {tracked}");
+            assert_eq!(
+                h.by_user[1].capacity(),
+                tracked as usize + 1,
+                "T = {tracked}"
+            );
         }
     }
 

@@ -356,21 +356,30 @@ fn find_members<const K: usize>(
         return Err(SkipReason::NotObject);
     };
     let mut found = [None; K];
-    let mut keys: smallvec::SmallVec<[&str; 8]> = smallvec::SmallVec::new();
+    // Wanted keys are checked for duplicates by their slot; only the other keys are compared
+    // with each other.
+    let mut others: smallvec::SmallVec<[&str; 8]> = smallvec::SmallVec::new();
     let mut at = 1;
     for ordinal in 0..len {
         let Node::String(key) = nodes[at] else {
             return Err(SkipReason::NotJson);
         };
-        if keys.contains(&key) {
-            return Err(SkipReason::DuplicateKey(key.to_string()));
-        }
-        keys.push(key);
-        if let Some(slot) = wanted.iter().position(|w| *w == key) {
-            found[slot] = Some(Member {
-                ordinal,
-                node: at + 1,
-            });
+        match wanted.iter().position(|w| *w == key) {
+            Some(slot) => {
+                if found[slot].is_some() {
+                    return Err(SkipReason::DuplicateKey(key.to_string()));
+                }
+                found[slot] = Some(Member {
+                    ordinal,
+                    node: at + 1,
+                });
+            }
+            None => {
+                if others.contains(&key) {
+                    return Err(SkipReason::DuplicateKey(key.to_string()));
+                }
+                others.push(key);
+            }
         }
         at = skip_value(nodes, at + 1);
     }
