@@ -14,7 +14,7 @@ use anomaly_detect::report::SkipLog;
 use anomaly_detect::signals::Interrupt;
 use anomaly_detect::{Fatal, LogFile};
 
-/// mimalloc, on 2 MiB pages where the system allows: per-user state is millions of small
+/// mimalloc, on 2 MiB pages where the system allows: per-user state is many thousands of small
 /// buffers read in random order, and with 4 KiB pages most reads also miss the TLB.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -950,10 +950,9 @@ fn deep_purchase(depth: usize) -> String {
     )
 }
 
-#[test]
-fn deeply_nested_extra_values_up_to_the_parser_depth_are_accepted() {
-    // The object and 1023 arrays: 1024 levels.
-    let line = deep_purchase(1023);
+/// A purchase nested `depth` arrays deep in an extra key is checked and flagged, silently.
+fn assert_deep_purchase_flagged(depth: usize) {
+    let line = deep_purchase(depth);
     let case = Case::new(join(&base_batch(&[]), false), format!("{line}\n"));
     let run = case.run(&["-q"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -965,16 +964,14 @@ fn deeply_nested_extra_values_up_to_the_parser_depth_are_accepted() {
 }
 
 #[test]
+fn deeply_nested_extra_values_up_to_the_parser_depth_are_accepted() {
+    // The object and 1023 arrays: 1024 levels.
+    assert_deep_purchase_flagged(1023);
+}
+
+#[test]
 fn deeply_nested_extra_values_beyond_the_parser_depth_are_accepted() {
-    let line = deep_purchase(2000);
-    let case = Case::new(join(&base_batch(&[]), false), format!("{line}\n"));
-    let run = case.run(&["-q"]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(run.stderr, "");
-    assert_eq!(
-        case.output().unwrap(),
-        flagged(line.as_bytes(), "11.00", "1.00")
-    );
+    assert_deep_purchase_flagged(2000);
 }
 
 // ---------------------------------------------------------------------------------------------
