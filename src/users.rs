@@ -49,9 +49,7 @@ impl UserIds {
 
     /// The bytes of a user's id.
     pub fn name(&self, user: UserId) -> &[u8] {
-        let u = user as usize;
-        let start = if u == 0 { 0 } else { self.ends[u - 1] };
-        &self.arena[start..self.ends[u]]
+        name_in(&self.arena, &self.ends, user)
     }
 
     /// The user of a parsed id (whose hash the parser computed with [`Self::hasher`]) with
@@ -89,20 +87,11 @@ impl UserIds {
             ends,
             hasher,
         } = self;
-        let name = |u: UserId| {
-            let u = u as usize;
-            let start = if u == 0 { 0 } else { ends[u - 1] };
-            &arena[start..ends[u]]
-        };
-        if let Some(&user) = table.find(hash, |&u| name(u) == bytes) {
+        if let Some(&user) = table.find(hash, |&u| name_in(arena, ends, u) == bytes) {
             return user;
         }
         let user = ends.len() as UserId;
-        table.insert_unique(hash, user, |&u| {
-            let u = u as usize;
-            let start = if u == 0 { 0 } else { ends[u - 1] };
-            hasher.hash_one(&arena[start..ends[u]])
-        });
+        table.insert_unique(hash, user, |&u| hasher.hash_one(name_in(arena, ends, u)));
         arena.extend_from_slice(bytes);
         ends.push(arena.len());
         user
@@ -117,6 +106,14 @@ impl UserIds {
         };
         self.intern_ref(id, bytes)
     }
+}
+
+/// The text of `user`: its slice of `arena`, which holds every id back to back ending at `ends`.
+#[inline]
+fn name_in<'a>(arena: &'a [u8], ends: &[usize], user: UserId) -> &'a [u8] {
+    let u = user as usize;
+    let start = if u == 0 { 0 } else { ends[u - 1] };
+    &arena[start..ends[u]]
 }
 
 #[cfg(test)]
