@@ -95,8 +95,8 @@ fn is_integer(id: &[u8]) -> bool {
     !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }
 
-fn all_integers(users: &UserIds, ids: impl Iterator<Item = UserId>) -> bool {
-    ids.into_iter().all(|u| is_integer(users.name(u)))
+fn all_integers(users: &UserIds, mut ids: impl Iterator<Item = UserId>) -> bool {
+    ids.all(|u| is_integer(users.name(u)))
 }
 
 /// Ascending order of ids: numeric when `numeric` (all ids of the list are integers), with
