@@ -131,6 +131,19 @@ impl PurchaseHistory {
         }
     }
 
+    /// Starts loading a user's newest `k` kept purchases, once the list's header has arrived
+    /// (see [`Self::prefetch`]): a query reads the newest and the merge then walks back from
+    /// it, and a walk that must wait for each older slot cannot overlap with the others.
+    #[inline]
+    pub fn prefetch_latest(&self, user: UserId, k: usize) {
+        if let Some(list) = self.by_user.get(user as usize) {
+            // Every other slot: two slots (48 bytes) never straddle a whole cache line.
+            for back in (1..=k.min(list.len())).step_by(2) {
+                crate::pipeline::prefetch(&list[list.len() - back]);
+            }
+        }
+    }
+
     /// When the user last bought before the current window, and whether they bought inside it.
     #[inline]
     pub fn recency(&self, user: UserId) -> Recency {

@@ -9,6 +9,10 @@ use crate::history::{Purchase, PurchaseHistory};
 use crate::users::UserId;
 use crate::window::{Friendships, SkipMarks};
 
+/// How many of each candidate's newest purchases a query starts loading at once: a fifth of
+/// a baseline comes from deeper than a member's newest purchase.
+const LATEST_AHEAD: usize = 5;
+
 /// Reusable scratch for network queries: one per worker thread.
 #[derive(Default)]
 pub struct NetworkQuery {
@@ -102,7 +106,7 @@ impl NetworkQuery {
             history.prefetch(m, false);
         }
         for &(_, m) in &self.candidates {
-            history.prefetch(m, true);
+            history.prefetch_latest(m, LATEST_AHEAD);
         }
         let mut baseline = Baseline::default();
         let total: usize = self

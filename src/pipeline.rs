@@ -116,6 +116,11 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The state after the events replayed so far.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
     /// Reads the batch log: the parameters, then the history.
     pub fn batch(
         batch: &LogFile,

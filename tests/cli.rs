@@ -919,3 +919,46 @@ fn integer_ids_of_any_size_end_to_end() {
     assert_eq!(run.stderr, "");
     assert_output(&case, &run, &flagged(&line, "10.00", "0.00"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The query benchmark tool.
+
+#[test]
+fn query_bench_times_the_query_on_a_replayed_batch() {
+    // A chain 1 - 2 - 3 - 4: at D=2 the networks have 2, 3, 3 and 2 members.
+    let batch = log(&[
+        r#"{"D":"2", "T":"2"}"#.to_string(),
+        befriend(&at(1), "1", "2"),
+        befriend(&at(2), "2", "3"),
+        befriend(&at(3), "3", "4"),
+        purchase(&at(4), "1", "5.00"),
+    ]);
+    let case = Case::new(batch, "");
+    let run = assert_cmd::Command::cargo_bin("query-bench")
+        .expect("the query-bench binary is built")
+        .arg(case.path(BATCH))
+        .args(["--queries", "4000", "--rounds", "3"])
+        .output()
+        .expect("query-bench runs");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert!(out.contains("D=2, 4 users, 4000 queries x 3 rounds: median "), "{out}");
+    let members: f64 = out
+        .rsplit_once("); ")
+        .and_then(|(_, tail)| tail.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no member count in {out}"));
+    assert!(members > 2.2 && members < 2.8, "random buyers over all four users: {out}");
+}
+
+#[test]
+fn query_bench_on_a_missing_log_exits_2_with_one_line() {
+    let run = assert_cmd::Command::cargo_bin("query-bench")
+        .expect("the query-bench binary is built")
+        .arg("/nonexistent/batch_log.json")
+        .output()
+        .expect("query-bench runs");
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.starts_with("Error: ") && err.lines().count() == 1, "{err}");
+}
