@@ -13,6 +13,10 @@ use crate::window::{Friendships, SkipMarks};
 /// a baseline comes from deeper than a member's newest purchase.
 const LATEST_AHEAD: usize = 5;
 
+/// How many queries [`NetworkQuery::baselines`] has in flight: one walking its network, one
+/// whose candidates' histories are arriving, one merging them.
+const IN_FLIGHT: usize = 3;
+
 /// Reusable scratch for network queries: one per worker thread.
 #[derive(Default)]
 pub struct NetworkQuery {
@@ -22,8 +26,9 @@ pub struct NetworkQuery {
     frontier: Vec<UserId>,
     next: Vec<UserId>,
     members: Vec<UserId>,
-    /// Members who may hold one of the latest purchases, with their latest key.
-    candidates: Vec<(u64, UserId)>,
+    /// Per query in flight: the members who may hold one of the latest purchases, with their
+    /// latest key.
+    candidates: [Vec<(u64, UserId)>; IN_FLIGHT],
     extra: Vec<(u64, UserId)>,
     heap: BinaryHeap<(Purchase, u32, u32)>,
     skip: SkipMarks,
@@ -98,24 +103,78 @@ impl NetworkQuery {
         degree: u32,
         before: u64,
     ) -> Baseline {
+        self.gather(0, graph, history, user, degree);
+        self.load(0, history);
+        self.merge(0, history, before)
+    }
+
+    /// The baselines of `n` purchases, as [`Self::baseline_before`] gives them one by one:
+    /// `query(i)` is purchase `i`'s view of the graph, buyer and sequence number, and
+    /// `done(self, i, baseline)` is called for `i = 0, 1, ...` in order.
+    ///
+    /// A query mostly waits for scattered memory: here up to [`IN_FLIGHT`] run staggered, so
+    /// that while one merges, the histories of the next are arriving and the one after that
+    /// walks its network.
+    pub fn baselines<G: Friendships>(
+        &mut self,
+        history: &PurchaseHistory,
+        degree: u32,
+        n: usize,
+        query: impl Fn(usize) -> (G, UserId, u64),
+        mut done: impl FnMut(&mut Self, usize, Baseline),
+    ) {
+        for step in 0..n + IN_FLIGHT - 1 {
+            if step < n {
+                let (graph, user, _) = query(step);
+                self.gather(step % IN_FLIGHT, &graph, history, user, degree);
+            }
+            if let Some(i) = step.checked_sub(1).filter(|&i| i < n) {
+                self.load(i % IN_FLIGHT, history);
+            }
+            if let Some(i) = step.checked_sub(IN_FLIGHT - 1) {
+                let (_, _, before) = query(i);
+                let baseline = self.merge(i % IN_FLIGHT, history, before);
+                done(self, i, baseline);
+            }
+        }
+    }
+
+    /// First stage of a query: finds the candidates of `user`'s network into `slot` and starts
+    /// loading their histories' headers.
+    fn gather(
+        &mut self,
+        slot: usize,
+        graph: &impl Friendships,
+        history: &PurchaseHistory,
+        user: UserId,
+        degree: u32,
+    ) {
         self.members(graph, user, degree);
-        let tracked = history.tracked();
-        self.select_candidates(history, tracked);
+        let mut candidates = std::mem::take(&mut self.candidates[slot]);
+        self.select_candidates(&mut candidates, history, history.tracked());
         // The candidates' histories are scattered in memory: start loading them all at once.
-        for &(_, m) in &self.candidates {
+        for &(_, m) in &candidates {
             history.prefetch(m, false);
         }
-        for &(_, m) in &self.candidates {
+        self.candidates[slot] = candidates;
+    }
+
+    /// Second stage, once the headers have arrived: starts loading the candidates' newest
+    /// purchases.
+    fn load(&self, slot: usize, history: &PurchaseHistory) {
+        for &(_, m) in &self.candidates[slot] {
             history.prefetch_latest(m, LATEST_AHEAD);
         }
+    }
+
+    /// Last stage: the latest `T` purchases of the candidates in `slot` made before `before`.
+    fn merge(&mut self, slot: usize, history: &PurchaseHistory, before: u64) -> Baseline {
+        let tracked = history.tracked();
+        let candidates = &self.candidates[slot];
         let mut baseline = Baseline::default();
-        let total: usize = self
-            .candidates
-            .iter()
-            .map(|&(_, m)| history.len_of(m))
-            .sum();
+        let total: usize = candidates.iter().map(|&(_, m)| history.len_of(m)).sum();
         if total <= tracked {
-            for &(_, m) in &self.candidates {
+            for &(_, m) in candidates {
                 let (a, b) = history.of(m);
                 a.iter()
                     .chain(b)
@@ -126,7 +185,7 @@ impl NetworkQuery {
         }
         // Merge from the newest end of each candidate's history until `tracked` are taken.
         self.heap.clear();
-        for (i, &(_, m)) in self.candidates.iter().enumerate() {
+        for (i, &(_, m)) in candidates.iter().enumerate() {
             if let Some((at, p)) = history.latest_before(m, usize::MAX, before) {
                 self.heap.push((p, i as u32, at as u32));
             }
@@ -136,7 +195,7 @@ impl NetworkQuery {
                 break;
             };
             baseline.push(p.cents);
-            let member = self.candidates[i as usize].1;
+            let member = candidates[i as usize].1;
             if let Some((older, p)) = history.latest_before(member, at as usize, before) {
                 self.heap.push((p, i, older as u32));
             }
@@ -148,29 +207,33 @@ impl NetworkQuery {
     /// timestamp of the `tracked`-th latest of the members' latest purchases before the window
     /// is a lower bound of the baseline's oldest timestamp, so members whose latest purchase is
     /// older drop out, unless they bought inside the window.
-    fn select_candidates(&mut self, history: &PurchaseHistory, tracked: usize) {
-        self.candidates.clear();
+    fn select_candidates(
+        &mut self,
+        candidates: &mut Vec<(u64, UserId)>,
+        history: &PurchaseHistory,
+        tracked: usize,
+    ) {
+        candidates.clear();
         self.extra.clear();
         for &m in &self.members {
             let recency = history.recency(m);
             match recency.latest() {
                 0 if recency.is_fresh() => self.extra.push((0, m)),
                 0 => {}
-                latest => self.candidates.push((latest, m)),
+                latest => candidates.push((latest, m)),
             }
         }
-        if self.candidates.len() > tracked {
-            let (_, &mut (bound, _), older) = self
-                .candidates
-                .select_nth_unstable_by(tracked - 1, |a, b| b.0.cmp(&a.0));
+        if candidates.len() > tracked {
+            let (_, &mut (bound, _), older) =
+                candidates.select_nth_unstable_by(tracked - 1, |a, b| b.0.cmp(&a.0));
             for &(key, m) in older.iter() {
                 if key == bound || history.recency(m).is_fresh() {
                     self.extra.push((key, m));
                 }
             }
-            self.candidates.truncate(tracked);
+            candidates.truncate(tracked);
         }
-        self.candidates.extend_from_slice(&self.extra);
+        candidates.extend_from_slice(&self.extra);
     }
 }
 

@@ -25,6 +25,10 @@ use crate::window::{EdgeChanges, Friendships, GraphAt};
 /// Default number of stream events per window of parallel queries.
 pub const DEFAULT_WINDOW: usize = 8192;
 
+/// Checks per parallel task: enough to keep a worker's queries staggered, few enough to spread
+/// a window's checks over the workers.
+const CHECK_GROUP: usize = 64;
+
 /// How a replay runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -360,6 +364,7 @@ struct Pending {
 
 /// What a check finds: the baseline, and for flagged purchases when asked, the buyer's
 /// friends and friends of friends.
+#[derive(Default)]
 struct Outcome {
     baseline: Baseline,
     social: Option<Social>,
@@ -446,16 +451,9 @@ impl StreamWindow {
                 if self.size == 0 {
                     // Sequential: the check runs before the purchase joins the history.
                     let query = self.scratch[0].0.get_mut().expect("not shared");
-                    let outcome = check(
-                        query,
-                        &state.graph,
-                        &state.history,
-                        self.params,
-                        self.social,
-                        buyer,
-                        cents,
-                        u64::MAX,
-                    );
+                    let (graph, degree) = (&state.graph, self.params.degree);
+                    let baseline = query.baseline(graph, &state.history, buyer, degree);
+                    let outcome = Outcome::of(query, graph, baseline, self.social, buyer, cents);
                     self.outcomes.push(outcome);
                     state.history.record(buyer, purchase);
                 } else if state.history.record_in_window(buyer, purchase) {
@@ -493,22 +491,34 @@ impl StreamWindow {
         if self.size > 0 && !self.pending.is_empty() {
             let (graph, history, changes) = (&state.graph, &state.history, &self.changes);
             let (scratch, params, social) = (&self.scratch, self.params, self.social);
+            self.outcomes.clear();
+            self.outcomes
+                .resize_with(self.pending.len(), Outcome::default);
             pool.install(|| {
+                // In groups, each run staggered by one worker (see `NetworkQuery::baselines`).
                 self.pending
-                    .par_iter()
-                    .map(|p| {
+                    .par_chunks(CHECK_GROUP)
+                    .zip(self.outcomes.par_chunks_mut(CHECK_GROUP))
+                    .for_each(|(pending, outcomes)| {
                         let worker = rayon::current_thread_index().unwrap_or(0) % scratch.len();
                         let mut query = scratch[worker].0.lock().expect("query scratch poisoned");
-                        let at = GraphAt {
+                        let at = |p: &Pending| GraphAt {
                             graph,
                             changes,
                             seq: p.seq,
                         };
-                        check(
-                            &mut query, &at, history, params, social, p.buyer, p.cents, p.seq,
-                        )
-                    })
-                    .collect_into_vec(&mut self.outcomes);
+                        query.baselines(
+                            history,
+                            params.degree,
+                            pending.len(),
+                            |i| (at(&pending[i]), pending[i].buyer, pending[i].seq),
+                            |query, i, baseline| {
+                                let p = &pending[i];
+                                outcomes[i] =
+                                    Outcome::of(query, &at(p), baseline, social, p.buyer, p.cents);
+                            },
+                        );
+                    });
             });
         }
         for (p, outcome) in self.pending.iter().zip(&self.outcomes) {
@@ -539,21 +549,20 @@ impl StreamWindow {
     }
 }
 
-/// Checks one purchase against the graph `graph` shows and the purchases made before `before`.
-#[allow(clippy::too_many_arguments)]
-fn check(
-    query: &mut NetworkQuery,
-    graph: &impl Friendships,
-    history: &PurchaseHistory,
-    params: Params,
-    social: bool,
-    buyer: UserId,
-    cents: u64,
-    before: u64,
-) -> Outcome {
-    let baseline = query.baseline_before(graph, history, buyer, params.degree, before);
-    let social = (social && baseline.is_anomalous(cents)).then(|| query.social(graph, buyer));
-    Outcome { baseline, social }
+impl Outcome {
+    /// The outcome of a check with this baseline; `social` asks for the buyer's friends and
+    /// friends of friends, which flagged purchases then carry, as `graph` shows them.
+    fn of(
+        query: &mut NetworkQuery,
+        graph: &impl Friendships,
+        baseline: Baseline,
+        social: bool,
+        buyer: UserId,
+        cents: u64,
+    ) -> Outcome {
+        let social = (social && baseline.is_anomalous(cents)).then(|| query.social(graph, buyer));
+        Outcome { baseline, social }
+    }
 }
 
 impl State {

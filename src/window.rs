@@ -199,6 +199,18 @@ pub trait Friendships {
     fn prefetch(&self, user: UserId, deep: bool);
 }
 
+impl<T: Friendships> Friendships for &T {
+    #[inline]
+    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, visit: impl FnMut(UserId)) {
+        T::for_each_friend(self, user, marks, visit);
+    }
+
+    #[inline]
+    fn prefetch(&self, user: UserId, deep: bool) {
+        T::prefetch(self, user, deep);
+    }
+}
+
 impl Friendships for FriendGraph {
     #[inline]
     fn for_each_friend(&self, user: UserId, _: &mut SkipMarks, visit: impl FnMut(UserId)) {

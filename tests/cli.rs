@@ -942,13 +942,22 @@ fn query_bench_times_the_query_on_a_replayed_batch() {
         .expect("query-bench runs");
     let out = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{}", show(&run.stderr));
-    assert!(out.contains("D=2, 4 users, 4000 queries x 3 rounds: median "), "{out}");
+    assert!(
+        out.contains("D=2, 4 users, 4000 queries x 3 rounds, "),
+        "{out}"
+    );
+    for mode in ["one by one", "staggered"] {
+        assert!(out.contains(&format!("  {mode}: median ")), "{out}");
+    }
     let members: f64 = out
-        .rsplit_once("); ")
+        .split_once("rounds, ")
         .and_then(|(_, tail)| tail.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no member count in {out}"));
-    assert!(members > 2.2 && members < 2.8, "random buyers over all four users: {out}");
+    assert!(
+        members > 2.2 && members < 2.8,
+        "random buyers over all four users: {out}"
+    );
 }
 
 #[test]
@@ -960,5 +969,8 @@ fn query_bench_on_a_missing_log_exits_2_with_one_line() {
         .expect("query-bench runs");
     assert_eq!(run.status.code(), Some(2));
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.starts_with("Error: ") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("Error: ") && err.lines().count() == 1,
+        "{err}"
+    );
 }

@@ -1,8 +1,10 @@
 //! The cost of one network query on a real state: replays a batch log, then times the query
 //! (network, candidates, merge) for random buyers, with no parsing, windows or output around it.
 //!
-//! Prints the median, fastest and slowest of `--rounds` rounds in microseconds per query, and
-//! the mean network size. A change to the query is judged by running the old and the new
+//! Each round times the queries one by one (as `--threads 1` runs them) and then staggered (as
+//! a window's checks run, see `NetworkQuery::baselines`), and checks that both give the same
+//! baselines. Prints the median, fastest and slowest round of each in microseconds per query,
+//! and the mean network size. A change to the query is judged by running the old and the new
 //! binary alternately on the same log: whole-process timings mix in the batch and drift with
 //! the machine, this isolates the query.
 //!
@@ -84,28 +86,54 @@ fn run() -> anyhow::Result<()> {
         .iter()
         .map(|&u| query.members(&state.graph, u, degree).len())
         .sum();
-    let mut rounds: Vec<f64> = (0..options.rounds)
-        .map(|_| {
-            let started = Instant::now();
-            for &u in &buyers {
-                black_box(query.baseline(&state.graph, &state.history, u, degree));
-            }
-            started.elapsed().as_secs_f64() * 1e6 / buyers.len() as f64
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
+    // Each round times the queries one by one, then staggered (as a window's checks run), and
+    // both must give the same baselines.
+    let mut one_by_one = Vec::new();
+    let mut staggered = Vec::new();
+    for _ in 0..options.rounds {
+        let started = Instant::now();
+        let mut sum = 0u128;
+        for &u in &buyers {
+            sum += black_box(query.baseline(&state.graph, &state.history, u, degree)).sum;
+        }
+        one_by_one.push(per_query(started, buyers.len()));
+        let started = Instant::now();
+        let mut staggered_sum = 0u128;
+        query.baselines(
+            &state.history,
+            degree,
+            buyers.len(),
+            |i| (&state.graph, buyers[i], u64::MAX),
+            |_, _, baseline| staggered_sum += black_box(baseline).sum,
+        );
+        staggered.push(per_query(started, buyers.len()));
+        anyhow::ensure!(
+            sum == staggered_sum,
+            "staggered queries gave other baselines"
+        );
+    }
     println!(
-        "query-bench: D={degree}, {} users, {} queries x {} rounds: median {:.2} us/query \
-         (fastest {:.2}, slowest {:.2}); {:.1} members per network",
+        "query-bench: D={degree}, {} users, {} queries x {} rounds, {:.1} members per network",
         users,
         buyers.len(),
-        rounds.len(),
-        rounds[rounds.len() / 2],
-        rounds[0],
-        rounds[rounds.len() - 1],
+        options.rounds,
         members as f64 / buyers.len() as f64,
     );
+    for (name, mut times) in [("one by one", one_by_one), ("staggered", staggered)] {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "  {name}: median {:.2} us/query (fastest {:.2}, slowest {:.2})",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+        );
+    }
     Ok(())
+}
+
+/// Microseconds per query since `started`.
+fn per_query(started: Instant, queries: usize) -> f64 {
+    started.elapsed().as_secs_f64() * 1e6 / queries as f64
 }
 
 fn main() -> std::process::ExitCode {
