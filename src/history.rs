@@ -137,7 +137,9 @@ impl PurchaseHistory {
     #[inline]
     pub fn prefetch_latest(&self, user: UserId, k: usize) {
         if let Some(list) = self.by_user.get(user as usize) {
-            // Every other slot: two slots (48 bytes) never straddle a whole cache line.
+            // The start of every other slot: 48 bytes apart, so no cache line between the
+            // first and the last is skipped (a slot's tail may still sit in the next line, and
+            // a ring that wraps breaks the stride: both only cost a later miss).
             for back in (1..=k.min(list.len())).step_by(2) {
                 crate::pipeline::prefetch(&list[list.len() - back]);
             }

@@ -1,5 +1,6 @@
 //! The network query: the users within `D` hops of a buyer (breadth-first, with reusable
-//! visited stamps), then the latest `T` of their purchases merged into a [`Baseline`].
+//! visited stamps), then the latest `T` of their purchases merged into a [`Baseline`]. A query
+//! runs in three stages (gather, load, merge) so that a worker can keep several in flight.
 
 use std::collections::BinaryHeap;
 
@@ -9,8 +10,9 @@ use crate::history::{Purchase, PurchaseHistory};
 use crate::users::UserId;
 use crate::window::{Friendships, SkipMarks};
 
-/// How many of each candidate's newest purchases a query starts loading at once: a fifth of
-/// a baseline comes from deeper than a member's newest purchase.
+/// How far back from each candidate's newest purchase a query starts loading (in purchases; see
+/// [`PurchaseHistory::prefetch_latest`]): a fifth of a baseline comes from deeper than a
+/// member's newest purchase.
 const LATEST_AHEAD: usize = 5;
 
 /// How many queries [`NetworkQuery::baselines`] has in flight: one walking its network, one
@@ -114,7 +116,8 @@ impl NetworkQuery {
     ///
     /// A query mostly waits for scattered memory: here up to [`IN_FLIGHT`] run staggered, so
     /// that while one merges, the histories of the next are arriving and the one after that
-    /// walks its network.
+    /// walks its network. `done` may run [`Self::social`], but not another baseline query:
+    /// that would overwrite a query in flight.
     pub fn baselines<G: Friendships>(
         &mut self,
         history: &PurchaseHistory,
@@ -296,6 +299,58 @@ mod tests {
         );
         assert_eq!(sorted(q.members(&g, 3, 2).to_vec()), vec![1, 2]);
         assert!(q.members(&g, 9, 3).is_empty(), "unknown user");
+    }
+
+    #[test]
+    fn staggered_queries_give_the_baselines_of_queries_one_by_one() {
+        // xorshift64
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut below = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut g = FriendGraph::new();
+        for _ in 0..400 {
+            g.befriend(below(120) as UserId, below(120) as UserId);
+        }
+        let mut h = PurchaseHistory::new(4);
+        for seq in 0..2_000 {
+            let purchase = Purchase {
+                timestamp: Timestamp(below(500)),
+                seq,
+                cents: 1 + below(10_000),
+            };
+            h.record(below(130) as UserId, purchase);
+        }
+        let mut one = NetworkQuery::new();
+        let mut staggered = NetworkQuery::new();
+        for n in 0..12 {
+            for degree in 1..=3 {
+                let queries: Vec<(UserId, u64)> = (0..n)
+                    .map(|_| (below(135) as UserId, below(2_100)))
+                    .collect();
+                let expected: Vec<Baseline> = queries
+                    .iter()
+                    .map(|&(u, before)| one.baseline_before(&g, &h, u, degree, before))
+                    .collect();
+                let mut got = Vec::new();
+                staggered.baselines(
+                    &h,
+                    degree,
+                    n,
+                    |i| (&g, queries[i].0, queries[i].1),
+                    |_, i, baseline| got.push((i, baseline)),
+                );
+                let expected: Vec<_> = expected.into_iter().enumerate().collect();
+                assert_eq!(got, expected, "{n} queries at D={degree}");
+                assert!(
+                    n < 3 || expected.iter().any(|(_, b)| b.n == 4),
+                    "merges ran"
+                );
+            }
+        }
     }
 
     #[test]

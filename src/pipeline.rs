@@ -25,8 +25,8 @@ use crate::window::{EdgeChanges, Friendships, GraphAt};
 /// Default number of stream events per window of parallel queries.
 pub const DEFAULT_WINDOW: usize = 8192;
 
-/// Checks per parallel task: enough to keep a worker's queries staggered, few enough to spread
-/// a window's checks over the workers.
+/// Most checks per parallel task: enough to keep a worker's queries staggered; a small window
+/// (a live stream flushes one whenever input stalls) is split evenly over the workers instead.
 const CHECK_GROUP: usize = 64;
 
 /// How a replay runs.
@@ -494,11 +494,13 @@ impl StreamWindow {
             self.outcomes.clear();
             self.outcomes
                 .resize_with(self.pending.len(), Outcome::default);
+            let workers = pool.current_num_threads().max(1);
+            let group = self.pending.len().div_ceil(workers).clamp(1, CHECK_GROUP);
             pool.install(|| {
                 // In groups, each run staggered by one worker (see `NetworkQuery::baselines`).
                 self.pending
-                    .par_chunks(CHECK_GROUP)
-                    .zip(self.outcomes.par_chunks_mut(CHECK_GROUP))
+                    .par_chunks(group)
+                    .zip(self.outcomes.par_chunks_mut(group))
                     .for_each(|(pending, outcomes)| {
                         let worker = rayon::current_thread_index().unwrap_or(0) % scratch.len();
                         let mut query = scratch[worker].0.lock().expect("query scratch poisoned");

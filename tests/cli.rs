@@ -925,13 +925,20 @@ fn integer_ids_of_any_size_end_to_end() {
 
 #[test]
 fn query_bench_times_the_query_on_a_replayed_batch() {
-    // A chain 1 - 2 - 3 - 4: at D=2 the networks have 2, 3, 3 and 2 members.
+    // A chain 1 - 2 - 3 - 4: at D=2 the networks have 2, 3, 3 and 2 members, with more
+    // purchases than T = 2, so the queries merge (and query-bench checks the staggered
+    // queries against the one-by-one ones).
     let batch = log(&[
         r#"{"D":"2", "T":"2"}"#.to_string(),
         befriend(&at(1), "1", "2"),
         befriend(&at(2), "2", "3"),
         befriend(&at(3), "3", "4"),
         purchase(&at(4), "1", "5.00"),
+        purchase(&at(5), "2", "6.00"),
+        purchase(&at(6), "3", "7.00"),
+        purchase(&at(7), "4", "8.00"),
+        purchase(&at(8), "1", "9.00"),
+        purchase(&at(9), "3", "10.00"),
     ]);
     let case = Case::new(batch, "");
     let run = assert_cmd::Command::cargo_bin("query-bench")
