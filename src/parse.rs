@@ -126,6 +126,13 @@ impl LineParser {
         raw: &[u8],
         arena: &mut Vec<u8>,
     ) -> Result<Action, SkipReason> {
+        // One huge line at a time across all workers: simd-json's buffers take tens of bytes
+        // per structural character, and hostile lines must not multiply that by the workers.
+        let _one_at_a_time = (raw.len() > HUGE_LINE).then(|| {
+            HUGE_LINE_PARSE
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
         // The tape borrows this line's copy only: take it with a fresh lifetime.
         let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let parsed = parse_event(
@@ -141,13 +148,20 @@ impl LineParser {
             // character): give back what a huge line took.
             self.tape = Tape(Vec::new());
             self.buffers = fresh_buffers();
+            // mimalloc (the binary's allocator) would keep the freed pages for a while, and a
+            // run of huge lines would stack up: hand them back to the system now.
+            // SAFETY: `mi_collect` has no preconditions; it only frees unused memory.
+            unsafe { libmimalloc_sys::mi_collect(true) };
         }
         parsed
     }
 }
 
-/// Lines longer than this leave no buffers behind them.
+/// Lines longer than this leave no buffers behind them, and are parsed one at a time.
 const HUGE_LINE: usize = 1 << 20;
+
+/// Held while a line longer than [`HUGE_LINE`] is parsed.
+static HUGE_LINE_PARSE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Deepest nesting accepted in a line (in extra keys): far beyond any real log, while a line of
 /// ten million `[` is refused before its parse stack takes hundreds of megabytes.
