@@ -100,11 +100,7 @@ fn network_query(c: &mut Criterion) {
     for seq in 0..2_000_000u64 {
         history.record(
             rng.below(users.into()) as u32,
-            Purchase {
-                timestamp: Timestamp(seq / 3),
-                seq,
-                cents: 1000 + rng.below(5000),
-            },
+            Purchase::new(Timestamp(seq / 3), seq, 1000 + rng.below(5000)),
         );
     }
     let mut group = c.benchmark_group("network_query");

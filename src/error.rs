@@ -18,6 +18,8 @@ pub enum Fatal {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("{file}: the logs hold more than {limit} lines in all, beyond what a run can number")]
+    TooManyLines { file: String, limit: u64 },
     #[error("interrupted: the output was not saved")]
     Interrupted,
     #[error("cannot write the output: {0}")]

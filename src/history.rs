@@ -3,16 +3,52 @@
 
 use std::collections::VecDeque;
 
-use crate::event::Timestamp;
+use crate::event::{MAX_CENTS, Timestamp};
 use crate::users::UserId;
 
-/// One recorded purchase. Ordered by timestamp, then by position in the input.
+/// One recorded purchase, packed into 16 bytes (four to a cache line): timestamp, sequence
+/// number and cents in one `u128`, most significant first, so that purchases compare by
+/// timestamp, then by position in the input (sequence numbers are unique).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Purchase {
-    pub timestamp: Timestamp,
+pub struct Purchase(u128);
+
+impl Purchase {
+    /// Bits of the cents: [`MAX_CENTS`] is below 2^37.
+    const CENTS_BITS: u32 = 37;
+    /// Bits of the sequence number: 4.5 * 10^15 lines.
+    const SEQ_BITS: u32 = 52;
+    /// Sequence numbers are below this: a run ends with an error before it gets there.
+    pub const SEQ_LIMIT: u64 = 1 << Self::SEQ_BITS;
+
+    /// Packs a purchase. Timestamps come from [`Timestamp::parse`] (below 2^39), cents from
+    /// [`crate::event::parse_cents`] (at most [`MAX_CENTS`]), and `seq` is below
+    /// [`Self::SEQ_LIMIT`].
+    #[inline]
+    pub fn new(timestamp: Timestamp, seq: u64, cents: u64) -> Self {
+        debug_assert!(timestamp.0 < 1 << (128 - Self::SEQ_BITS - Self::CENTS_BITS));
+        debug_assert!(seq < Self::SEQ_LIMIT && cents <= MAX_CENTS);
+        Purchase(
+            (u128::from(timestamp.0) << (Self::SEQ_BITS + Self::CENTS_BITS))
+                | (u128::from(seq) << Self::CENTS_BITS)
+                | u128::from(cents),
+        )
+    }
+
+    #[inline]
+    pub fn timestamp(self) -> Timestamp {
+        Timestamp((self.0 >> (Self::SEQ_BITS + Self::CENTS_BITS)) as u64)
+    }
+
     /// Global sequence number: the line's position in the input (batch before stream).
-    pub seq: u64,
-    pub cents: u64,
+    #[inline]
+    pub fn seq(self) -> u64 {
+        (self.0 >> Self::CENTS_BITS) as u64 & (Self::SEQ_LIMIT - 1)
+    }
+
+    #[inline]
+    pub fn cents(self) -> u64 {
+        self.0 as u64 & ((1 << Self::CENTS_BITS) - 1)
+    }
 }
 
 /// A user's latest purchase time before the current window, and whether they bought inside it.
@@ -81,7 +117,7 @@ impl PurchaseHistory {
             list.pop_front();
         }
         let recency = &mut self.recency[user as usize];
-        *recency = (*recency).max(Recency::of(purchase.timestamp));
+        *recency = (*recency).max(Recency::of(purchase.timestamp()));
     }
 
     /// Records a purchase made inside a window, dropping none: the window's queries may still
@@ -102,7 +138,7 @@ impl PurchaseHistory {
         let list = self.list_mut(user);
         let excess = list.len().saturating_sub(tracked);
         list.drain(..excess);
-        let latest = list.back().map_or(0, |p| Recency::of(p.timestamp));
+        let latest = list.back().map_or(0, |p| Recency::of(p.timestamp()));
         self.recency[user as usize] = latest;
     }
 
@@ -137,11 +173,13 @@ impl PurchaseHistory {
     #[inline]
     pub fn prefetch_latest(&self, user: UserId, k: usize) {
         if let Some(list) = self.by_user.get(user as usize) {
-            // The start of every other slot: 48 bytes apart, so no cache line between the
-            // first and the last is skipped (a slot's tail may still sit in the next line, and
-            // a ring that wraps breaks the stride: both only cost a later miss).
-            for back in (1..=k.min(list.len())).step_by(2) {
-                crate::pipeline::prefetch(&list[list.len() - back]);
+            // One slot per cache line: slots are 16-byte aligned, so none straddles two lines
+            // (a ring that wraps breaks the stride: that only costs a later miss).
+            let deepest = k.min(list.len());
+            if deepest > 0 {
+                for back in (1..deepest).step_by(PER_LINE).chain([deepest]) {
+                    crate::pipeline::prefetch(&list[list.len() - back]);
+                }
             }
         }
     }
@@ -183,9 +221,12 @@ impl PurchaseHistory {
         (0..below.min(list.len()))
             .rev()
             .map(|at| (at, list[at]))
-            .find(|(_, p)| p.seq < before)
+            .find(|(_, p)| p.seq() < before)
     }
 }
+
+/// Purchases per 64-byte cache line.
+const PER_LINE: usize = 64 / std::mem::size_of::<Purchase>();
 
 fn insert_sorted(list: &mut VecDeque<Purchase>, purchase: Purchase) {
     if list.back().is_none_or(|newest| *newest < purchase) {
@@ -201,10 +242,31 @@ mod tests {
     use super::*;
 
     fn p(timestamp: u64, seq: u64) -> Purchase {
-        Purchase {
-            timestamp: Timestamp(timestamp),
-            seq,
-            cents: 100 * seq,
+        Purchase::new(Timestamp(timestamp), seq, 100 * seq)
+    }
+
+    #[test]
+    fn packed_purchases_keep_their_fields_and_order() {
+        let latest = Timestamp::parse(b"9999-12-31 23:59:59").expect("valid");
+        let fields = [
+            (Timestamp(0), 0, 0),
+            (Timestamp(0), 0, MAX_CENTS),
+            (Timestamp(0), 1, 0),
+            (Timestamp(0), Purchase::SEQ_LIMIT - 1, MAX_CENTS),
+            (Timestamp(1), 0, 0),
+            (latest, 0, 7),
+            (latest, 12_345_678_901, 1),
+            (latest, Purchase::SEQ_LIMIT - 1, MAX_CENTS),
+        ];
+        for &(timestamp, seq, cents) in &fields {
+            let p = Purchase::new(timestamp, seq, cents);
+            assert_eq!((p.timestamp(), p.seq(), p.cents()), (timestamp, seq, cents));
+        }
+        for &a in &fields {
+            for &b in &fields {
+                let (pa, pb) = (Purchase::new(a.0, a.1, a.2), Purchase::new(b.0, b.1, b.2));
+                assert_eq!(pa.cmp(&pb), a.cmp(&b), "{a:?} against {b:?}");
+            }
         }
     }
 
@@ -216,11 +278,14 @@ mod tests {
         }
         let kept: Vec<_> = {
             let (a, b) = h.of(7);
-            a.iter().chain(b).map(|x| (x.timestamp.0, x.seq)).collect()
+            a.iter()
+                .chain(b)
+                .map(|x| (x.timestamp().0, x.seq()))
+                .collect()
         };
         assert_eq!(kept, vec![(5, 3), (9, 2), (9, 5)]);
-        assert_eq!(h.nth_latest(7, 0).map(|x| x.seq), Some(5));
-        assert_eq!(h.nth_latest(7, 2).map(|x| x.seq), Some(3));
+        assert_eq!(h.nth_latest(7, 0).map(|x| x.seq()), Some(5));
+        assert_eq!(h.nth_latest(7, 2).map(|x| x.seq()), Some(3));
         assert_eq!(h.nth_latest(7, 3), None);
         assert_eq!(h.len_of(3), 0);
     }
@@ -258,7 +323,7 @@ mod tests {
             "timestamp 3, the latest before the window"
         );
         assert_eq!(h.len_of(1), 4, "nothing dropped inside the window");
-        let before = |below, seq| h.latest_before(1, below, seq).map(|(_, x)| x.seq);
+        let before = |below, seq| h.latest_before(1, below, seq).map(|(_, x)| x.seq());
         assert_eq!(before(usize::MAX, 2), Some(0));
         assert_eq!(before(3, 3), Some(2));
         assert_eq!(before(2, 2), Some(1));
@@ -268,7 +333,7 @@ mod tests {
         assert!(!h.recency(1).is_fresh());
         let kept: Vec<_> = (0..2)
             .filter_map(|k| h.nth_latest(1, k))
-            .map(|x| x.seq)
+            .map(|x| x.seq())
             .collect();
         assert_eq!(kept, vec![0, 2]);
         assert_eq!(h.len_of(1), 2);

@@ -181,8 +181,8 @@ impl NetworkQuery {
                 let (a, b) = history.of(m);
                 a.iter()
                     .chain(b)
-                    .filter(|p| p.seq < before)
-                    .for_each(|p| baseline.push(p.cents));
+                    .filter(|p| p.seq() < before)
+                    .for_each(|p| baseline.push(p.cents()));
             }
             return baseline;
         }
@@ -197,7 +197,7 @@ impl NetworkQuery {
             let Some((p, i, at)) = self.heap.pop() else {
                 break;
             };
-            baseline.push(p.cents);
+            baseline.push(p.cents());
             let member = candidates[i as usize].1;
             if let Some((older, p)) = history.latest_before(member, at as usize, before) {
                 self.heap.push((p, i, older as u32));
@@ -317,11 +317,7 @@ mod tests {
         }
         let mut h = PurchaseHistory::new(4);
         for seq in 0..2_000 {
-            let purchase = Purchase {
-                timestamp: Timestamp(below(500)),
-                seq,
-                cents: 1 + below(10_000),
-            };
+            let purchase = Purchase::new(Timestamp(below(500)), seq, 1 + below(10_000));
             h.record(below(130) as UserId, purchase);
         }
         let mut one = NetworkQuery::new();
@@ -360,14 +356,7 @@ mod tests {
         g.befriend(0, 2);
         let mut h = PurchaseHistory::new(3);
         let buy = |h: &mut PurchaseHistory, user, ts, seq, cents| {
-            h.record(
-                user,
-                Purchase {
-                    timestamp: Timestamp(ts),
-                    seq,
-                    cents,
-                },
-            )
+            h.record(user, Purchase::new(Timestamp(ts), seq, cents))
         };
         buy(&mut h, 1, 10, 0, 100);
         buy(&mut h, 2, 10, 1, 200);

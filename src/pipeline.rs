@@ -160,6 +160,7 @@ impl Replay {
             for &(line, ref reason) in &chunk.skipped {
                 skips.skip(&batch.name, seq + u64::from(line) + 1, reason)?;
             }
+            check_numbering(&batch.name, seq, chunk)?;
             state.apply_batch(chunk, seq, &mut interned);
             summary.count_batch(chunk);
             seq += u64::from(chunk.lines);
@@ -300,6 +301,19 @@ impl Replay {
     }
 }
 
+/// Refuses a chunk whose lines would get sequence numbers beyond what a [`Purchase`] holds
+/// (2^52 lines: decades of input at millions of lines per second).
+fn check_numbering(name: &str, first_seq: u64, chunk: &ParsedChunk) -> Result<(), Fatal> {
+    if first_seq + u64::from(chunk.lines) < Purchase::SEQ_LIMIT {
+        Ok(())
+    } else {
+        Err(Fatal::TooManyLines {
+            file: name.to_string(),
+            limit: Purchase::SEQ_LIMIT - 1,
+        })
+    }
+}
+
 /// The parts of a [`Replay`] that stream chunks change, borrowed apart from its thread pool.
 struct ReplayParts<'a> {
     window: &'a mut StreamWindow,
@@ -319,6 +333,7 @@ impl ReplayParts<'_> {
         sink: &mut dyn Sink,
         skips: &mut SkipLog,
     ) -> Result<(), Fatal> {
+        check_numbering(name, *self.seq, chunk)?;
         let first_line = *self.seq - self.batch_lines;
         for &(line, ref reason) in &chunk.skipped {
             skips.skip(name, first_line + u64::from(line) + 1, reason)?;
@@ -443,11 +458,7 @@ impl StreamWindow {
                     start,
                     len: at.line.len(),
                 });
-                let purchase = Purchase {
-                    timestamp,
-                    seq: at.seq,
-                    cents,
-                };
+                let purchase = Purchase::new(timestamp, at.seq, cents);
                 if self.size == 0 {
                     // Sequential: the check runs before the purchase joins the history.
                     let query = self.scratch[0].0.get_mut().expect("not shared");
@@ -602,11 +613,7 @@ impl State {
                     cents, timestamp, ..
                 } => self.history.record(
                     a,
-                    Purchase {
-                        timestamp,
-                        seq: first_seq + u64::from(event.line),
-                        cents,
-                    },
+                    Purchase::new(timestamp, first_seq + u64::from(event.line), cents),
                 ),
                 Action::Befriend(..) => {
                     self.graph.befriend(a, b);
@@ -713,3 +720,25 @@ fn for_each_chunk(
 /// One worker's line parser, on cache lines of its own.
 #[repr(align(128))]
 struct WorkerParser(Mutex<LineParser>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbering_stops_before_sequence_numbers_overflow() {
+        let chunk = ParsedChunk {
+            lines: 10,
+            ..ParsedChunk::default()
+        };
+        let last = Purchase::SEQ_LIMIT - 1;
+        assert!(check_numbering("log", last - 10, &chunk).is_ok());
+        let refused = check_numbering("log", last - 9, &chunk).expect_err("overflow");
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "log: the logs hold more than {last} lines in all, beyond what a run can number"
+            )
+        );
+    }
+}
