@@ -117,6 +117,8 @@ pub struct Replay {
     /// Sequence number of the next line (batch lines first, then stream lines).
     seq: u64,
     batch_lines: u64,
+    /// Scratch: the interned ids of a chunk's events.
+    interned: Vec<[UserId; 2]>,
 }
 
 impl Replay {
@@ -180,6 +182,7 @@ impl Replay {
             started,
             seq,
             batch_lines: seq,
+            interned,
         })
     }
 
@@ -206,6 +209,7 @@ impl Replay {
                 summary: &mut self.summary,
                 seq: &mut self.seq,
                 batch_lines: self.batch_lines,
+                interned: &mut self.interned,
             },
             &self.pool,
         )
@@ -321,6 +325,8 @@ struct ReplayParts<'a> {
     summary: &'a mut Summary,
     seq: &'a mut u64,
     batch_lines: u64,
+    /// Scratch: the interned ids of a chunk's events.
+    interned: &'a mut Vec<[UserId; 2]>,
 }
 
 impl ReplayParts<'_> {
@@ -338,14 +344,20 @@ impl ReplayParts<'_> {
         for &(line, ref reason) in &chunk.skipped {
             skips.skip(name, first_line + u64::from(line) + 1, reason)?;
         }
-        for event in &chunk.events {
+        let users = &mut *self.interned;
+        self.state.intern(chunk, users);
+        for (i, event) in chunk.events.iter().enumerate() {
+            self.state
+                .prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false);
+            self.state
+                .prefetch_event(chunk, users, i + APPLY_AHEAD, true);
             let line = &text[event.start as usize..(event.start + event.len) as usize];
             let at = At {
                 seq: *self.seq + u64::from(event.line),
                 line_no: first_line + u64::from(event.line) + 1,
                 line,
             };
-            self.window.apply(self.state, chunk, event.action, at);
+            self.window.apply(self.state, event.action, users[i], at);
             if self.window.is_full() {
                 self.window.run(self.state, pool, sink, self.summary)?;
             }
@@ -437,16 +449,15 @@ impl StreamWindow {
     }
 
     /// Applies one stream event; a purchase is queued for its check.
-    fn apply(&mut self, state: &mut State, chunk: &ParsedChunk, action: Action, at: At<'_>) {
+    /// `users` are the event's interned ids (a purchase's buyer twice).
+    fn apply(&mut self, state: &mut State, action: Action, users: [UserId; 2], at: At<'_>) {
         self.events += 1;
-        let mut user = |id| state.users.intern_from(chunk, id);
+        let [a, b] = users;
         match action {
             Action::Purchase {
-                buyer,
-                cents,
-                timestamp,
+                cents, timestamp, ..
             } => {
-                let buyer = user(buyer);
+                let buyer = a;
                 let start = self.lines.len();
                 self.lines.extend_from_slice(at.line);
                 self.pending.push(Pending {
@@ -471,16 +482,14 @@ impl StreamWindow {
                     self.buyers.push(buyer);
                 }
             }
-            Action::Befriend(a, b) => {
-                let (a, b) = (user(a), user(b));
+            Action::Befriend(..) => {
                 if self.size == 0 {
                     state.graph.befriend(a, b);
                 } else {
                     self.changes.befriend(&mut state.graph, a, b, at.seq);
                 }
             }
-            Action::Unfriend(a, b) => {
-                let (a, b) = (user(a), user(b));
+            Action::Unfriend(..) => {
                 if self.size == 0 {
                     state.graph.unfriend(a, b);
                 } else {
@@ -579,10 +588,9 @@ impl Outcome {
 }
 
 impl State {
-    /// Applies a chunk of batch events (line `i` of the chunk has sequence `first_seq + i`).
-    /// The ids are interned first; then each event's state is prefetched a few events ahead,
-    /// so that the cache misses of random users overlap instead of queueing.
-    fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
+    /// Interns the ids of a chunk's events in order: `users[i]` for event `i` (a purchase's
+    /// buyer twice).
+    fn intern(&mut self, chunk: &ParsedChunk, users: &mut Vec<[UserId; 2]>) {
         users.clear();
         users.extend(chunk.events.iter().map(|event| match event.action {
             Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer); 2],
@@ -591,22 +599,32 @@ impl State {
                 self.users.intern_from(chunk, b),
             ],
         }));
-        const AHEAD: usize = 8;
-        let prefetch = |state: &State, i: usize, deep: bool| {
-            let Some(event) = chunk.events.get(i) else {
-                return;
-            };
-            let [a, b] = users[i];
-            if matches!(event.action, Action::Purchase { .. }) {
-                state.history.prefetch(a, deep);
-            } else {
-                state.graph.prefetch(a, deep);
-                state.graph.prefetch(b, deep);
-            }
+    }
+
+    /// Starts loading what applying event `i` of the chunk will touch: its users' history or
+    /// friend lists, or with `deep` (once those headers have arrived) what they point to.
+    /// Called [`APPLY_AHEAD`] and twice that many events ahead, so that the cache misses of
+    /// random users overlap instead of queueing.
+    #[inline]
+    fn prefetch_event(&self, chunk: &ParsedChunk, users: &[[UserId; 2]], i: usize, deep: bool) {
+        let Some(event) = chunk.events.get(i) else {
+            return;
         };
+        let [a, b] = users[i];
+        if matches!(event.action, Action::Purchase { .. }) {
+            self.history.prefetch(a, deep);
+        } else {
+            self.graph.prefetch(a, deep);
+            self.graph.prefetch(b, deep);
+        }
+    }
+
+    /// Applies a chunk of batch events (line `i` of the chunk has sequence `first_seq + i`).
+    fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
+        self.intern(chunk, users);
         for (i, event) in chunk.events.iter().enumerate() {
-            prefetch(self, i + 2 * AHEAD, false);
-            prefetch(self, i + AHEAD, true);
+            self.prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false);
+            self.prefetch_event(chunk, users, i + APPLY_AHEAD, true);
             let [a, b] = users[i];
             match event.action {
                 Action::Purchase {
@@ -625,6 +643,10 @@ impl State {
         }
     }
 }
+
+/// How many events ahead of the one being applied its state starts loading (see
+/// [`State::prefetch_event`]).
+const APPLY_AHEAD: usize = 8;
 
 /// Asks the CPU to start loading the cache line at `ptr`.
 #[inline(always)]
