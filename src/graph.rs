@@ -1,4 +1,4 @@
-//! The undirected friend graph: a small adjacency vector per user.
+//! The undirected friend graph: a small adjacency vector per user, one cache line each.
 
 use smallvec::SmallVec;
 
@@ -8,9 +8,20 @@ use crate::users::UserId;
 /// non-friend and befriending oneself change nothing.
 #[derive(Default, Clone)]
 pub struct FriendGraph {
-    friends: Vec<SmallVec<[UserId; 6]>>,
+    friends: Vec<FriendList>,
     edges: usize,
 }
+
+/// One user's friends: up to [`INLINE_FRIENDS`] held in the list's own 64-byte cache line, so
+/// that reading them takes one miss; more spill to the heap.
+#[derive(Default, Clone)]
+#[repr(align(64))]
+struct FriendList(SmallVec<[UserId; INLINE_FRIENDS]>);
+
+/// Friends held inline: 14 ids and the length fill 64 bytes.
+const INLINE_FRIENDS: usize = 14;
+
+const _: () = assert!(std::mem::size_of::<FriendList>() == 64);
 
 impl FriendGraph {
     pub fn new() -> Self {
@@ -20,7 +31,7 @@ impl FriendGraph {
     fn grow(&mut self, user: UserId) {
         let need = user as usize + 1;
         if self.friends.len() < need {
-            self.friends.resize_with(need, SmallVec::new);
+            self.friends.resize_with(need, FriendList::default);
         }
     }
 
@@ -30,11 +41,11 @@ impl FriendGraph {
             return false;
         }
         self.grow(a.max(b));
-        if self.friends[a as usize].contains(&b) {
+        if self.friends[a as usize].0.contains(&b) {
             return false;
         }
-        self.friends[a as usize].push(b);
-        self.friends[b as usize].push(a);
+        self.friends[a as usize].0.push(b);
+        self.friends[b as usize].0.push(a);
         self.edges += 1;
         true
     }
@@ -55,8 +66,8 @@ impl FriendGraph {
         if let Some(list) = self.friends.get(user as usize) {
             if !deep {
                 crate::pipeline::prefetch(list);
-            } else if list.spilled() {
-                crate::pipeline::prefetch(list.as_ptr());
+            } else if list.0.spilled() {
+                crate::pipeline::prefetch(list.0.as_ptr());
             }
         }
     }
@@ -65,7 +76,7 @@ impl FriendGraph {
     pub fn friends(&self, user: UserId) -> &[UserId] {
         self.friends
             .get(user as usize)
-            .map_or(&[], |f| f.as_slice())
+            .map_or(&[], |f| f.0.as_slice())
     }
 
     pub fn are_friends(&self, a: UserId, b: UserId) -> bool {
@@ -78,8 +89,10 @@ impl FriendGraph {
     }
 }
 
-fn remove(list: Option<&mut SmallVec<[UserId; 6]>>, user: UserId) -> bool {
-    let Some(list) = list else { return false };
+fn remove(list: Option<&mut FriendList>, user: UserId) -> bool {
+    let Some(FriendList(list)) = list else {
+        return false;
+    };
     match list.iter().position(|&f| f == user) {
         Some(at) => {
             list.swap_remove(at);
@@ -92,6 +105,24 @@ fn remove(list: Option<&mut SmallVec<[UserId; 6]>>, user: UserId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_beyond_one_cache_line_spill_and_shrink() {
+        let mut g = FriendGraph::new();
+        for f in 1..=40 {
+            assert!(g.befriend(0, f));
+        }
+        assert!(!g.befriend(40, 0), "an existing friend in a spilled list");
+        for f in (2..=40).step_by(2) {
+            assert!(g.unfriend(f, 0));
+        }
+        let mut friends = g.friends(0).to_vec();
+        friends.sort_unstable();
+        assert_eq!(friends, (1..=39).step_by(2).collect::<Vec<_>>());
+        assert_eq!(g.edges(), 20);
+        assert!(g.are_friends(39, 0) && !g.are_friends(40, 0));
+        assert_eq!(g.friends(40), &[] as &[UserId]);
+    }
 
     #[test]
     fn no_op_changes_change_nothing() {
