@@ -2,8 +2,6 @@
 //! visited stamps), then the latest `T` of their purchases merged into a [`Baseline`]. A query
 //! runs in three stages (gather, load, merge) so that a worker can keep several in flight.
 
-use std::collections::BinaryHeap;
-
 use crate::baseline::Baseline;
 use crate::graph::FriendGraph;
 use crate::history::{Purchase, PurchaseHistory};
@@ -32,7 +30,10 @@ pub struct NetworkQuery {
     /// latest key.
     candidates: [Vec<(u64, UserId)>; IN_FLIGHT],
     extra: Vec<(u64, UserId)>,
-    heap: BinaryHeap<(Purchase, u32, u32)>,
+    /// The purchases a merge has gathered so far.
+    gathered: Vec<Purchase>,
+    /// Per candidate of a merge: how many of its purchases, newest first, were looked at.
+    looked: Vec<usize>,
     skip: SkipMarks,
 }
 
@@ -171,6 +172,8 @@ impl NetworkQuery {
     }
 
     /// Last stage: the latest `T` purchases of the candidates in `slot` made before `before`.
+    /// No heap: a bound from a few of each candidate's latest, then two selections (the
+    /// purchases are unique by timestamp and sequence, so "the latest `T`" is one set).
     fn merge(&mut self, slot: usize, history: &PurchaseHistory, before: u64) -> Baseline {
         let tracked = history.tracked();
         let candidates = &self.candidates[slot];
@@ -186,22 +189,61 @@ impl NetworkQuery {
             }
             return baseline;
         }
-        // Merge from the newest end of each candidate's history until `tracked` are taken.
-        self.heap.clear();
-        for (i, &(_, m)) in candidates.iter().enumerate() {
-            if let Some((at, p)) = history.latest_before(m, usize::MAX, before) {
-                self.heap.push((p, i as u32, at as u32));
+        // The `tracked`-th latest of any purchases of the network bounds the baseline's oldest
+        // from below. Gather a few of each candidate's latest (enough for `tracked` in all),
+        // take the bound from them, then add every older purchase at or above it, and keep
+        // the latest `tracked` of what was gathered.
+        let (gathered, looked) = (&mut self.gathered, &mut self.looked);
+        gathered.clear();
+        looked.clear();
+        looked.resize(candidates.len(), 0);
+        let mut each = tracked.div_ceil(candidates.len());
+        loop {
+            let mut more = false;
+            for (&(_, m), looked) in candidates.iter().zip(looked.iter_mut()) {
+                let (older, newer) = history.of(m);
+                let newest_first = newer.iter().rev().chain(older.iter().rev());
+                let mut found = 0;
+                for &p in newest_first.skip(*looked) {
+                    if found == each {
+                        more = true;
+                        break;
+                    }
+                    *looked += 1;
+                    if p.seq() < before {
+                        gathered.push(p);
+                        found += 1;
+                    }
+                }
+            }
+            if gathered.len() >= tracked || !more {
+                break;
+            }
+            each *= 2;
+        }
+        if gathered.len() >= tracked {
+            let latest_first = |a: &Purchase, b: &Purchase| b.cmp(a);
+            let (_, &mut bound, _) = gathered.select_nth_unstable_by(tracked - 1, latest_first);
+            gathered.truncate(tracked);
+            for (&(_, m), &looked) in candidates.iter().zip(looked.iter()) {
+                let (older, newer) = history.of(m);
+                let newest_first = newer.iter().rev().chain(older.iter().rev());
+                for &p in newest_first.skip(looked) {
+                    if p < bound {
+                        break;
+                    }
+                    if p.seq() < before {
+                        gathered.push(p);
+                    }
+                }
+            }
+            if gathered.len() > tracked {
+                gathered.select_nth_unstable_by(tracked - 1, latest_first);
+                gathered.truncate(tracked);
             }
         }
-        while baseline.n < tracked as u64 {
-            let Some((p, i, at)) = self.heap.pop() else {
-                break;
-            };
+        for p in gathered.iter() {
             baseline.push(p.cents());
-            let member = candidates[i as usize].1;
-            if let Some((older, p)) = history.latest_before(member, at as usize, before) {
-                self.heap.push((p, i, older as u32));
-            }
         }
         baseline
     }
@@ -347,6 +389,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn merged_baselines_are_the_latest_t_purchases_of_the_members() {
+        // xorshift64
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut below = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut q = NetworkQuery::new();
+        let mut merged = 0;
+        for round in 0..60 {
+            let users = 10 + below(60);
+            let tracked = [2, 3, 5, 8][round % 4];
+            let mut g = FriendGraph::new();
+            for _ in 0..below(3 * users) {
+                g.befriend(below(users) as UserId, below(users) as UserId);
+            }
+            let mut h = PurchaseHistory::new(tracked);
+            // Few distinct timestamps: ties are broken by sequence. Purchases of an open
+            // window stay beyond `tracked`, for `before` to cut.
+            let (batch, window) = (below(400), below(200));
+            for seq in 0..batch + window {
+                let (user, cents) = (below(users) as UserId, 1 + below(1_000));
+                let purchase = Purchase::new(Timestamp(below(40)), seq, cents);
+                if seq < batch {
+                    h.record(user, purchase);
+                } else {
+                    h.record_in_window(user, purchase);
+                }
+            }
+            for _ in 0..20 {
+                let (user, degree) = (below(users) as UserId, 1 + below(3) as u32);
+                // A check inside the window sees every purchase from before it.
+                let before = batch + below(window + 1);
+                let mut expected: Vec<Purchase> = Vec::new();
+                for &m in q.members(&g, user, degree) {
+                    let (a, b) = h.of(m);
+                    expected.extend(a.iter().chain(b).filter(|p| p.seq() < before));
+                }
+                expected.sort_unstable_by(|a, b| b.cmp(a));
+                merged += usize::from(expected.len() > tracked as usize);
+                expected.truncate(tracked as usize);
+                let expected = Baseline::from_amounts(expected.iter().map(|p| p.cents()));
+                let got = q.baseline_before(&g, &h, user, degree, before);
+                assert_eq!(got, expected, "round {round}, user {user}, D={degree}");
+            }
+        }
+        assert!(merged > 300, "most queries merge: {merged}");
     }
 
     #[test]
