@@ -143,6 +143,14 @@ impl EdgeChanges {
         true
     }
 
+    /// Starts loading whether `u` has changed edges in the window.
+    #[inline]
+    pub fn prefetch(&self, u: UserId) {
+        if let Some(slot) = self.slot.get(u as usize) {
+            crate::pipeline::prefetch(slot);
+        }
+    }
+
     /// Ends the window: removes the edges that ended dead and forgets the intervals.
     pub fn close(&mut self, graph: &mut FriendGraph) {
         for edge in &self.edges {
@@ -159,34 +167,35 @@ impl EdgeChanges {
     }
 }
 
-/// Per-query scratch for [`Friendships::for_each_friend`]: marks of the friends to skip.
+/// Per-query scratch for [`Friendships::for_each_friend`]: the friends to skip, a short list
+/// (a user rarely loses more than a few friendships within one window), kept sorted once long.
 #[derive(Default)]
 pub struct SkipMarks {
-    mark: Vec<u32>,
-    token: u32,
+    dead: Vec<UserId>,
 }
 
 impl SkipMarks {
-    /// Starts a new set of marks.
-    fn renew(&mut self) -> u32 {
-        self.token = self.token.wrapping_add(1);
-        if self.token == 0 {
-            self.mark.fill(0);
-            self.token = 1;
-        }
-        self.token
-    }
+    /// Lists up to this long are searched in order; longer ones are sorted and bisected.
+    const LINEAR: usize = 8;
 
     fn set(&mut self, u: UserId) {
-        let i = u as usize;
-        if self.mark.len() <= i {
-            self.mark.resize((i + 1).next_power_of_two(), 0);
-        }
-        self.mark[i] = self.token;
+        self.dead.push(u);
     }
 
+    /// Done marking: ready for [`Self::is_set`].
+    fn seal(&mut self) {
+        if self.dead.len() > Self::LINEAR {
+            self.dead.sort_unstable();
+        }
+    }
+
+    #[inline]
     fn is_set(&self, u: UserId) -> bool {
-        self.mark.get(u as usize) == Some(&self.token)
+        if self.dead.len() <= Self::LINEAR {
+            self.dead.contains(&u)
+        } else {
+            self.dead.binary_search(&u).is_ok()
+        }
     }
 }
 
@@ -234,11 +243,12 @@ impl Friendships for GraphAt<'_> {
     #[inline]
     fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, mut visit: impl FnMut(UserId)) {
         let friends = self.graph.friends(user);
-        marks.renew();
-        if !self.changes.for_each_dead(user, self.seq, |f| marks.set(f)) {
+        marks.dead.clear();
+        if !self.changes.for_each_dead(user, self.seq, |f| marks.set(f)) || marks.dead.is_empty() {
             friends.iter().copied().for_each(visit);
             return;
         }
+        marks.seal();
         for &f in friends {
             if !marks.is_set(f) {
                 visit(f);
@@ -249,6 +259,9 @@ impl Friendships for GraphAt<'_> {
     #[inline]
     fn prefetch(&self, user: UserId, deep: bool) {
         self.graph.prefetch(user, deep);
+        if !deep {
+            self.changes.prefetch(user);
+        }
     }
 }
 
@@ -266,6 +279,36 @@ mod tests {
         .for_each_friend(u, &mut SkipMarks::default(), |f| out.push(f));
         out.sort_unstable();
         out
+    }
+
+    #[test]
+    fn many_friendships_ended_in_one_window_are_all_skipped() {
+        let mut g = FriendGraph::new();
+        for f in 1..=30 {
+            g.befriend(0, f);
+        }
+        let mut c = EdgeChanges::new();
+        // Friends 1..=20 leave one by one at sequences 101..=120; 31 and 32 arrive.
+        for f in 1..=20 {
+            c.unfriend(&g, 0, f, 100 + u64::from(f));
+        }
+        c.befriend(&mut g, 0, 31, 105);
+        c.befriend(&mut g, 32, 0, 125);
+        let range = |from, to| (from..=to).collect::<Vec<UserId>>();
+        assert_eq!(friends_at(&g, &c, 0, 100), range(1, 30));
+        assert_eq!(
+            friends_at(&g, &c, 0, 103),
+            range(4, 30),
+            "three gone: a short list"
+        );
+        assert_eq!(
+            friends_at(&g, &c, 0, 110),
+            range(11, 31),
+            "ten gone: a sorted list"
+        );
+        assert_eq!(friends_at(&g, &c, 0, 130), range(21, 32));
+        assert_eq!(friends_at(&g, &c, 5, 130), Vec::<UserId>::new());
+        assert_eq!(friends_at(&g, &c, 25, 130), vec![0]);
     }
 
     #[test]
