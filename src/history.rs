@@ -173,8 +173,9 @@ impl PurchaseHistory {
     #[inline]
     pub fn prefetch_latest(&self, user: UserId, k: usize) {
         if let Some(list) = self.by_user.get(user as usize) {
-            // One slot per cache line: slots are 16-byte aligned, so none straddles two lines
-            // (a ring that wraps breaks the stride: that only costs a later miss).
+            // One prefetch per cache line (every fourth slot) and one for the deepest: slots are
+            // 16-byte aligned, so none straddles two lines (a ring that wraps breaks the stride:
+            // that only costs a later miss).
             let deepest = k.min(list.len());
             if deepest > 0 {
                 for back in (1..deepest).step_by(PER_LINE).chain([deepest]) {
@@ -210,7 +211,7 @@ impl PurchaseHistory {
 
     /// The latest purchase of a user below position `below` (oldest first) that was made before
     /// sequence `before`, with its position.
-    #[inline]
+    #[cfg(test)]
     pub fn latest_before(
         &self,
         user: UserId,

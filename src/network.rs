@@ -190,9 +190,10 @@ impl NetworkQuery {
             return baseline;
         }
         // The `tracked`-th latest of any purchases of the network bounds the baseline's oldest
-        // from below. Gather a few of each candidate's latest (enough for `tracked` in all),
-        // take the bound from them, then add every older purchase at or above it, and keep
-        // the latest `tracked` of what was gathered.
+        // from below. Gather each candidate's latest few (a first round of `each` per candidate
+        // is enough for `tracked` in all; when histories run short, further rounds take twice
+        // as many more), take the bound from them, then add every older purchase at or above
+        // it, and keep the latest `tracked` of what was gathered.
         let (gathered, looked) = (&mut self.gathered, &mut self.looked);
         gathered.clear();
         looked.clear();

@@ -159,10 +159,10 @@ impl Replay {
         summary.batch_bytes = batch.body().len() as u64;
         progress.start("batch", batch.body().len() as u64);
         for_each_chunk(batch, batch_start, config, &pool, hasher, |chunk| {
+            check_numbering(&batch.name, seq, chunk)?;
             for &(line, ref reason) in &chunk.skipped {
                 skips.skip(&batch.name, seq + u64::from(line) + 1, reason)?;
             }
-            check_numbering(&batch.name, seq, chunk)?;
             state.apply_batch(chunk, seq, &mut interned);
             summary.count_batch(chunk);
             seq += u64::from(chunk.lines);
