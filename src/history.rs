@@ -84,6 +84,9 @@ pub struct PurchaseHistory {
     /// window, plus one (0: none), shifted left by one; and in the low bit, whether `u` bought
     /// something inside the current window.
     recency: Vec<u64>,
+    /// For users who bought inside the current window: the sequence number of their first
+    /// purchase in it.
+    first_in_window: Vec<u64>,
 }
 
 impl PurchaseHistory {
@@ -92,6 +95,7 @@ impl PurchaseHistory {
             tracked: tracked as usize,
             by_user: Vec::new(),
             recency: Vec::new(),
+            first_in_window: Vec::new(),
         }
     }
 
@@ -130,6 +134,9 @@ impl PurchaseHistory {
         let recency = &mut self.recency[user as usize];
         let first = *recency & Recency::FRESH == 0;
         *recency |= Recency::FRESH;
+        if first {
+            self.first_in_window[user as usize] = purchase.seq();
+        }
         first
     }
 
@@ -149,6 +156,7 @@ impl PurchaseHistory {
             let len = (u + 1).next_power_of_two();
             self.by_user.resize_with(len, VecDeque::new);
             self.recency.resize(len, 0);
+            self.first_in_window.resize(len, 0);
         }
         &mut self.by_user[u]
     }
@@ -190,6 +198,13 @@ impl PurchaseHistory {
     #[inline]
     pub fn recency(&self, user: UserId) -> Recency {
         Recency(self.recency.get(user as usize).copied().unwrap_or(0))
+    }
+
+    /// Whether the user bought inside the current window before sequence `before` (then its
+    /// [`Recency::latest`] does not bound what a check at `before` sees of it).
+    #[inline]
+    pub fn bought_in_window_before(&self, user: UserId, before: u64) -> bool {
+        self.recency(user).is_fresh() && self.first_in_window[user as usize] < before
     }
 
     /// A user's kept purchases, oldest first, as the two slices of the ring buffer.

@@ -106,7 +106,7 @@ impl NetworkQuery {
         degree: u32,
         before: u64,
     ) -> Baseline {
-        self.gather(0, graph, history, user, degree);
+        self.gather(0, graph, history, user, degree, before);
         self.load(0, history);
         self.merge(0, history, before)
     }
@@ -129,8 +129,8 @@ impl NetworkQuery {
     ) {
         for step in 0..n + IN_FLIGHT - 1 {
             if step < n {
-                let (graph, user, _) = query(step);
-                self.gather(step % IN_FLIGHT, &graph, history, user, degree);
+                let (graph, user, before) = query(step);
+                self.gather(step % IN_FLIGHT, &graph, history, user, degree, before);
             }
             if let Some(i) = step.checked_sub(1).filter(|&i| i < n) {
                 self.load(i % IN_FLIGHT, history);
@@ -143,8 +143,8 @@ impl NetworkQuery {
         }
     }
 
-    /// First stage of a query: finds the candidates of `user`'s network into `slot` and starts
-    /// loading their histories' headers.
+    /// First stage of a query: finds the candidates of `user`'s network for a check at
+    /// `before` into `slot` and starts loading their histories' headers.
     fn gather(
         &mut self,
         slot: usize,
@@ -152,10 +152,11 @@ impl NetworkQuery {
         history: &PurchaseHistory,
         user: UserId,
         degree: u32,
+        before: u64,
     ) {
         self.members(graph, user, degree);
         let mut candidates = std::mem::take(&mut self.candidates[slot]);
-        self.select_candidates(&mut candidates, history, history.tracked());
+        self.select_candidates(&mut candidates, history, history.tracked(), before);
         // The candidates' histories are scattered in memory: start loading them all at once.
         for &(_, m) in &candidates {
             history.prefetch(m, false);
@@ -249,22 +250,23 @@ impl NetworkQuery {
         baseline
     }
 
-    /// Narrows the members to those who can hold one of the latest `tracked` purchases: the
-    /// timestamp of the `tracked`-th latest of the members' latest purchases before the window
-    /// is a lower bound of the baseline's oldest timestamp, so members whose latest purchase is
-    /// older drop out, unless they bought inside the window.
+    /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
+    /// check at `before`: the timestamp of the `tracked`-th latest of the members' latest
+    /// purchases before the window is a lower bound of the baseline's oldest timestamp, so
+    /// members whose latest purchase is older drop out, unless they bought inside the window
+    /// before the check (purchases after it are not seen, so those do not count).
     fn select_candidates(
         &mut self,
         candidates: &mut Vec<(u64, UserId)>,
         history: &PurchaseHistory,
         tracked: usize,
+        before: u64,
     ) {
         candidates.clear();
         self.extra.clear();
         for &m in &self.members {
-            let recency = history.recency(m);
-            match recency.latest() {
-                0 if recency.is_fresh() => self.extra.push((0, m)),
+            match history.recency(m).latest() {
+                0 if history.bought_in_window_before(m, before) => self.extra.push((0, m)),
                 0 => {}
                 latest => candidates.push((latest, m)),
             }
@@ -273,7 +275,7 @@ impl NetworkQuery {
             let (_, &mut (bound, _), older) =
                 candidates.select_nth_unstable_by(tracked - 1, |a, b| b.0.cmp(&a.0));
             for &(key, m) in older.iter() {
-                if key == bound || history.recency(m).is_fresh() {
+                if key == bound || history.bought_in_window_before(m, before) {
                     self.extra.push((key, m));
                 }
             }
