@@ -214,6 +214,13 @@ impl PurchaseHistory {
             .map_or((&[], &[]), |list| list.as_slices())
     }
 
+    /// A user's kept purchases, newest first.
+    #[inline]
+    pub fn newest_first(&self, user: UserId) -> impl Iterator<Item = Purchase> + '_ {
+        let (older, newer) = self.of(user);
+        newer.iter().rev().chain(older.iter().rev()).copied()
+    }
+
     pub fn len_of(&self, user: UserId) -> usize {
         self.by_user.get(user as usize).map_or(0, VecDeque::len)
     }

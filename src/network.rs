@@ -203,10 +203,8 @@ impl NetworkQuery {
         loop {
             let mut more = false;
             for (&(_, m), looked) in candidates.iter().zip(looked.iter_mut()) {
-                let (older, newer) = history.of(m);
-                let newest_first = newer.iter().rev().chain(older.iter().rev());
                 let mut found = 0;
-                for &p in newest_first.skip(*looked) {
+                for p in history.newest_first(m).skip(*looked) {
                     if found == each {
                         more = true;
                         break;
@@ -228,9 +226,7 @@ impl NetworkQuery {
             let (_, &mut bound, _) = gathered.select_nth_unstable_by(tracked - 1, latest_first);
             gathered.truncate(tracked);
             for (&(_, m), &looked) in candidates.iter().zip(looked.iter()) {
-                let (older, newer) = history.of(m);
-                let newest_first = newer.iter().rev().chain(older.iter().rev());
-                for &p in newest_first.skip(looked) {
+                for p in history.newest_first(m).skip(looked) {
                     if p < bound {
                         break;
                     }
@@ -346,16 +342,19 @@ mod tests {
         assert!(q.members(&g, 9, 3).is_empty(), "unknown user");
     }
 
-    #[test]
-    fn staggered_queries_give_the_baselines_of_queries_one_by_one() {
-        // xorshift64
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut below = move |n: u64| {
+    /// A xorshift64 generator from `seed`: `below(n)` draws from `0..n`.
+    fn xorshift(mut x: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x % n
-        };
+        }
+    }
+
+    #[test]
+    fn staggered_queries_give_the_baselines_of_queries_one_by_one() {
+        let mut below = xorshift(0x9E37_79B9_7F4A_7C15);
         let mut g = FriendGraph::new();
         for _ in 0..400 {
             g.befriend(below(120) as UserId, below(120) as UserId);
@@ -396,14 +395,7 @@ mod tests {
 
     #[test]
     fn merged_baselines_are_the_latest_t_purchases_of_the_members() {
-        // xorshift64
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut below = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut below = xorshift(0x2545_F491_4F6C_DD1D);
         let mut q = NetworkQuery::new();
         let mut merged = 0;
         for round in 0..60 {

@@ -347,10 +347,7 @@ impl ReplayParts<'_> {
         let users = &mut *self.interned;
         self.state.intern(chunk, users);
         for (i, event) in chunk.events.iter().enumerate() {
-            self.state
-                .prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false);
-            self.state
-                .prefetch_event(chunk, users, i + APPLY_AHEAD, true);
+            self.state.prefetch_ahead(chunk, users, i);
             let line = &text[event.start as usize..(event.start + event.len) as usize];
             let at = At {
                 seq: *self.seq + u64::from(event.line),
@@ -601,10 +598,18 @@ impl State {
         }));
     }
 
+    /// Called before applying event `i` of the chunk: starts loading the headers of what the
+    /// event twice [`APPLY_AHEAD`] further on will touch, and what the headers of the event
+    /// [`APPLY_AHEAD`] further on point to, so that the cache misses of random users overlap
+    /// instead of queueing.
+    #[inline]
+    fn prefetch_ahead(&self, chunk: &ParsedChunk, users: &[[UserId; 2]], i: usize) {
+        self.prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false);
+        self.prefetch_event(chunk, users, i + APPLY_AHEAD, true);
+    }
+
     /// Starts loading what applying event `i` of the chunk will touch: its users' history or
     /// friend lists, or with `deep` (once those headers have arrived) what they point to.
-    /// Called [`APPLY_AHEAD`] and twice that many events ahead, so that the cache misses of
-    /// random users overlap instead of queueing.
     #[inline]
     fn prefetch_event(&self, chunk: &ParsedChunk, users: &[[UserId; 2]], i: usize, deep: bool) {
         let Some(event) = chunk.events.get(i) else {
@@ -623,8 +628,7 @@ impl State {
     fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
         self.intern(chunk, users);
         for (i, event) in chunk.events.iter().enumerate() {
-            self.prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false);
-            self.prefetch_event(chunk, users, i + APPLY_AHEAD, true);
+            self.prefetch_ahead(chunk, users, i);
             let [a, b] = users[i];
             match event.action {
                 Action::Purchase {
@@ -645,7 +649,7 @@ impl State {
 }
 
 /// How many events ahead of the one being applied its state starts loading (see
-/// [`State::prefetch_event`]).
+/// [`State::prefetch_ahead`]).
 const APPLY_AHEAD: usize = 8;
 
 /// Asks the CPU to start loading the cache line at `ptr`.

@@ -129,10 +129,10 @@ impl EdgeChanges {
 
     /// Calls `dead` for every friend `f` of `u` whose edge is in the graph but not alive at `seq`.
     #[inline]
-    fn for_each_dead(&self, u: UserId, seq: u64, mut dead: impl FnMut(UserId)) -> bool {
+    fn for_each_dead(&self, u: UserId, seq: u64, mut dead: impl FnMut(UserId)) {
         let slot = self.slot.get(u as usize).copied().unwrap_or(0);
         if slot == 0 {
-            return false;
+            return;
         }
         for &edge in &self.by_user[slot as usize - 1].1 {
             let edge = &self.edges[edge as usize];
@@ -140,7 +140,6 @@ impl EdgeChanges {
                 dead(if edge.a == u { edge.b } else { edge.a });
             }
         }
-        true
     }
 
     /// Starts loading whether `u` has changed edges in the window.
@@ -244,7 +243,8 @@ impl Friendships for GraphAt<'_> {
     fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, mut visit: impl FnMut(UserId)) {
         let friends = self.graph.friends(user);
         marks.dead.clear();
-        if !self.changes.for_each_dead(user, self.seq, |f| marks.set(f)) || marks.dead.is_empty() {
+        self.changes.for_each_dead(user, self.seq, |f| marks.set(f));
+        if marks.dead.is_empty() {
             friends.iter().copied().for_each(visit);
             return;
         }
