@@ -4,7 +4,7 @@
 
 use crate::baseline::Baseline;
 use crate::graph::FriendGraph;
-use crate::history::{Purchase, PurchaseHistory};
+use crate::history::{Purchase, PurchaseHistory, Recency};
 use crate::users::UserId;
 use crate::window::{Friendships, SkipMarks};
 
@@ -26,10 +26,13 @@ pub struct NetworkQuery {
     frontier: Vec<UserId>,
     next: Vec<UserId>,
     members: Vec<UserId>,
-    /// Per query in flight: the members who may hold one of the latest purchases, with their
-    /// latest key.
-    candidates: [Vec<(u64, UserId)>; IN_FLIGHT],
-    extra: Vec<(u64, UserId)>,
+    /// Per query in flight: the members who may hold one of the latest purchases.
+    candidates: [Vec<UserId>; IN_FLIGHT],
+    /// Per query in flight: a [`Recency::latest`] key that the oldest purchase of the baseline
+    /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
+    bounds: [u64; IN_FLIGHT],
+    /// The members' latest keys, each packed with the member's position in `members`.
+    keys: Vec<u64>,
     /// The purchases a merge has gathered so far.
     gathered: Vec<Purchase>,
     /// Per candidate of a merge: how many of its purchases, newest first, were looked at.
@@ -97,7 +100,9 @@ impl NetworkQuery {
     }
 
     /// The baseline of a purchase by `user` at sequence `before`: the latest `T` purchases made
-    /// before it by the network that `graph` shows.
+    /// before it by the network that `graph` shows. The check belongs to the current window:
+    /// `before` comes after every purchase recorded outside it ([`PurchaseHistory::record`]),
+    /// since the query ranks members by their latest such purchase.
     pub fn baseline_before(
         &mut self,
         graph: &impl Friendships,
@@ -156,9 +161,10 @@ impl NetworkQuery {
     ) {
         self.members(graph, user, degree);
         let mut candidates = std::mem::take(&mut self.candidates[slot]);
-        self.select_candidates(&mut candidates, history, history.tracked(), before);
+        self.bounds[slot] =
+            self.select_candidates(&mut candidates, history, history.tracked(), before);
         // The candidates' histories are scattered in memory: start loading them all at once.
-        for &(_, m) in &candidates {
+        for &m in &candidates {
             history.prefetch(m, false);
         }
         self.candidates[slot] = candidates;
@@ -167,21 +173,44 @@ impl NetworkQuery {
     /// Second stage, once the headers have arrived: starts loading the candidates' newest
     /// purchases.
     fn load(&self, slot: usize, history: &PurchaseHistory) {
-        for &(_, m) in &self.candidates[slot] {
+        for &m in &self.candidates[slot] {
             history.prefetch_latest(m, LATEST_AHEAD);
         }
     }
 
     /// Last stage: the latest `T` purchases of the candidates in `slot` made before `before`.
-    /// No heap: a bound from a few of each candidate's latest, then two selections (the
-    /// purchases are unique by timestamp and sequence, so "the latest `T`" is one set).
+    /// No heap: every purchase at or above a bound, then one selection (the purchases are
+    /// unique by timestamp and sequence, so "the latest `T`" is one set).
     fn merge(&mut self, slot: usize, history: &PurchaseHistory, before: u64) -> Baseline {
         let tracked = history.tracked();
         let candidates = &self.candidates[slot];
+        let latest_first = |a: &Purchase, b: &Purchase| b.cmp(a);
         let mut baseline = Baseline::default();
-        let total: usize = candidates.iter().map(|&(_, m)| history.len_of(m)).sum();
+        let bound = self.bounds[slot];
+        if bound > 0 {
+            // The candidates' purchases whose latest key reaches the bound, newest first.
+            let gathered = &mut self.gathered;
+            gathered.clear();
+            for &m in candidates {
+                for p in history.newest_first(m) {
+                    if Recency::key(p.timestamp()) < bound {
+                        break;
+                    }
+                    if p.seq() < before {
+                        gathered.push(p);
+                    }
+                }
+            }
+            if gathered.len() > tracked {
+                gathered.select_nth_unstable_by(tracked - 1, latest_first);
+                gathered.truncate(tracked);
+            }
+            gathered.iter().for_each(|p| baseline.push(p.cents()));
+            return baseline;
+        }
+        let total: usize = candidates.iter().map(|&m| history.len_of(m)).sum();
         if total <= tracked {
-            for &(_, m) in candidates {
+            for &m in candidates {
                 let (a, b) = history.of(m);
                 a.iter()
                     .chain(b)
@@ -190,11 +219,12 @@ impl NetworkQuery {
             }
             return baseline;
         }
-        // The `tracked`-th latest of any purchases of the network bounds the baseline's oldest
-        // from below. Gather each candidate's latest few (a first round of `each` per candidate
-        // is enough for `tracked` in all; when histories run short, further rounds take twice
-        // as many more), take the bound from them, then add every older purchase at or above
-        // it, and keep the latest `tracked` of what was gathered.
+        // Few members have bought (no bound from their latest keys). The `tracked`-th latest of
+        // any purchases of the network bounds the baseline's oldest from below. Gather each
+        // candidate's latest few (a first round of `each` per candidate is enough for `tracked`
+        // in all; when histories run short, further rounds take twice as many more), take the
+        // bound from them, then add every older purchase at or above it, and keep the latest
+        // `tracked` of what was gathered.
         let (gathered, looked) = (&mut self.gathered, &mut self.looked);
         gathered.clear();
         looked.clear();
@@ -202,7 +232,7 @@ impl NetworkQuery {
         let mut each = tracked.div_ceil(candidates.len());
         loop {
             let mut more = false;
-            for (&(_, m), looked) in candidates.iter().zip(looked.iter_mut()) {
+            for (&m, looked) in candidates.iter().zip(looked.iter_mut()) {
                 let mut found = 0;
                 for p in history.newest_first(m).skip(*looked) {
                     if found == each {
@@ -222,10 +252,9 @@ impl NetworkQuery {
             each *= 2;
         }
         if gathered.len() >= tracked {
-            let latest_first = |a: &Purchase, b: &Purchase| b.cmp(a);
             let (_, &mut bound, _) = gathered.select_nth_unstable_by(tracked - 1, latest_first);
             gathered.truncate(tracked);
-            for (&(_, m), &looked) in candidates.iter().zip(looked.iter()) {
+            for (&m, &looked) in candidates.iter().zip(looked.iter()) {
                 for p in history.newest_first(m).skip(looked) {
                     if p < bound {
                         break;
@@ -247,37 +276,59 @@ impl NetworkQuery {
     }
 
     /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
-    /// check at `before`: the timestamp of the `tracked`-th latest of the members' latest
-    /// purchases before the window is a lower bound of the baseline's oldest timestamp, so
-    /// members whose latest purchase is older drop out, unless they bought inside the window
-    /// before the check (purchases after it are not seen, so those do not count).
+    /// check at `before`, and returns a bound for them (0: none).
+    ///
+    /// The `tracked`-th highest [`Recency::latest`] key of the members is the bound: that many
+    /// members each made a purchase before the window, seen by every check in it, whose key
+    /// reaches it, so the baseline's oldest purchase reaches it too. Members whose key is lower
+    /// drop out, unless they bought inside the window before the check (purchases after it are
+    /// not seen, so those do not count); such members rank outside the keys, which only lowers
+    /// the bound. Keys are packed with the member's position (`key << 24 | position`) so that
+    /// the selection compares plain integers; a network of 2^24 members or more, and one whose
+    /// members have at most `tracked` keys in all, gets no bound.
     fn select_candidates(
         &mut self,
-        candidates: &mut Vec<(u64, UserId)>,
+        candidates: &mut Vec<UserId>,
         history: &PurchaseHistory,
         tracked: usize,
         before: u64,
-    ) {
+    ) -> u64 {
+        const POSITION_BITS: u32 = 24;
+        const POSITION: u64 = (1 << POSITION_BITS) - 1;
         candidates.clear();
-        self.extra.clear();
-        for &m in &self.members {
-            match history.recency(m).latest() {
-                0 if history.bought_in_window_before(m, before) => self.extra.push((0, m)),
-                0 => {}
-                latest => candidates.push((latest, m)),
-            }
-        }
-        if candidates.len() > tracked {
-            let (_, &mut (bound, _), older) =
-                candidates.select_nth_unstable_by(tracked - 1, |a, b| b.0.cmp(&a.0));
-            for &(key, m) in older.iter() {
-                if key == bound || history.bought_in_window_before(m, before) {
-                    self.extra.push((key, m));
+        let keys = &mut self.keys;
+        keys.clear();
+        let packed = self.members.len() as u64 <= POSITION + 1;
+        for (at, &m) in self.members.iter().enumerate() {
+            let latest = history.recency(m).latest();
+            if history.bought_in_window_before(m, before) {
+                candidates.push(m);
+            } else if latest > 0 {
+                if packed {
+                    keys.push(latest << POSITION_BITS | at as u64);
+                } else {
+                    candidates.push(m);
                 }
             }
-            candidates.truncate(tracked);
         }
-        candidates.extend_from_slice(&self.extra);
+        let member = |key: u64| self.members[(key & POSITION) as usize];
+        if keys.len() <= tracked {
+            candidates.extend(keys.iter().map(|&key| member(key)));
+            return 0;
+        }
+        let at = keys.len() - tracked;
+        keys.select_nth_unstable(at);
+        let bound = keys[at] >> POSITION_BITS;
+        let (older, newer) = keys.split_at(at);
+        candidates.extend(newer.iter().map(|&key| member(key)));
+        // Members whose key ties the bound can still hold a purchase at it.
+        candidates.extend(
+            older
+                .iter()
+                .filter(|&&key| key >> POSITION_BITS == bound)
+                .map(|&key| member(key)),
+        );
+        bound
     }
 }
 
@@ -360,16 +411,25 @@ mod tests {
             g.befriend(below(120) as UserId, below(120) as UserId);
         }
         let mut h = PurchaseHistory::new(4);
+        // Checks run inside an open window: they see every purchase from before it, and the
+        // window's own purchases before them.
         for seq in 0..2_000 {
-            let purchase = Purchase::new(Timestamp(below(500)), seq, 1 + below(10_000));
-            h.record(below(130) as UserId, purchase);
+            let (user, purchase) = (
+                below(130) as UserId,
+                Purchase::new(Timestamp(below(500)), seq, 1 + below(10_000)),
+            );
+            if seq < 1_500 {
+                h.record(user, purchase);
+            } else {
+                h.record_in_window(user, purchase);
+            }
         }
         let mut one = NetworkQuery::new();
         let mut staggered = NetworkQuery::new();
         for n in 0..12 {
             for degree in 1..=3 {
                 let queries: Vec<(UserId, u64)> = (0..n)
-                    .map(|_| (below(135) as UserId, below(2_100)))
+                    .map(|_| (below(135) as UserId, 1_500 + below(600)))
                     .collect();
                 let expected: Vec<Baseline> = queries
                     .iter()
