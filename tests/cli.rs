@@ -953,7 +953,7 @@ fn query_bench_times_the_query_on_a_replayed_batch() {
         out.contains("D=2, 4 users, 4000 queries x 3 rounds, "),
         "{out}"
     );
-    for mode in ["one by one", "staggered"] {
+    for mode in ["one by one", "staggered", "two threads, core-us"] {
         assert!(out.contains(&format!("  {mode}: median ")), "{out}");
     }
     let members: f64 = out

@@ -1,12 +1,14 @@
 //! The cost of one network query on a real state: replays a batch log, then times the query
 //! (network, candidates, merge) for random buyers, with no parsing, windows or output around it.
 //!
-//! Each round times the queries one by one (as `--threads 1` runs them) and then staggered (as
-//! a window's checks run, see `NetworkQuery::baselines`), and checks that both give the same
-//! baselines. Prints the median, fastest and slowest round of each in microseconds per query,
-//! and the mean network size. A change to the query is judged by running the old and the new
-//! binary alternately on the same log: whole-process timings mix in the batch and drift with
-//! the machine, this isolates the query.
+//! Each round times the queries one by one (as `--threads 1` runs them), then staggered (as a
+//! window's checks run, see `NetworkQuery::baselines`), then staggered on two threads that share
+//! the state (as the pipeline's two workers run them; in core-microseconds per query, so that a
+//! figure equal to the staggered one means no slowdown from sharing the caches and memory), and
+//! checks that all give the same baselines. Prints the median, fastest and slowest round of each
+//! in microseconds per query, and the mean network size. A change to the query is judged by
+//! running the old and the new binary alternately on the same log: whole-process timings mix in
+//! the batch and drift with the machine, this isolates the query.
 //!
 //! `cargo run --release --bin query-bench -- target/bench-logs/batch10M-stream1M/batch_log.json`
 
@@ -87,10 +89,13 @@ fn run() -> anyhow::Result<()> {
         .iter()
         .map(|&u| query.members(&state.graph, u, degree).len())
         .sum();
-    // Each round times the queries one by one, then staggered (as a window's checks run), and
-    // both must give the same baseline for every buyer.
+    // Each round times the queries one by one, then staggered (as a window's checks run), then
+    // staggered on two threads sharing the state (as the pipeline's two workers run them), and
+    // all must give the same baseline for every buyer.
     let mut one_by_one = Vec::new();
     let mut staggered = Vec::new();
+    let mut two_threads = Vec::new();
+    let mut workers = [NetworkQuery::new(), NetworkQuery::new()];
     let mut baselines = Vec::with_capacity(buyers.len());
     for _ in 0..options.rounds {
         baselines.clear();
@@ -118,6 +123,41 @@ fn run() -> anyhow::Result<()> {
             differ == 0,
             "staggered queries gave {differ} other baselines"
         );
+        let started = Instant::now();
+        let half = buyers.len() / 2;
+        let differ: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> = workers
+                .iter_mut()
+                .zip([0..half, half..buyers.len()])
+                .map(|(query, part)| {
+                    let (state, buyers, baselines) = (&state, &buyers, &baselines);
+                    scope.spawn(move || {
+                        let mut differ = 0usize;
+                        query.baselines(
+                            &state.history,
+                            degree,
+                            part.len(),
+                            |i| (&state.graph, buyers[part.start + i], u64::MAX),
+                            |_, i, baseline| {
+                                differ +=
+                                    usize::from(black_box(baseline) != baselines[part.start + i])
+                            },
+                        );
+                        differ
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| thread.join().expect("a query thread panicked"))
+                .sum()
+        });
+        // Core-microseconds per query: wall time times the two threads.
+        two_threads.push(2.0 * per_query(started, buyers.len()));
+        anyhow::ensure!(
+            differ == 0,
+            "queries on two threads gave {differ} other baselines"
+        );
     }
     println!(
         "query-bench: D={degree}, {} users, {} queries x {} rounds, {:.1} members per network",
@@ -126,7 +166,11 @@ fn run() -> anyhow::Result<()> {
         options.rounds,
         members as f64 / buyers.len() as f64,
     );
-    for (name, mut times) in [("one by one", one_by_one), ("staggered", staggered)] {
+    for (name, mut times) in [
+        ("one by one", one_by_one),
+        ("staggered", staggered),
+        ("two threads, core-us", two_threads),
+    ] {
         times.sort_by(f64::total_cmp);
         println!(
             "  {name}: median {:.2} us/query (fastest {:.2}, slowest {:.2})",
