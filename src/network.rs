@@ -467,12 +467,15 @@ mod tests {
                 g.befriend(below(users) as UserId, below(users) as UserId);
             }
             let mut h = PurchaseHistory::new(tracked);
-            // Few distinct timestamps: ties are broken by sequence. Purchases of an open
-            // window stay beyond `tracked`, for `before` to cut.
+            // Few distinct timestamps: ties are broken by sequence. Every third round they
+            // straddle 2^38 s (in year 8711; 9999-12-31 is below 2^39), so the keys a query
+            // packs use their top bit. Purchases of an open window stay beyond `tracked`, for
+            // `before` to cut.
             let (batch, window) = (below(400), below(200));
+            let first = if round % 3 == 1 { (1 << 38) - 20 } else { 0 };
             for seq in 0..batch + window {
                 let (user, cents) = (below(users) as UserId, 1 + below(1_000));
-                let purchase = Purchase::new(Timestamp(below(40)), seq, cents);
+                let purchase = Purchase::new(Timestamp(first + below(40)), seq, cents);
                 if seq < batch {
                     h.record(user, purchase);
                 } else {
