@@ -58,14 +58,8 @@ pub struct Recency(u64);
 impl Recency {
     const FRESH: u64 = 1;
 
-    /// The [`Self::latest`] key of a purchase made at `timestamp`.
-    #[inline]
-    pub fn key(timestamp: Timestamp) -> u64 {
-        timestamp.0 + 1
-    }
-
     fn of(timestamp: Timestamp) -> u64 {
-        Self::key(timestamp) << 1
+        (timestamp.0 + 1) << 1
     }
 
     /// Orders users by the timestamp of their latest purchase before the window; 0: none.

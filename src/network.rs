@@ -3,8 +3,9 @@
 //! runs in three stages (gather, load, merge) so that a worker can keep several in flight.
 
 use crate::baseline::Baseline;
+use crate::event::Timestamp;
 use crate::graph::FriendGraph;
-use crate::history::{Purchase, PurchaseHistory, Recency};
+use crate::history::{Purchase, PurchaseHistory};
 use crate::users::UserId;
 use crate::window::{Friendships, SkipMarks};
 
@@ -29,7 +30,7 @@ pub struct NetworkQuery {
     members: Vec<UserId>,
     /// Per query in flight: the members who may hold one of the latest purchases.
     candidates: [Vec<UserId>; IN_FLIGHT],
-    /// Per query in flight: a [`Recency::latest`] key that the oldest purchase of the baseline
+    /// Per query in flight: a [`crate::history::Recency::latest`] key that the oldest purchase of the baseline
     /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
     bounds: [u64; IN_FLIGHT],
     /// The members' latest keys, each packed with the member's position in `members`.
@@ -185,101 +186,88 @@ impl NetworkQuery {
     fn merge(&mut self, slot: usize, history: &PurchaseHistory, before: u64) -> Baseline {
         let tracked = history.tracked();
         let candidates = &self.candidates[slot];
-        let latest_first = |a: &Purchase, b: &Purchase| b.cmp(a);
         let mut baseline = Baseline::default();
-        let bound = self.bounds[slot];
-        if bound > 0 {
-            // The candidates' purchases whose latest key reaches the bound, newest first.
-            let gathered = &mut self.gathered;
-            gathered.clear();
-            for &m in candidates {
-                for p in history.newest_first(m) {
-                    if Recency::key(p.timestamp()) < bound {
-                        break;
-                    }
-                    if p.seq() < before {
-                        gathered.push(p);
-                    }
-                }
-            }
-            if gathered.len() > tracked {
-                gathered.select_nth_unstable_by(tracked - 1, latest_first);
-                gathered.truncate(tracked);
-            }
-            gathered.iter().for_each(|p| baseline.push(p.cents()));
-            return baseline;
-        }
-        let total: usize = candidates.iter().map(|&m| history.len_of(m)).sum();
-        if total <= tracked {
-            for &m in candidates {
-                let (a, b) = history.of(m);
-                a.iter()
-                    .chain(b)
-                    .filter(|p| p.seq() < before)
-                    .for_each(|p| baseline.push(p.cents()));
-            }
-            return baseline;
-        }
-        // Few members have bought (no bound from their latest keys). The `tracked`-th latest of
-        // any purchases of the network bounds the baseline's oldest from below. Gather each
-        // candidate's latest few (a first round of `each` per candidate is enough for `tracked`
-        // in all; when histories run short, further rounds take twice as many more), take the
-        // bound from them, then add every older purchase at or above it, and keep the latest
-        // `tracked` of what was gathered.
         let (gathered, looked) = (&mut self.gathered, &mut self.looked);
         gathered.clear();
-        looked.clear();
-        looked.resize(candidates.len(), 0);
-        let mut each = tracked.div_ceil(candidates.len());
-        loop {
-            let mut more = false;
-            for (&m, looked) in candidates.iter().zip(looked.iter_mut()) {
-                let mut found = 0;
-                for p in history.newest_first(m).skip(*looked) {
-                    if found == each {
-                        more = true;
-                        break;
-                    }
-                    *looked += 1;
-                    if p.seq() < before {
-                        gathered.push(p);
-                        found += 1;
+        let bound = self.bounds[slot];
+        if bound > 0 {
+            // The lowest purchase whose latest key reaches the bound (key = timestamp + 1).
+            let floor = Purchase::new(Timestamp(bound - 1), 0, 0);
+            add_from(
+                gathered,
+                history,
+                candidates,
+                std::iter::repeat(0),
+                floor,
+                before,
+            );
+        } else {
+            let total: usize = candidates.iter().map(|&m| history.len_of(m)).sum();
+            if total <= tracked {
+                for &m in candidates {
+                    let (a, b) = history.of(m);
+                    a.iter()
+                        .chain(b)
+                        .filter(|p| p.seq() < before)
+                        .for_each(|p| baseline.push(p.cents()));
+                }
+                return baseline;
+            }
+            // Few members have bought (no bound from their latest keys). The `tracked`-th latest
+            // of any purchases of the network bounds the baseline's oldest from below. Gather
+            // each candidate's latest few (a first round of `each` per candidate is enough for
+            // `tracked` in all; when histories run short, further rounds take twice as many
+            // more), take the bound from them, then add every older purchase at or above it.
+            looked.clear();
+            looked.resize(candidates.len(), 0);
+            let mut each = tracked.div_ceil(candidates.len());
+            loop {
+                let mut more = false;
+                for (&m, looked) in candidates.iter().zip(looked.iter_mut()) {
+                    let mut found = 0;
+                    for p in history.newest_first(m).skip(*looked) {
+                        if found == each {
+                            more = true;
+                            break;
+                        }
+                        *looked += 1;
+                        if p.seq() < before {
+                            gathered.push(p);
+                            found += 1;
+                        }
                     }
                 }
-            }
-            if gathered.len() >= tracked || !more {
-                break;
-            }
-            each *= 2;
-        }
-        if gathered.len() >= tracked {
-            let (_, &mut bound, _) = gathered.select_nth_unstable_by(tracked - 1, latest_first);
-            gathered.truncate(tracked);
-            for (&m, &looked) in candidates.iter().zip(looked.iter()) {
-                for p in history.newest_first(m).skip(looked) {
-                    if p < bound {
-                        break;
-                    }
-                    if p.seq() < before {
-                        gathered.push(p);
-                    }
+                if gathered.len() >= tracked || !more {
+                    break;
                 }
+                each *= 2;
             }
-            if gathered.len() > tracked {
-                gathered.select_nth_unstable_by(tracked - 1, latest_first);
-                gathered.truncate(tracked);
+            if gathered.len() >= tracked {
+                keep_latest(gathered, tracked);
+                let floor = gathered
+                    .iter()
+                    .copied()
+                    .min()
+                    .expect("at least `tracked` gathered");
+                add_from(
+                    gathered,
+                    history,
+                    candidates,
+                    looked.iter().copied(),
+                    floor,
+                    before,
+                );
             }
         }
-        for p in gathered.iter() {
-            baseline.push(p.cents());
-        }
+        keep_latest(gathered, tracked);
+        gathered.iter().for_each(|p| baseline.push(p.cents()));
         baseline
     }
 
     /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
     /// check at `before`, and returns a bound for them (0: none).
     ///
-    /// The `tracked`-th highest [`Recency::latest`] key of the members is the bound: that many
+    /// The `tracked`-th highest [`crate::history::Recency::latest`] key of the members is the bound: that many
     /// members each made a purchase before the window, seen by every check in it, whose key
     /// reaches it, so the baseline's oldest purchase reaches it too. Members whose key is lower
     /// drop out, unless they bought inside the window before the check (purchases after it are
@@ -330,6 +318,36 @@ impl NetworkQuery {
                 .map(|&key| member(key)),
         );
         bound
+    }
+}
+
+/// Adds to `gathered` the purchases at or above `floor` that a check at `before` sees, of each
+/// candidate from its `skip`-th newest purchase on (newest first, stopping at the first below).
+fn add_from(
+    gathered: &mut Vec<Purchase>,
+    history: &PurchaseHistory,
+    candidates: &[UserId],
+    skip: impl Iterator<Item = usize>,
+    floor: Purchase,
+    before: u64,
+) {
+    for (&m, skip) in candidates.iter().zip(skip) {
+        for p in history.newest_first(m).skip(skip) {
+            if p < floor {
+                break;
+            }
+            if p.seq() < before {
+                gathered.push(p);
+            }
+        }
+    }
+}
+
+/// Keeps the latest `tracked` of `gathered`, in no particular order.
+fn keep_latest(gathered: &mut Vec<Purchase>, tracked: usize) {
+    if gathered.len() > tracked {
+        gathered.select_nth_unstable_by(tracked - 1, |a, b| b.cmp(a));
+        gathered.truncate(tracked);
     }
 }
 
