@@ -10,6 +10,8 @@ use crate::error::SkipReason;
 use crate::event::{Action, Event, IdRef, NOT_SMALL, Timestamp, parse_cents, small_number};
 use crate::input::{Lines, trim_line};
 
+mod plain;
+
 /// The hasher shared by parsers and the user-id interner, seeded once per run so that
 /// crafted ids cannot force collisions.
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,10 +86,7 @@ impl LineParser {
         out.offset = range.start;
         out.len = range.len();
         let chunk = &body[range];
-        // simd-json unescapes strings in place: parse a padded copy, never the input itself.
-        self.scratch.clear();
-        self.scratch.extend_from_slice(chunk);
-        self.scratch.resize(chunk.len() + INPUT_PADDING, b' ');
+        let mut members: EventMembers<'_> = [None; 6];
         for (index, line) in Lines::new(chunk).enumerate() {
             out.lines = index as u32 + 1;
             let (start, len) = trim_line(chunk, line);
@@ -95,17 +94,14 @@ impl LineParser {
                 continue;
             }
             let raw = &chunk[start..start + len];
-            let mut parsed = self.parse_line(start, raw, &mut out.ids);
-            if matches!(parsed, Err(SkipReason::NotJson)) {
-                // simd-json refuses numbers beyond f64 (a 400-digit id, `1e400`), which JSON
-                // allows; numbers are judged by their literal text anyway, so blank them out
-                // in the copy and try once more.
-                let copy = &mut self.scratch[start..start + len];
-                copy.copy_from_slice(raw);
-                if blank_numbers(copy) {
-                    parsed = self.parse_line(start, raw, &mut out.ids);
+            // Plain lines (the usual shape) are read directly; simd-json parses every other
+            // line, and decides what is wrong with it.
+            let parsed = match plain::members(raw, &mut members) {
+                Some(()) => {
+                    event_fields(raw, &members).map(|f| f.into_action(&self.hasher, &mut out.ids))
                 }
-            }
+                None => self.parse_json(raw, &mut out.ids),
+            };
             match parsed {
                 Ok(action) => out.events.push(Event {
                     line: index as u32,
@@ -118,14 +114,32 @@ impl LineParser {
         }
     }
 
-    /// Parses the copy of `raw` at `scratch[start..]`, storing its ids in `arena`.
-    #[inline]
-    fn parse_line(
-        &mut self,
-        start: usize,
-        raw: &[u8],
-        arena: &mut Vec<u8>,
-    ) -> Result<Action, SkipReason> {
+    /// Parses one line with simd-json, storing its ids in `arena`.
+    pub fn parse_json(&mut self, raw: &[u8], arena: &mut Vec<u8>) -> Result<Action, SkipReason> {
+        // simd-json unescapes strings in place: parse a padded copy, never the input itself.
+        self.scratch.clear();
+        self.scratch.extend_from_slice(raw);
+        self.scratch.resize(raw.len() + INPUT_PADDING, b' ');
+        let mut parsed = self.parse_copy(raw, arena);
+        if matches!(parsed, Err(SkipReason::NotJson)) {
+            // simd-json refuses numbers beyond f64 (a 400-digit id, `1e400`), which JSON
+            // allows; numbers are judged by their literal text anyway, so blank them out
+            // in the copy and try once more.
+            let copy = &mut self.scratch[..raw.len()];
+            copy.copy_from_slice(raw);
+            if blank_numbers(copy) {
+                parsed = self.parse_copy(raw, arena);
+            }
+        }
+        if raw.len() > HUGE_LINE {
+            // Give back the copy of a huge line too (see `parse_copy`).
+            self.scratch = Vec::new();
+        }
+        parsed
+    }
+
+    /// Parses the copy of `raw` at the start of `scratch`, storing its ids in `arena`.
+    fn parse_copy(&mut self, raw: &[u8], arena: &mut Vec<u8>) -> Result<Action, SkipReason> {
         // One huge line at a time across all workers: simd-json's buffers take tens of bytes
         // per structural character, and hostile lines must not multiply that by the workers.
         let _one_at_a_time = (raw.len() > HUGE_LINE).then(|| {
@@ -135,13 +149,8 @@ impl LineParser {
         });
         // The tape borrows this line's copy only: take it with a fresh lifetime.
         let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
-        let parsed = parse_event(
-            &mut self.scratch[start..],
-            raw,
-            &mut self.buffers,
-            &mut tape,
-        )
-        .map(|fields| fields.into_action(&self.hasher, arena));
+        let parsed = parse_event(&mut self.scratch, raw, &mut self.buffers, &mut tape)
+            .map(|fields| fields.into_action(&self.hasher, arena));
         self.tape = tape.reset();
         if raw.len() > HUGE_LINE {
             // simd-json keeps buffers sized for the longest line (tens of bytes per structural
@@ -215,12 +224,29 @@ impl Fields<'_> {
     }
 }
 
-/// Position of one member of the top-level object: its ordinal and the tape index of its value.
-#[derive(Clone, Copy)]
-struct Member {
-    ordinal: usize,
-    node: usize,
+/// A wanted member of the top-level object: its ordinal and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member<'a> {
+    pub ordinal: usize,
+    pub value: Value<'a>,
 }
+
+/// A member's value, as far as event fields care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    /// A string, unescaped.
+    Str(&'a [u8]),
+    /// A number, by its literal text.
+    Number(&'a [u8]),
+    /// `true`, `false`, `null`, an object or an array.
+    Other,
+}
+
+/// The keys an event line is read for, in the order of [`event_fields`]' members.
+pub(crate) const EVENT_KEYS: [&str; 6] = ["event_type", "timestamp", "id", "id1", "id2", "amount"];
+
+/// The wanted members of an event line, in the order of [`EVENT_KEYS`].
+pub(crate) type EventMembers<'a> = [Option<Member<'a>>; 6];
 
 /// Parses the JSON at `buf[..raw.len()]` (a copy of `raw` followed by padding).
 fn parse_event<'t>(
@@ -232,42 +258,38 @@ fn parse_event<'t>(
     if fill_tape_padded(buf, raw.len(), buffers, tape).is_err() {
         return Err(json_error(raw));
     }
-    let nodes = &tape.0;
-    let [event_type, timestamp, id, id1, id2, amount] = find_members(
-        nodes,
-        &["event_type", "timestamp", "id", "id1", "id2", "amount"],
-    )?;
+    event_fields(raw, &find_members(&tape.0, raw, &EVENT_KEYS)?)
+}
+
+/// Validates the members of the event line `raw` into its fields.
+fn event_fields<'a>(raw: &'a [u8], members: &EventMembers<'a>) -> Result<Fields<'a>, SkipReason> {
+    let &[event_type, timestamp, id, id1, id2, amount] = members;
     let kind = match event_type {
         None => return Err(SkipReason::MissingField("event_type")),
-        Some(m) => match nodes[m.node] {
-            Node::String("purchase") => EventKind::Purchase,
-            Node::String("befriend") => EventKind::Befriend,
-            Node::String("unfriend") => EventKind::Unfriend,
-            _ => return Err(SkipReason::UnknownEventType(describe(nodes, raw, m))),
+        Some(m) => match m.value {
+            Value::Str(b"purchase") => EventKind::Purchase,
+            Value::Str(b"befriend") => EventKind::Befriend,
+            Value::Str(b"unfriend") => EventKind::Unfriend,
+            _ => return Err(SkipReason::UnknownEventType(describe(raw, m))),
         },
     };
     let timestamp = match timestamp {
         None => return Err(SkipReason::MissingField("timestamp")),
-        Some(m) => match nodes[m.node] {
-            Node::String(s) => Timestamp::parse(s.as_bytes()),
+        Some(m) => match m.value {
+            Value::Str(s) => Timestamp::parse(s),
             _ => None,
         }
-        .ok_or_else(|| SkipReason::InvalidTimestamp(describe(nodes, raw, m)))?,
+        .ok_or_else(|| SkipReason::InvalidTimestamp(describe(raw, m)))?,
     };
     match kind {
         EventKind::Purchase => {
-            let buyer = user_id(nodes, raw, id, "id")?;
+            let buyer = user_id(raw, id, "id")?;
             let m = amount.ok_or(SkipReason::MissingField("amount"))?;
-            let text = match nodes[m.node] {
-                Node::String(s) => Some(s.as_bytes()),
-                Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
-                    Some(member_literal(raw, m.ordinal))
-                }
-                _ => None,
-            };
-            let cents = text
-                .and_then(parse_cents)
-                .ok_or_else(|| SkipReason::InvalidAmount(describe(nodes, raw, m)))?;
+            let cents = match m.value {
+                Value::Str(text) | Value::Number(text) => parse_cents(text),
+                Value::Other => None,
+            }
+            .ok_or_else(|| SkipReason::InvalidAmount(describe(raw, m)))?;
             Ok(Fields::Purchase {
                 buyer,
                 cents,
@@ -275,8 +297,8 @@ fn parse_event<'t>(
             })
         }
         EventKind::Befriend | EventKind::Unfriend => {
-            let a = user_id(nodes, raw, id1, "id1")?;
-            let b = user_id(nodes, raw, id2, "id2")?;
+            let a = user_id(raw, id1, "id1")?;
+            let b = user_id(raw, id2, "id2")?;
             Ok(if kind == EventKind::Befriend {
                 Fields::Befriend(a, b)
             } else {
@@ -361,11 +383,13 @@ fn json_error(raw: &[u8]) -> SkipReason {
     }
 }
 
-/// Finds the wanted keys among the members of the top-level object, rejecting duplicate keys.
-fn find_members<const K: usize>(
-    nodes: &[Node<'_>],
+/// Finds the wanted keys among the members of the top-level object of `raw` (parsed into
+/// `nodes`), rejecting duplicate keys.
+fn find_members<'t, const K: usize>(
+    nodes: &[Node<'t>],
+    raw: &'t [u8],
     wanted: &[&str; K],
-) -> Result<[Option<Member>; K], SkipReason> {
+) -> Result<[Option<Member<'t>>; K], SkipReason> {
     let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(SkipReason::NotObject);
     };
@@ -383,10 +407,14 @@ fn find_members<const K: usize>(
                 if found[slot].is_some() {
                     return Err(SkipReason::DuplicateKey(key.to_string()));
                 }
-                found[slot] = Some(Member {
-                    ordinal,
-                    node: at + 1,
-                });
+                let value = match nodes[at + 1] {
+                    Node::String(s) => Value::Str(s.as_bytes()),
+                    Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
+                        Value::Number(member_literal(raw, ordinal))
+                    }
+                    _ => Value::Other,
+                };
+                found[slot] = Some(Member { ordinal, value });
             }
             None => {
                 if others.contains(&key) {
@@ -409,30 +437,25 @@ fn skip_value(nodes: &[Node<'_>], at: usize) -> usize {
 }
 
 /// A user id: a non-empty string (unescaped) or an integer taken by its literal text.
-fn user_id<'t>(
-    nodes: &[Node<'t>],
-    raw: &'t [u8],
-    member: Option<Member>,
+fn user_id<'a>(
+    raw: &[u8],
+    member: Option<Member<'a>>,
     field: &'static str,
-) -> Result<&'t [u8], SkipReason> {
+) -> Result<&'a [u8], SkipReason> {
     let m = member.ok_or(SkipReason::MissingField(field))?;
-    let id = match nodes[m.node] {
-        Node::String(s) if !s.is_empty() => Some(s.as_bytes()),
-        Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
-            let text = member_literal(raw, m.ordinal);
-            // JSON already guarantees `-?(0|[1-9][0-9]*)` before any fraction or exponent.
-            (!text.iter().any(|b| matches!(b, b'.' | b'e' | b'E'))).then_some(text)
-        }
-        _ => None,
-    };
-    id.ok_or_else(|| SkipReason::InvalidId {
-        field,
-        value: describe(nodes, raw, m),
-    })
+    match m.value {
+        Value::Str(s) if !s.is_empty() => Ok(s),
+        // JSON already guarantees `-?(0|[1-9][0-9]*)` before any fraction or exponent.
+        Value::Number(text) if !text.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) => Ok(text),
+        _ => Err(SkipReason::InvalidId {
+            field,
+            value: describe(raw, m),
+        }),
+    }
 }
 
 /// A short rendering of a member's value for error messages: its literal text, shortened.
-fn describe(_nodes: &[Node<'_>], raw: &[u8], m: Member) -> String {
+fn describe(raw: &[u8], m: Member<'_>) -> String {
     let text = String::from_utf8_lossy(member_literal(raw, m.ordinal));
     if text.chars().count() > 40 {
         let short: String = text.chars().take(40).collect();
@@ -540,8 +563,7 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
             excerpt(raw)
         ));
     }
-    let nodes = &tape.0;
-    let [d, t] = find_members(nodes, &["D", "T"]).map_err(|reason| match reason {
+    let [d, t] = find_members(&tape.0, raw, &["D", "T"]).map_err(|reason| match reason {
         SkipReason::NotObject => {
             format!("the parameter line is not a JSON object: {}", excerpt(raw))
         }
@@ -554,17 +576,14 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
                 excerpt(raw)
             )
         })?;
-        let text = match nodes[m.node] {
-            Node::String(s) => s.as_bytes(),
-            Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
-                member_literal(raw, m.ordinal)
-            }
-            _ => b"",
+        let text = match m.value {
+            Value::Str(text) | Value::Number(text) => text,
+            Value::Other => b"",
         };
         if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
             return Err(format!(
                 "parameter {name} must be a decimal integer, got {}",
-                describe(nodes, raw, m)
+                describe(raw, m)
             ));
         }
         Ok(text.iter().fold(0u64, |acc, &b| {
@@ -579,7 +598,7 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     if !(2..=MAX_TRACKED).contains(&tracked) {
         return Err(format!(
             "parameter T must be between 2 and {MAX_TRACKED}, got {}",
-            describe(nodes, raw, t.expect("checked above"))
+            describe(raw, t.expect("checked above"))
         ));
     }
     Ok(Params {
