@@ -105,6 +105,14 @@ impl PurchaseHistory {
 
     /// Records a purchase, keeping only the user's latest `tracked`.
     pub fn record(&mut self, user: UserId, purchase: Purchase) {
+        self.keep(user, purchase);
+        let recency = &mut self.recency[user as usize];
+        *recency = (*recency).max(Recency::of(purchase.timestamp()));
+    }
+
+    /// Adds a purchase to the user's list, keeping only the latest `tracked`.
+    #[inline]
+    fn keep(&mut self, user: UserId, purchase: Purchase) {
         let tracked = self.tracked;
         let list = self.list_mut(user);
         if list.len() == tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
@@ -114,15 +122,28 @@ impl PurchaseHistory {
             // Grow fourfold (8, 32, 128 slots: fewer copies and fewer freed blocks than by
             // doubling), but stop at room for `tracked` and the one about to be pushed out (a
             // full list of T = 50 takes 51 slots, not 64).
-            let room = (4 * list.len()).max(8).min(tracked + 1);
+            let room = (8 * list.len()).max(8).min(tracked + 1);
             list.reserve_exact(room - list.len());
         }
         insert_sorted(list, purchase);
         if list.len() > tracked {
             list.pop_front();
         }
-        let recency = &mut self.recency[user as usize];
-        *recency = (*recency).max(Recency::of(purchase.timestamp()));
+    }
+
+    /// Records a purchase of the batch like [`Self::record`], but leaves the user's recency
+    /// as it was (one cache line less per purchase): [`Self::rank_all`] must run before any
+    /// query.
+    #[inline]
+    pub fn record_unranked(&mut self, user: UserId, purchase: Purchase) {
+        self.keep(user, purchase);
+    }
+
+    /// Sets every user's recency from their kept purchases (after [`Self::record_unranked`]).
+    pub fn rank_all(&mut self) {
+        for (list, recency) in self.by_user.iter().zip(&mut self.recency) {
+            *recency = list.back().map_or(0, |p| Recency::of(p.timestamp()));
+        }
     }
 
     /// Records a purchase made inside a window, dropping none: the window's queries may still
@@ -162,16 +183,19 @@ impl PurchaseHistory {
     }
 
     /// Starts loading what [`Self::record`] will touch for `user`: the list's header, or with
-    /// `deep` (once the header has arrived) its newest entries and the latest key.
+    /// `deep` (once the header has arrived) its newest entries and, with `ranked`, the
+    /// user's recency.
     #[inline]
-    pub fn prefetch(&self, user: UserId, deep: bool) {
+    pub fn prefetch(&self, user: UserId, deep: bool, ranked: bool) {
         let u = user as usize;
         if let Some(list) = self.by_user.get(u) {
             if !deep {
                 crate::pipeline::prefetch(list);
             } else if let Some(newest) = list.back() {
                 crate::pipeline::prefetch(newest);
-                crate::pipeline::prefetch(&self.recency[u]);
+                if ranked {
+                    crate::pipeline::prefetch(&self.recency[u]);
+                }
             }
         }
     }

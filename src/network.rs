@@ -167,7 +167,7 @@ impl NetworkQuery {
             self.select_candidates(&mut candidates, history, history.tracked(), before);
         // The candidates' histories are scattered in memory: start loading them all at once.
         for &m in &candidates {
-            history.prefetch(m, false);
+            history.prefetch(m, false, false);
         }
         self.candidates[slot] = candidates;
     }

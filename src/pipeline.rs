@@ -169,6 +169,7 @@ impl Replay {
             progress.set((chunk.offset + chunk.len) as u64);
             Ok(())
         })?;
+        state.history.rank_all();
         progress.finish();
         summary.batch_elapsed = started.elapsed();
         let window = StreamWindow::new(config, params, pool.current_num_threads());
@@ -347,7 +348,7 @@ impl ReplayParts<'_> {
         let users = &mut *self.interned;
         self.state.intern(chunk, users);
         for (i, event) in chunk.events.iter().enumerate() {
-            self.state.prefetch_ahead(chunk, users, i);
+            self.state.prefetch_ahead(chunk, users, i, true);
             let line = &text[event.start as usize..(event.start + event.len) as usize];
             let at = At {
                 seq: *self.seq + u64::from(event.line),
@@ -603,21 +604,29 @@ impl State {
     /// [`APPLY_AHEAD`] further on point to, so that the cache misses of random users overlap
     /// instead of queueing.
     #[inline]
-    fn prefetch_ahead(&self, chunk: &ParsedChunk, users: &[[UserId; 2]], i: usize) {
-        self.prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false);
-        self.prefetch_event(chunk, users, i + APPLY_AHEAD, true);
+    fn prefetch_ahead(&self, chunk: &ParsedChunk, users: &[[UserId; 2]], i: usize, ranked: bool) {
+        self.prefetch_event(chunk, users, i + 2 * APPLY_AHEAD, false, ranked);
+        self.prefetch_event(chunk, users, i + APPLY_AHEAD, true, ranked);
     }
 
     /// Starts loading what applying event `i` of the chunk will touch: its users' history or
-    /// friend lists, or with `deep` (once those headers have arrived) what they point to.
+    /// friend lists, or with `deep` (once those headers have arrived) what they point to;
+    /// `ranked`: also a buyer's recency (the batch leaves it for [`PurchaseHistory::rank_all`]).
     #[inline]
-    fn prefetch_event(&self, chunk: &ParsedChunk, users: &[[UserId; 2]], i: usize, deep: bool) {
+    fn prefetch_event(
+        &self,
+        chunk: &ParsedChunk,
+        users: &[[UserId; 2]],
+        i: usize,
+        deep: bool,
+        ranked: bool,
+    ) {
         let Some(event) = chunk.events.get(i) else {
             return;
         };
         let [a, b] = users[i];
         if matches!(event.action, Action::Purchase { .. }) {
-            self.history.prefetch(a, deep);
+            self.history.prefetch(a, deep, ranked);
         } else {
             self.graph.prefetch(a, deep);
             self.graph.prefetch(b, deep);
@@ -628,12 +637,12 @@ impl State {
     fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
         self.intern(chunk, users);
         for (i, event) in chunk.events.iter().enumerate() {
-            self.prefetch_ahead(chunk, users, i);
+            self.prefetch_ahead(chunk, users, i, false);
             let [a, b] = users[i];
             match event.action {
                 Action::Purchase {
                     cents, timestamp, ..
-                } => self.history.record(
+                } => self.history.record_unranked(
                     a,
                     Purchase::new(timestamp, first_seq + u64::from(event.line), cents),
                 ),
