@@ -702,51 +702,54 @@ fn for_each_chunk(
         }
         return Ok(());
     }
-    let group = config.threads * 2;
-    let (tx, rx) = crossbeam_channel::bounded::<ParsedChunk>(group * 2);
-    // Applied chunks come back to be filled again: no allocation per chunk in steady state.
-    let (recycle, recycled) = crossbeam_channel::unbounded::<ParsedChunk>();
+    // A fixed set of chunk buffers circulates: the producer takes a free one for each range
+    // and has a pool worker parse into it, the applier takes parsed chunks back in order and
+    // frees them. Workers never wait for each other, and memory stays flat.
+    let in_flight = config.threads * 4;
+    let (parsed_tx, parsed_rx) = crossbeam_channel::unbounded::<(usize, ParsedChunk)>();
+    let (free_tx, free_rx) = crossbeam_channel::unbounded::<ParsedChunk>();
+    for _ in 0..in_flight {
+        let _ = free_tx.send(ParsedChunk::default());
+    }
     let parsers: Vec<WorkerParser> = (0..pool.current_num_threads())
         .map(|_| WorkerParser(Mutex::new(LineParser::new(hasher))))
         .collect();
     std::thread::scope(|scope| {
-        // The producer runs on a thread of its own and hands each group of chunks to the pool:
-        // blocking on the full channel must never hold a pool worker that checks could use.
+        // The producer runs on a thread of its own: waiting for a free chunk must never hold a
+        // pool worker that parsing or checks could use.
         scope.spawn(move || {
-            let mut parsed: Vec<ParsedChunk> = Vec::with_capacity(group);
-            let mut batch = Vec::with_capacity(group);
-            loop {
-                batch.clear();
-                batch.extend(ranges.by_ref().take(group));
-                if batch.is_empty() {
-                    return;
+            pool.in_place_scope(|jobs| {
+                for (index, range) in ranges.by_ref().enumerate() {
+                    // No free chunk and no applier to free one: the applier stopped.
+                    let Ok(mut chunk) = free_rx.recv() else {
+                        return;
+                    };
+                    let parsed_tx = parsed_tx.clone();
+                    let parsers = &parsers;
+                    jobs.spawn(move |_| {
+                        let worker = rayon::current_thread_index().unwrap_or(0) % parsers.len();
+                        let mut parser = parsers[worker].0.lock().expect("parser poisoned");
+                        parser.parse_chunk(body, range, &mut chunk);
+                        drop(parser);
+                        let _ = parsed_tx.send((index, chunk));
+                    });
                 }
-                parsed.extend(
-                    batch
-                        .iter()
-                        .map(|_| recycled.try_recv().unwrap_or_default()),
-                );
-                pool.install(|| {
-                    parsed
-                        .par_iter_mut()
-                        .zip(&batch)
-                        .for_each(|(chunk, range)| {
-                            let worker = rayon::current_thread_index().unwrap_or(0) % parsers.len();
-                            let mut parser = parsers[worker].0.lock().expect("parser poisoned");
-                            parser.parse_chunk(body, range.clone(), chunk);
-                        })
-                });
-                for chunk in parsed.drain(..) {
-                    if tx.send(chunk).is_err() {
-                        return; // the applier stopped
-                    }
-                }
-            }
+            });
         });
-        for chunk in rx {
-            apply(&chunk)?;
-            log.release(chunk.offset..chunk.offset + chunk.len);
-            let _ = recycle.send(chunk);
+        // Owned here, so that when applying fails the producer, finding no free chunk and no
+        // sender left, stops.
+        let free_tx = free_tx;
+        // Chunks arrive in any order: each waits in its slot until those before it are applied.
+        let mut waiting: Vec<Option<ParsedChunk>> = (0..in_flight).map(|_| None).collect();
+        let mut next = 0;
+        for (index, chunk) in parsed_rx {
+            waiting[index % in_flight] = Some(chunk);
+            while let Some(chunk) = waiting[next % in_flight].take() {
+                apply(&chunk)?;
+                log.release(chunk.offset..chunk.offset + chunk.len);
+                let _ = free_tx.send(chunk);
+                next += 1;
+            }
         }
         Ok(())
     })
