@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::baseline::Baseline;
 use crate::error::Fatal;
-use crate::event::{Action, Timestamp};
+use crate::event::{Action, Event, Timestamp};
 use crate::graph::FriendGraph;
 use crate::history::{Purchase, PurchaseHistory};
 use crate::input::{Lines, LogFile, chunks, trim_line};
@@ -590,13 +590,21 @@ impl State {
     /// buyer twice).
     fn intern(&mut self, chunk: &ParsedChunk, users: &mut Vec<[UserId; 2]>) {
         users.clear();
-        users.extend(chunk.events.iter().map(|event| match event.action {
+        for event in &chunk.events {
+            users.push(self.intern_event(chunk, event));
+        }
+    }
+
+    /// The users of an event of `chunk` (a purchase's buyer twice).
+    #[inline]
+    fn intern_event(&mut self, chunk: &ParsedChunk, event: &Event) -> [UserId; 2] {
+        match event.action {
             Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer); 2],
             Action::Befriend(a, b) | Action::Unfriend(a, b) => [
                 self.users.intern_from(chunk, a),
                 self.users.intern_from(chunk, b),
             ],
-        }));
+        }
     }
 
     /// Called before applying event `i` of the chunk: starts loading the headers of what the
@@ -635,8 +643,16 @@ impl State {
 
     /// Applies a chunk of batch events (line `i` of the chunk has sequence `first_seq + i`).
     fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
-        self.intern(chunk, users);
-        for (i, event) in chunk.events.iter().enumerate() {
+        // Events are interned just ahead of their prefetches, in the same pass as they are
+        // applied: a chunk's events are read once, while they are in cache.
+        users.clear();
+        let events = &chunk.events;
+        for (i, event) in events.iter().enumerate() {
+            let interned = (i + 2 * APPLY_AHEAD + 1).min(events.len());
+            while users.len() < interned {
+                let ahead = &events[users.len()];
+                users.push(self.intern_event(chunk, ahead));
+            }
             self.prefetch_ahead(chunk, users, i, false);
             let [a, b] = users[i];
             match event.action {
