@@ -595,6 +595,18 @@ impl State {
         }
     }
 
+    /// Starts loading what interning an event's ids will read.
+    #[inline]
+    fn prefetch_ids(&self, event: &Event) {
+        match event.action {
+            Action::Purchase { buyer, .. } => self.users.prefetch(buyer),
+            Action::Befriend(a, b) | Action::Unfriend(a, b) => {
+                self.users.prefetch(a);
+                self.users.prefetch(b);
+            }
+        }
+    }
+
     /// The users of an event of `chunk` (a purchase's buyer twice).
     #[inline]
     fn intern_event(&mut self, chunk: &ParsedChunk, event: &Event) -> [UserId; 2] {
@@ -650,6 +662,10 @@ impl State {
         for (i, event) in events.iter().enumerate() {
             let interned = (i + 2 * APPLY_AHEAD + 1).min(events.len());
             while users.len() < interned {
+                // The direct table's entries for an event further on start loading now.
+                if let Some(later) = events.get(users.len() + APPLY_AHEAD) {
+                    self.prefetch_ids(later);
+                }
                 let ahead = &events[users.len()];
                 users.push(self.intern_event(chunk, ahead));
             }

@@ -71,6 +71,14 @@ impl UserIds {
         self.by_number[n]
     }
 
+    /// Starts loading what interning `id` will read, when that is the direct table.
+    #[inline]
+    pub fn prefetch(&self, id: IdRef) {
+        if let Some(entry) = self.by_number.get(id.number as usize) {
+            crate::pipeline::prefetch(entry);
+        }
+    }
+
     /// The user of an id parsed into `chunk`.
     #[inline]
     pub fn intern_from(&mut self, chunk: &ParsedChunk, id: IdRef) -> UserId {
