@@ -346,8 +346,9 @@ impl ReplayParts<'_> {
             skips.skip(name, first_line + u64::from(line) + 1, reason)?;
         }
         let users = &mut *self.interned;
-        self.state.intern(chunk, users);
+        users.clear();
         for (i, event) in chunk.events.iter().enumerate() {
+            self.state.intern_ahead(chunk, users, i);
             self.state.prefetch_ahead(chunk, users, i, true);
             let line = &text[event.start as usize..(event.start + event.len) as usize];
             let at = At {
@@ -586,11 +587,20 @@ impl Outcome {
 }
 
 impl State {
-    /// Interns the ids of a chunk's events in order: `users[i]` for event `i` (a purchase's
-    /// buyer twice).
-    fn intern(&mut self, chunk: &ParsedChunk, users: &mut Vec<[UserId; 2]>) {
-        users.clear();
-        for event in &chunk.events {
+    /// Interns the events of `chunk` up to `i + 2 * APPLY_AHEAD` into `users` (`users[k]` for
+    /// event `k`, a purchase's buyer twice), so that applying event `i` can prefetch for the
+    /// events ahead of it. Interning goes along with applying, so a chunk's events are read
+    /// once, while cached; the direct table's entries start loading [`APPLY_AHEAD`] events
+    /// before they are read.
+    #[inline]
+    fn intern_ahead(&mut self, chunk: &ParsedChunk, users: &mut Vec<[UserId; 2]>, i: usize) {
+        let events = &chunk.events;
+        let through = (i + 2 * APPLY_AHEAD + 1).min(events.len());
+        while users.len() < through {
+            if let Some(later) = events.get(users.len() + APPLY_AHEAD) {
+                self.prefetch_ids(later);
+            }
+            let event = &events[users.len()];
             users.push(self.intern_event(chunk, event));
         }
     }
@@ -655,20 +665,9 @@ impl State {
 
     /// Applies a chunk of batch events (line `i` of the chunk has sequence `first_seq + i`).
     fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
-        // Events are interned just ahead of their prefetches, in the same pass as they are
-        // applied: a chunk's events are read once, while they are in cache.
         users.clear();
-        let events = &chunk.events;
-        for (i, event) in events.iter().enumerate() {
-            let interned = (i + 2 * APPLY_AHEAD + 1).min(events.len());
-            while users.len() < interned {
-                // The direct table's entries for an event further on start loading now.
-                if let Some(later) = events.get(users.len() + APPLY_AHEAD) {
-                    self.prefetch_ids(later);
-                }
-                let ahead = &events[users.len()];
-                users.push(self.intern_event(chunk, ahead));
-            }
+        for (i, event) in chunk.events.iter().enumerate() {
+            self.intern_ahead(chunk, users, i);
             self.prefetch_ahead(chunk, users, i, false);
             let [a, b] = users[i];
             match event.action {
