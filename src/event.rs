@@ -93,17 +93,53 @@ pub fn parse_cents(s: &[u8]) -> Option<u64> {
     (total <= MAX_CENTS).then_some(total)
 }
 
-/// A user id as it appears in one parsed chunk: its bytes live in the chunk's id arena.
+/// A user id as it appears in one parsed chunk: its bytes live in the chunk's id arena. 16
+/// bytes, so that an [`Event`] takes 56.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRef {
-    /// Hash of the id bytes, computed while parsing so the applier does not have to; unused
-    /// for small numbers.
-    pub hash: u64,
+    /// The value of a canonical decimal below [`SMALL_NUMBERS`] (`"7"`, not `"07"`), whose
+    /// user is found through a direct table; else the id's hash (see [`id_hash`]), computed
+    /// while parsing so the applier does not have to, which always has its top bit set.
+    key: u64,
     pub start: u32,
     pub len: u32,
-    /// The value when the id is a canonical decimal below [`SMALL_NUMBERS`] (`"7"`, not `"07"`),
-    /// else [`NOT_SMALL`]: such ids are interned through a direct table instead of hashing.
-    pub number: u32,
+}
+
+impl IdRef {
+    /// The id of `bytes`, stored at `start` in an arena; `hash` hashes ids that are not small
+    /// numbers.
+    #[inline]
+    pub fn new(bytes: &[u8], start: u32, hash: impl FnOnce(&[u8]) -> u64) -> IdRef {
+        let number = small_number(bytes);
+        IdRef {
+            key: if number == NOT_SMALL {
+                id_hash(hash(bytes))
+            } else {
+                u64::from(number)
+            },
+            start,
+            len: bytes.len() as u32,
+        }
+    }
+
+    /// The id's value when it is a small number.
+    #[inline]
+    pub fn number(&self) -> Option<u32> {
+        (self.key < u64::from(SMALL_NUMBERS)).then_some(self.key as u32)
+    }
+
+    /// The id's hash (see [`id_hash`]) when it is not a small number.
+    #[inline]
+    pub fn hash(&self) -> Option<u64> {
+        (self.key >= u64::from(SMALL_NUMBERS)).then_some(self.key)
+    }
+}
+
+/// The hash an id is interned by: the hasher's value with its top bit set, so that it can
+/// never be mistaken for a small number.
+#[inline]
+pub fn id_hash(hash: u64) -> u64 {
+    hash | 1 << 63
 }
 
 /// Ids that are canonical decimals below this are interned through a direct table.
@@ -157,6 +193,13 @@ pub struct Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_stay_compact() {
+        // Every parsed event crosses from a parse worker to the applier: keep them small.
+        assert_eq!(std::mem::size_of::<IdRef>(), 16);
+        assert_eq!(std::mem::size_of::<Event>(), 56);
+    }
 
     #[test]
     fn timestamps_are_real_calendar_times() {

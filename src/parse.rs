@@ -7,7 +7,7 @@ use std::ops::Range;
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
 use crate::error::SkipReason;
-use crate::event::{Action, Event, IdRef, NOT_SMALL, Timestamp, parse_cents, small_number};
+use crate::event::{Action, Event, IdRef, Timestamp, parse_cents};
 use crate::input::{Lines, trim_line};
 
 mod plain;
@@ -196,17 +196,7 @@ impl Fields<'_> {
         let mut id = |bytes: &[u8]| {
             let start = arena.len() as u32;
             arena.extend_from_slice(bytes);
-            let number = small_number(bytes);
-            IdRef {
-                hash: if number == NOT_SMALL {
-                    hasher.hash_one(bytes)
-                } else {
-                    0
-                },
-                start,
-                len: bytes.len() as u32,
-                number,
-            }
+            IdRef::new(bytes, start, |bytes| hasher.hash_one(bytes))
         };
         match self {
             Fields::Purchase {

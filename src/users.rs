@@ -3,7 +3,7 @@
 
 use hashbrown::HashTable;
 
-use crate::event::{IdRef, NOT_SMALL, small_number};
+use crate::event::{IdRef, id_hash};
 use crate::parse::{IdHasher, ParsedChunk};
 use std::hash::BuildHasher;
 
@@ -56,10 +56,10 @@ impl UserIds {
     /// these bytes.
     #[inline]
     pub fn intern_ref(&mut self, id: IdRef, bytes: &[u8]) -> UserId {
-        if id.number == NOT_SMALL {
-            return self.intern_hashed(id.hash, bytes);
-        }
-        let n = id.number as usize;
+        let Some(number) = id.number() else {
+            return self.intern_hashed(id.hash().unwrap_or_default(), bytes);
+        };
+        let n = number as usize;
         if self.by_number.len() <= n {
             self.by_number.resize((n + 1).next_power_of_two(), NO_USER);
         }
@@ -74,7 +74,7 @@ impl UserIds {
     /// Starts loading what interning `id` will read, when that is the direct table.
     #[inline]
     pub fn prefetch(&self, id: IdRef) {
-        if let Some(entry) = self.by_number.get(id.number as usize) {
+        if let Some(entry) = id.number().and_then(|n| self.by_number.get(n as usize)) {
             crate::pipeline::prefetch(entry);
         }
     }
@@ -99,19 +99,16 @@ impl UserIds {
             return user;
         }
         let user = ends.len() as UserId;
-        table.insert_unique(hash, user, |&u| hasher.hash_one(name_in(arena, ends, u)));
+        table.insert_unique(hash, user, |&u| {
+            id_hash(hasher.hash_one(name_in(arena, ends, u)))
+        });
         arena.extend_from_slice(bytes);
         ends.push(arena.len());
         user
     }
 
     pub fn intern(&mut self, bytes: &[u8]) -> UserId {
-        let id = IdRef {
-            hash: self.hasher.hash_one(bytes),
-            start: 0,
-            len: bytes.len() as u32,
-            number: small_number(bytes),
-        };
+        let id = IdRef::new(bytes, 0, |bytes| self.hasher.hash_one(bytes));
         self.intern_ref(id, bytes)
     }
 }

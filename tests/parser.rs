@@ -410,22 +410,31 @@ fn huge_numbers_in_unknown_keys_are_ignored() {
 
 #[test]
 fn ids_hash_by_their_bytes() {
-    let body = format!(
-        "{}\n{}\n",
+    // A small number and one beyond the direct table, each as a JSON string and an integer.
+    let body = [
         purchase_line("7", "1"),
-        purchase_line(r#""7""#, "1")
-    );
+        purchase_line(r#""7""#, "1"),
+        purchase_line("12345678901", "1"),
+        purchase_line(r#""12345678901""#, "1"),
+        purchase_line(r#""012345678901""#, "1"),
+    ]
+    .join("\n");
     let chunk = parse(body.as_bytes());
-    let hashes: Vec<u64> = chunk
+    let keys: Vec<_> = chunk
         .events
         .iter()
         .map(|e| match e.action {
-            Action::Purchase { buyer, .. } => buyer.hash,
+            Action::Purchase { buyer, .. } => (buyer.number(), buyer.hash()),
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(hashes.len(), 2);
-    assert_eq!(hashes[0], hashes[1]);
+    assert_eq!(keys.len(), 5);
+    assert_eq!(keys[0], (Some(7), None));
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[2].0, None);
+    assert!(keys[2].1.is_some());
+    assert_eq!(keys[2], keys[3]);
+    assert_ne!(keys[3], keys[4]);
 }
 
 #[test]

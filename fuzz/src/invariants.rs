@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use anomaly_detect::error::SkipClass;
-use anomaly_detect::event::{Action, IdRef, MAX_CENTS, small_number};
+use anomaly_detect::event::{Action, IdRef, MAX_CENTS, NOT_SMALL, small_number};
 use anomaly_detect::parse::{IdHasher, LineParser, MAX_TRACKED, ParsedChunk, parse_params};
 use anomaly_detect::report::SkipLog;
 use anomaly_detect::{Baseline, Checked, Config, FlaggedLines, LogFile, Sink, replay};
@@ -93,7 +93,12 @@ fn check_chunk(
         assert!(end <= parsed.ids.len(), "id outside the arena");
         let bytes = parsed.id(r);
         assert!(!bytes.is_empty(), "empty id");
-        assert_eq!(r.number, small_number(bytes), "id number");
+        let number = small_number(bytes);
+        assert_eq!(
+            r.number(),
+            (number != NOT_SMALL).then_some(number),
+            "id number"
+        );
         bytes.to_vec()
     };
     let mut events = Vec::new();
