@@ -8,7 +8,10 @@
 #      (goal: batch phase within 1.5x of the bare parse);
 #   2. anomaly-detect as a whole process at --threads 1 and --threads 2, --runs runs each
 #      (interleaved), recording wall time (measured here) and the batch / stream phase times from
-#      its summary line; medians are reported;
+#      its summary line; medians are reported. Each run comes right after a bare-parse run of
+#      its own (--runs 1, same thread count), and "batch phase / bare parse" is the median of
+#      these paired ratios: on a machine whose speed drifts within minutes, a ratio to a bare
+#      parse timed at the start would measure the drift as well;
 #   3. peak RSS ("Maximum resident set size" of /usr/bin/time -v; every run is wrapped and the
 #      highest value per thread count is reported);
 #   4. the same runs with the -D/-T overrides D=3,T=50 and D=1,T=2 on the same files.
@@ -182,6 +185,10 @@ for b in "${sizes[@]}"; do
         cname=${c%%|*} extra=${c#*|}
         for ((r = 1; r <= runs; r++)); do
             for t in "${THREADS[@]}"; do
+                line=$("$BIN/bare-parse" "$batch" --threads "$t" --runs 1)
+                [[ $line =~ $re_bare ]] || die "cannot parse bare-parse output: $line"
+                printf 'pair\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\n' "$size" "$cname" "$t" "$r" \
+                    "${BASH_REMATCH[1]}" "$batch_bytes" "$stream_bytes" >>"$results"
                 run_one "$size" "$cname" "$t" "$r" "$batch" "$stream" "$extra"
             done
         done
@@ -204,6 +211,9 @@ med = statistics.median
 MB = 1e6
 
 bare = {(r["size"], int(r["threads"])): float(r["wall_s"]) for r in rows if r["kind"] == "bare"}
+# The bare parse timed just before each run: (size, config, threads, run) -> seconds.
+paired = {(r["size"], r["config"], int(r["threads"]), r["run"]): float(r["wall_s"])
+          for r in rows if r["kind"] == "pair"}
 runs_by = defaultdict(list)  # (size, config, threads) -> rows
 sizes, configs = [], []
 for r in rows:
@@ -225,11 +235,6 @@ def rate(n, secs):
 def mbps(n, secs):
     return "inf" if secs <= 0 else f"{n / secs / MB:.0f}"
 
-def ratio(a, b):
-    if b <= 0:
-        return "n/a"
-    x = a / b
-    return f"{x:.2f}" + ("" if x <= 1.5 else " (!)")
 
 def table(header, body):
     print("| " + " | ".join(header) + " |")
@@ -287,12 +292,16 @@ for s in sizes:
         s1, s2 = (med(float(r["stream_s"]) for r in x) for x in (r1, r2))
         w1, w2 = (med(float(r["wall_s"]) for r in x) for x in (r1, r2))
         m1, m2 = (max(int(r["rss_kb"]) for r in x) * 1024 for x in (r1, r2))
-        bare1, bareN = bare.get((s, 1), 0), bare.get((s, nproc), 0)
+        def paired_ratio(x):
+            """Median over the runs of batch phase / the bare parse timed just before it."""
+            ratios = [float(r["batch_s"]) / paired[(s, c, int(r["threads"]), r["run"])]
+                      for r in x if (s, c, int(r["threads"]), r["run"]) in paired]
+            return f"{med(ratios):.2f}{' (!)' if med(ratios) > 1.5 else ''}" if ratios else "n/a"
         body.append([
             s, c, f"{inp / MB:.0f}",
             f"{rate(bev, b1)} / {rate(bev, b2)}",
             f"{mbps(bb, b1)} / {mbps(bb, b2)}",
-            f"{ratio(b1, bare1)} / {ratio(b2, bareN)}",
+            f"{paired_ratio(r1)} / {paired_ratio(r2)}",
             rate(sev, s1), rate(sev, s2),
             f"{s1 / s2:.2f}x" if s2 > 0 else "n/a",
             f"{w1 / w2:.2f}x",
@@ -306,6 +315,7 @@ print()
 print("Input MB = batch + stream log. Batch figures use the batch log's events and bytes over the batch phase "
       "(parameters included); stream events/s = stream log events over the stream phase (all after the batch "
       "phase, output included). Phase times come from anomaly-detect's summary line (10 ms resolution); wall "
-      "time is the whole process. (!) marks a batch phase more than 1.5x the bare parse (the goal).")
+      "time is the whole process. Batch phase / bare parse is the median, over the runs, of each run's batch phase over the "
+      "bare parse run just before it. (!) marks a batch phase more than 1.5x the bare parse (the goal).")
 PY
 echo "raw per-run figures: $results" >&2
