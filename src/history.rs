@@ -105,14 +105,16 @@ impl PurchaseHistory {
 
     /// Records a purchase, keeping only the user's latest `tracked`.
     pub fn record(&mut self, user: UserId, purchase: Purchase) {
-        self.keep(user, purchase);
+        self.record_unranked(user, purchase);
         let recency = &mut self.recency[user as usize];
         *recency = (*recency).max(Recency::of(purchase.timestamp()));
     }
 
-    /// Adds a purchase to the user's list, keeping only the latest `tracked`.
+    /// Records a purchase of the batch like [`Self::record`], but leaves the user's recency
+    /// as it was (one cache line less per purchase): [`Self::rank_all`] must run before any
+    /// query.
     #[inline]
-    fn keep(&mut self, user: UserId, purchase: Purchase) {
+    pub fn record_unranked(&mut self, user: UserId, purchase: Purchase) {
         let tracked = self.tracked;
         let list = self.list_mut(user);
         if list.len() == tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
@@ -129,14 +131,6 @@ impl PurchaseHistory {
         if list.len() > tracked {
             list.pop_front();
         }
-    }
-
-    /// Records a purchase of the batch like [`Self::record`], but leaves the user's recency
-    /// as it was (one cache line less per purchase): [`Self::rank_all`] must run before any
-    /// query.
-    #[inline]
-    pub fn record_unranked(&mut self, user: UserId, purchase: Purchase) {
-        self.keep(user, purchase);
     }
 
     /// Sets every user's recency from their kept purchases (after [`Self::record_unranked`]).

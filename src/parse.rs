@@ -116,6 +116,14 @@ impl LineParser {
 
     /// Parses one line with simd-json, storing its ids in `arena`.
     pub fn parse_json(&mut self, raw: &[u8], arena: &mut Vec<u8>) -> Result<Action, SkipReason> {
+        let huge = raw.len() > HUGE_LINE;
+        // One huge line at a time across all workers: simd-json's buffers take tens of bytes
+        // per structural character, and hostile lines must not multiply that by the workers.
+        let _one_at_a_time = huge.then(|| {
+            HUGE_LINE_PARSE
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
         // simd-json unescapes strings in place: parse a padded copy, never the input itself.
         self.scratch.clear();
         self.scratch.extend_from_slice(raw);
@@ -131,37 +139,27 @@ impl LineParser {
                 parsed = self.parse_copy(raw, arena);
             }
         }
-        if raw.len() > HUGE_LINE {
-            // Give back the copy of a huge line too (see `parse_copy`).
+        if huge {
+            // simd-json keeps buffers sized for the longest line (tens of bytes per structural
+            // character): give back what a huge line took, and its copy.
+            self.tape = Tape(Vec::new());
+            self.buffers = fresh_buffers();
             self.scratch = Vec::new();
+            // mimalloc (the binary's allocator) would keep the freed pages for a while, and a
+            // run of huge lines would stack up: hand them back to the system now.
+            // SAFETY: `mi_collect` has no preconditions; it only frees unused memory.
+            unsafe { libmimalloc_sys::mi_collect(true) };
         }
         parsed
     }
 
     /// Parses the copy of `raw` at the start of `scratch`, storing its ids in `arena`.
     fn parse_copy(&mut self, raw: &[u8], arena: &mut Vec<u8>) -> Result<Action, SkipReason> {
-        // One huge line at a time across all workers: simd-json's buffers take tens of bytes
-        // per structural character, and hostile lines must not multiply that by the workers.
-        let _one_at_a_time = (raw.len() > HUGE_LINE).then(|| {
-            HUGE_LINE_PARSE
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        });
         // The tape borrows this line's copy only: take it with a fresh lifetime.
         let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let parsed = parse_event(&mut self.scratch, raw, &mut self.buffers, &mut tape)
             .map(|fields| fields.into_action(&self.hasher, arena));
         self.tape = tape.reset();
-        if raw.len() > HUGE_LINE {
-            // simd-json keeps buffers sized for the longest line (tens of bytes per structural
-            // character): give back what a huge line took.
-            self.tape = Tape(Vec::new());
-            self.buffers = fresh_buffers();
-            // mimalloc (the binary's allocator) would keep the freed pages for a while, and a
-            // run of huge lines would stack up: hand them back to the system now.
-            // SAFETY: `mi_collect` has no preconditions; it only frees unused memory.
-            unsafe { libmimalloc_sys::mi_collect(true) };
-        }
         parsed
     }
 }
@@ -314,10 +312,7 @@ fn blank_numbers(buf: &mut [u8]) -> bool {
         match buf[i] {
             b'"' => i = skip_string(buf, i),
             b'-' | b'0'..=b'9' => {
-                let end = buf[i..]
-                    .iter()
-                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                    .map_or(buf.len(), |n| i + n);
+                let end = i + number_token(&buf[i..]);
                 if is_json_number(&buf[i..end]) {
                     buf[i] = b'0';
                     buf[i + 1..end].fill(b' ');
@@ -329,6 +324,14 @@ fn blank_numbers(buf: &mut [u8]) -> bool {
         }
     }
     any
+}
+
+/// Length of the run of bytes at the start of `text` that can make up a JSON number (the
+/// grammar is checked by [`is_json_number`]).
+fn number_token(text: &[u8]) -> usize {
+    text.iter()
+        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+        .unwrap_or(text.len())
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`

@@ -9,7 +9,7 @@
 //! tokens but invalid inside a string, so simd-json sorts those lines out); the members are then
 //! read from quote to quote.
 
-use super::{EVENT_KEYS, EventMembers, Member, Value, is_json_number};
+use super::{EVENT_KEYS, EventMembers, Member, Value, is_json_number, number_token};
 
 /// Longest line read as plain; longer ones (and lines under 16 bytes, which are no events)
 /// go to simd-json.
@@ -43,9 +43,8 @@ pub(crate) fn members<'a>(raw: &'a [u8], found: &mut EventMembers<'a>) -> Option
                 Value::Str(text)
             }
             b'-' | b'0'..=b'9' => {
-                let len = raw[at..]
-                    .iter()
-                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))?;
+                // The line ends with `}`, so the number ends before it.
+                let len = number_token(&raw[at..]);
                 let text = &raw[at..at + len];
                 if !is_json_number(text) {
                     return None;
