@@ -68,6 +68,8 @@ pub struct LineParser {
     tape: Tape<'static>,
     scratch: Vec<u8>,
     hasher: IdHasher,
+    /// The shapes of the plain lines read lately.
+    shapes: plain::Shapes,
 }
 
 impl LineParser {
@@ -77,6 +79,7 @@ impl LineParser {
             tape: Tape(Vec::new()),
             scratch: Vec::new(),
             hasher,
+            shapes: plain::Shapes::default(),
         }
     }
 
@@ -96,7 +99,7 @@ impl LineParser {
             let raw = &chunk[start..start + len];
             // Plain lines (the usual shape) are read directly; simd-json parses every other
             // line, and decides what is wrong with it.
-            let parsed = match plain::members(raw, &mut members) {
+            let parsed = match self.shapes.members(raw, &mut members) {
                 Some(()) => {
                     event_fields(raw, &members).map(|f| f.into_action(&self.hasher, &mut out.ids))
                 }

@@ -7,7 +7,9 @@
 //! One pass over the line, 16 bytes at a time, finds its quotes and rules out the bytes a plain
 //! line never holds (`\`, non-ASCII, control characters: a tab or `\r` is white space between
 //! tokens but invalid inside a string, so simd-json sorts those lines out); the members are then
-//! read from quote to quote.
+//! read from quote to quote. A log's lines mostly share a few shapes (the same keys in the same
+//! order with the same spacing): a parser remembers them, and a line of a known shape is read by
+//! comparing the bytes between its values with the shape's ([`Shapes`]).
 
 use super::{EVENT_KEYS, EventMembers, Member, Value, is_json_number, number_token};
 
@@ -16,10 +18,20 @@ use super::{EVENT_KEYS, EventMembers, Member, Value, is_json_number, number_toke
 const MAX_PLAIN: usize = 256;
 
 /// Reads the wanted members of `raw` (a trimmed line) into `found` and returns `Some` when it is
-/// a plain event line; `None` (and `found` in any state) when it is not.
-#[inline]
+/// a plain event line; `None` (and `found` in any state) when it is not. (Parsers read lines
+/// through [`Shapes::members`], which gives the same.)
+#[cfg(test)]
 pub(crate) fn members<'a>(raw: &'a [u8], found: &mut EventMembers<'a>) -> Option<()> {
-    let quotes = Quotes::of(raw)?;
+    let mut quotes = Quotes([0; MAX_PLAIN / 64]);
+    if !quotes.find(raw) {
+        return None;
+    }
+    walk(raw, &quotes, found)
+}
+
+/// [`members`], for a line whose quotes are known: walks it from token to token.
+#[inline]
+fn walk<'a>(raw: &'a [u8], quotes: &Quotes, found: &mut EventMembers<'a>) -> Option<()> {
     *found = [None; 6];
     if raw.first() != Some(&b'{') || raw.last() != Some(&b'}') {
         return None;
@@ -65,20 +77,222 @@ pub(crate) fn members<'a>(raw: &'a [u8], found: &mut EventMembers<'a>) -> Option
     None
 }
 
+/// How many line shapes a parser remembers: one per event type is the usual need.
+const SHAPES: usize = 4;
+
+/// After this many lines in a row that fit no remembered shape, a parser learns only every
+/// [`RELEARN`]-th line's shape: a log without a prevailing shape does not pay for learning.
+const RELEARN: u32 = 64;
+
+/// The shapes of plain lines read lately, so that a line of the same shape is read by comparing
+/// bytes rather than by walking its tokens: what makes a log's lines alike is everything but
+/// their values.
+///
+/// A shape is the skeleton of a plain line whose values are all strings: its first bytes up to
+/// the opening quote of its second value (its first value included, in practice the event
+/// type), then for each further value the bytes from its closing quote to the next value's
+/// opening quote, or to the line's end. A line fits a shape when it starts with the shape's first
+/// bytes and each of its values is followed (at the value's next quote) by the shape's bytes.
+/// Such a line is plain and has the members of the line the shape was learned from, with its
+/// own values: the walk of [`members`] decides from the bytes between values only (keys, white
+/// space, separators), and a value ends at its next quote in both.
+pub(crate) struct Shapes(Box<Known>);
+
+/// What [`Shapes`] keeps, in one block: the shapes, and the quotes of the line being read (next
+/// to the shapes, so that writing them cannot stall the reads of a shape on a false store
+/// dependency, which an unrelated stack address 4 KiB apart can cause).
+struct Known {
+    quotes: Quotes,
+    shapes: [Shape; SHAPES],
+    /// How many shapes are known.
+    len: usize,
+    /// The slot the next shape learned goes to, once all are taken.
+    next: usize,
+    /// Lines in a row that fitted no shape.
+    misses: u32,
+}
+
+impl Default for Shapes {
+    fn default() -> Self {
+        Shapes(Box::new(Known {
+            quotes: Quotes([0; MAX_PLAIN / 64]),
+            shapes: std::array::from_fn(|_| Shape {
+                text: [0; MAX_PLAIN],
+                head: 0,
+                first: (0, 0, 0),
+                rest: [(0, 0); 5],
+                count: 0,
+            }),
+            len: 0,
+            next: 0,
+            misses: 0,
+        }))
+    }
+}
+
+impl Shapes {
+    /// As [`members`], through a remembered shape when the line fits one; otherwise by walking
+    /// it, and then the line's shape is remembered.
+    #[inline]
+    pub(crate) fn members<'a>(
+        &mut self,
+        raw: &'a [u8],
+        found: &mut EventMembers<'a>,
+    ) -> Option<()> {
+        let known = &mut *self.0;
+        if !known.quotes.find(raw) {
+            return None;
+        }
+        for shape in &known.shapes[..known.len] {
+            if shape.read(raw, &known.quotes, found).is_some() {
+                known.misses = 0;
+                return Some(());
+            }
+        }
+        walk(raw, &known.quotes, found)?;
+        known.misses = known.misses.saturating_add(1);
+        if known.misses <= RELEARN || known.misses.is_multiple_of(RELEARN) {
+            known.learn(raw, found);
+        }
+        Some(())
+    }
+}
+
+impl Shapes {
+    /// Whether a remembered shape reads `raw`.
+    #[cfg(test)]
+    fn fits(&mut self, raw: &[u8]) -> bool {
+        let known = &mut *self.0;
+        known.quotes.find(raw)
+            && known.shapes[..known.len]
+                .iter()
+                .any(|shape| shape.read(raw, &known.quotes, &mut [None; 6]).is_some())
+    }
+}
+
+impl Known {
+    /// Remembers the shape of `raw`, a plain line with these members, when its values are all
+    /// strings.
+    #[cold]
+    fn learn(&mut self, raw: &[u8], found: &EventMembers<'_>) {
+        let mut values = [(0, 0, 0); 6];
+        let mut count = 0;
+        for (slot, member) in found.iter().enumerate() {
+            let Some(member) = member else { continue };
+            let Value::Str(text) = member.value else {
+                return;
+            };
+            // A value's text is a slice of `raw`.
+            let start = text.as_ptr() as usize - raw.as_ptr() as usize;
+            values[member.ordinal] = (slot, start, start + text.len());
+            count += 1;
+        }
+        let values = &values[..count];
+        let head_end = values.get(1).map_or(raw.len(), |&(_, start, _)| start);
+        let mut shape = Shape {
+            text: [0; MAX_PLAIN],
+            head: head_end,
+            first: values[0],
+            rest: [(0, 0); 5],
+            count,
+        };
+        shape.text[..head_end].copy_from_slice(&raw[..head_end]);
+        let mut at = head_end;
+        for (i, &(slot, _, end)) in values.iter().enumerate().skip(1) {
+            let next = values.get(i + 1).map_or(raw.len(), |&(_, start, _)| start);
+            shape.text[at..at + next - end].copy_from_slice(&raw[end..next]);
+            at += next - end;
+            shape.rest[i - 1] = (slot, at);
+        }
+        if self.len < SHAPES {
+            self.shapes[self.len] = shape;
+            self.len += 1;
+        } else {
+            self.shapes[self.next] = shape;
+            self.next = (self.next + 1) % SHAPES;
+        }
+    }
+}
+
+/// One remembered shape (see [`Shapes`]).
+struct Shape {
+    /// The first bytes, then the bytes after each further value, back to back.
+    text: [u8; MAX_PLAIN],
+    /// Where the first bytes end in `text`.
+    head: usize,
+    /// The first value: its member slot, and where it starts and ends in the first bytes.
+    first: (usize, usize, usize),
+    /// Each further value: its member slot, and where the bytes after it end in `text`.
+    rest: [(usize, usize); 5],
+    /// How many values.
+    count: usize,
+}
+
+impl Shape {
+    /// Reads the members of `raw` when it fits this shape.
+    #[inline]
+    fn read<'a>(&self, raw: &'a [u8], quotes: &Quotes, found: &mut EventMembers<'a>) -> Option<()> {
+        if !same(raw.get(..self.head)?, &self.text[..self.head]) {
+            return None;
+        }
+        *found = [None; 6];
+        let (slot, start, end) = self.first;
+        found[slot] = Some(Member {
+            ordinal: 0,
+            value: Value::Str(&raw[start..end]),
+        });
+        let (mut at, mut from) = (self.head, self.head);
+        for (ordinal, &(slot, to)) in self.rest[..self.count - 1].iter().enumerate() {
+            let end = quotes.next(at)?;
+            if !same(raw.get(end..end + to - from)?, &self.text[from..to]) {
+                return None;
+            }
+            found[slot] = Some(Member {
+                ordinal: ordinal + 1,
+                value: Value::Str(&raw[at..end]),
+            });
+            at = end + to - from;
+            from = to;
+        }
+        (at == raw.len()).then_some(())
+    }
+}
+
+/// Whether two byte strings of the same length are equal: word by word, the last word
+/// overlapping, since the strings compared here are a few dozen bytes at most.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let len = a.len();
+    if len < 8 {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 0;
+    while at + 8 < len {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, len - 8) == word(b, len - 8)
+}
+
 /// Where a line's quotes are, one bit per byte.
 struct Quotes([u64; MAX_PLAIN / 64]);
 
 impl Quotes {
-    /// The quotes of `raw`, or `None` when it is too short or too long, or holds a byte no
-    /// plain line holds.
+    /// Sets `self` to the quotes of `raw`; false when it is too short or too long, or holds a
+    /// byte no plain line holds. Each word is written once, from a register: a word built up in
+    /// memory and then read back would stall the reads on store forwarding.
     #[inline]
-    fn of(raw: &[u8]) -> Option<Quotes> {
+    fn find(&mut self, raw: &[u8]) -> bool {
         let len = raw.len();
         if !(16..=MAX_PLAIN).contains(&len) {
-            return None;
+            return false;
         }
-        let mut quotes = [0u64; MAX_PLAIN / 64];
         let mut odd = 0u16;
+        let mut word = 0u64;
         let mut at = 0;
         // Blocks of 16 bytes read straight from the line (no copy: a copy's stores would stall
         // the loads), the last one ending with the line and shifted into place.
@@ -87,11 +301,19 @@ impl Quotes {
             let bytes: &[u8; 16] = raw[start..start + 16].try_into().expect("16 bytes");
             let (quote, bad) = classify(bytes);
             let shift = at - start;
-            quotes[at / 64] |= u64::from(quote >> shift) << (at % 64);
+            word |= u64::from(quote >> shift) << (at % 64);
             odd |= bad >> shift;
             at += 16;
+            if at % 64 == 0 {
+                self.0[at / 64 - 1] = word;
+                word = 0;
+            }
         }
-        (odd == 0).then_some(Quotes(quotes))
+        for rest in &mut self.0[at / 64..] {
+            *rest = word;
+            word = 0;
+        }
+        odd == 0
     }
 
     /// The index of the first quote at or after `from`, if any.
@@ -298,6 +520,18 @@ mod tests {
 
     /// A usual line: mostly valid events, with keys in any order and some odd values.
     fn usual_line() -> impl Strategy<Value = String> {
+        (usual_values(), layout()).prop_map(|(values, layout)| line_of(values, &layout))
+    }
+
+    /// The values of a usual line: event type, timestamp, the ids, amount (JSON text).
+    type Values = [&'static str; 5];
+
+    /// The key order and white space of a line: which members (indices into the members of
+    /// [`line_of`]) in which order, and twelve pieces of white space.
+    type Layout = (Vec<&'static str>, Vec<usize>);
+
+    /// Mostly valid values, some odd.
+    fn usual_values() -> impl Strategy<Value = Values> {
         fn often(usual: &'static str, odd: Vec<&'static str>) -> BoxedStrategy<&'static str> {
             prop_oneof![3 => Just(usual), 1 => prop::sample::select(odd)].boxed()
         }
@@ -362,6 +596,13 @@ mod tests {
             "\"Purchase\"",
             "7",
         ]);
+        (kind, ts, value(), value(), amount)
+            .prop_map(|(kind, ts, a, b, amount)| [kind, ts, a, b, amount])
+    }
+
+    /// Keys in any order (mostly those of a purchase or a friendship event), mostly single
+    /// spaces.
+    fn layout() -> impl Strategy<Value = Layout> {
         let ws = prop_oneof![
             30 => prop::sample::select(vec!["", " ", "  "]),
             1 => prop::sample::select(vec!["\t", "\r", " \r\t"]),
@@ -372,39 +613,33 @@ mod tests {
             1 => prop::sample::subsequence(vec![0usize, 1, 2, 3, 4, 5], 0..=6),
         ]
         .prop_shuffle();
-        (
-            kind,
-            ts,
-            value(),
-            value(),
-            amount,
-            prop::collection::vec(ws, 12),
-            keys,
-        )
-            .prop_map(|(kind, ts, a, b, amount, ws, keys)| {
-                let members = [
-                    ("event_type", kind),
-                    ("timestamp", ts),
-                    ("id", a),
-                    ("id1", a),
-                    ("id2", b),
-                    ("amount", amount),
-                ];
-                let body: Vec<String> = keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &k)| {
-                        let (key, value) = members[k];
-                        format!(
-                            "{}\"{key}\"{}:{}{value}",
-                            ws[i],
-                            ws[i + 6],
-                            ws[(i + 3) % 12]
-                        )
-                    })
-                    .collect();
-                format!("{{{}{}}}", body.join(","), ws[11])
+        (prop::collection::vec(ws, 12), keys)
+    }
+
+    /// The line of these values in this layout.
+    fn line_of([kind, ts, a, b, amount]: Values, (ws, keys): &Layout) -> String {
+        let members = [
+            ("event_type", kind),
+            ("timestamp", ts),
+            ("id", a),
+            ("id1", a),
+            ("id2", b),
+            ("amount", amount),
+        ];
+        let body: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                let (key, value) = members[k];
+                format!(
+                    "{}\"{key}\"{}:{}{value}",
+                    ws[i],
+                    ws[i + 6],
+                    ws[(i + 3) % 12]
+                )
             })
+            .collect();
+        format!("{{{}{}}}", body.join(","), ws[11])
     }
 
     /// What the plain reader makes of a line it accepts, and what simd-json makes of it.
@@ -456,6 +691,133 @@ mod tests {
                 prop_assert_eq!(plain, json, "{:?}", String::from_utf8_lossy(&line));
             }
         }
+    }
+
+    /// Values that may keep a line's shape or break it: usual ones, and strings holding what
+    /// ends or escapes a string or could pass for structure.
+    fn reshaping_values() -> impl Strategy<Value = Values> {
+        let value = || {
+            prop_oneof![
+                1 => prop::sample::select(vec!["\"1\"", "\"123456\"", "\"16.83\"", "\"2017-06-13 11:33:01\""]),
+                1 => prop::sample::select(vec![
+                    "\"\"",
+                    "\"a b\"",
+                    "\"x\\\"y\"",
+                    "\"x\"y\"",
+                    "\"\"\"",
+                    "\"\\\\\"",
+                    "\"\\u0031\"",
+                    "\"é\"",
+                    "\"a\tb\"",
+                    "\"a,\"",
+                    "\"}\"",
+                    "\"\", \"id\": \"",
+                    "\":\"",
+                    "\"1\"}\"",
+                    "42",
+                    "null",
+                ]),
+            ]
+        };
+        (value(), value(), value(), value(), value()).prop_map(|(a, b, c, d, e)| [a, b, c, d, e])
+    }
+
+    /// What a parser's shapes and the walk make of `line`: the same, or a failed assertion.
+    fn same_as_walked(shapes: &mut Shapes, line: &[u8]) -> Result<(), TestCaseError> {
+        let (mut by_shape, mut walked) = ([None; 6], [None; 6]);
+        let shaped = shapes.members(line, &mut by_shape);
+        let plain = members(line, &mut walked);
+        let line = String::from_utf8_lossy(line);
+        prop_assert_eq!(shaped, plain, "{}", line);
+        if plain.is_some() {
+            prop_assert_eq!(by_shape, walked, "{}", line);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Once a parser has learned a line's shape, every line reads as the walk reads it:
+        /// lines of that shape with other values (some holding quotes, escapes or structure),
+        /// and those lines with a byte changed.
+        #[test]
+        fn shaped_lines_read_as_walked(
+            first in usual_values(),
+            second in reshaping_values(),
+            layout in layout(),
+            same_kind in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut shapes = Shapes::default();
+            same_as_walked(&mut shapes, line_of(first, &layout).as_bytes())?;
+            let mut second = second;
+            if same_kind {
+                second[0] = first[0];
+            }
+            let line = line_of(second, &layout).into_bytes();
+            same_as_walked(&mut shapes, &line)?;
+            let mut changed = line;
+            let i = at.index(changed.len());
+            changed[i] = byte;
+            same_as_walked(&mut shapes, &changed)?;
+        }
+
+        /// The same with many shapes in turn, more than a parser keeps.
+        #[test]
+        fn many_shapes_read_as_walked(
+            lines in prop::collection::vec((usual_values(), 0..6usize), 1..40),
+            layouts in prop::collection::vec(layout(), 6),
+        ) {
+            let mut shapes = Shapes::default();
+            for (values, layout) in lines {
+                same_as_walked(&mut shapes, line_of(values, &layouts[layout]).as_bytes())?;
+            }
+        }
+    }
+
+    /// A parser reuses its quote marks from line to line: a short line must not see the quotes
+    /// of a longer line before it.
+    #[test]
+    fn quotes_of_a_longer_line_are_forgotten() {
+        let long = format!(
+            r#"{{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "{}", "amount": "1"}}"#,
+            "1".repeat(150)
+        );
+        let short = r#"{"event_type":"purchase", "id": "1}"#;
+        let mut shapes = Shapes::default();
+        assert!(shapes.members(long.as_bytes(), &mut [None; 6]).is_some());
+        assert!(shapes.members(short.as_bytes(), &mut [None; 6]).is_none());
+        assert!(!plain(short));
+    }
+
+    /// The shape tests reach the shapes: most lines of a learned shape with usual values fit it,
+    /// and so do some with odd values.
+    #[test]
+    fn the_generators_reach_the_shapes() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut usual, mut odd) = (0, 0);
+        for _ in 0..2000 {
+            let mut draw = |strategy: BoxedStrategy<Values>| {
+                strategy.new_tree(&mut runner).expect("values").current()
+            };
+            let first = draw(usual_values().boxed());
+            let (mut again, mut reshaped) = (
+                draw(usual_values().boxed()),
+                draw(reshaping_values().boxed()),
+            );
+            again[0] = first[0];
+            reshaped[0] = first[0];
+            let layout = layout().new_tree(&mut runner).expect("a layout").current();
+            let mut shapes = Shapes::default();
+            shapes.members(line_of(first, &layout).as_bytes(), &mut [None; 6]);
+            usual += usize::from(shapes.fits(line_of(again, &layout).as_bytes()));
+            odd += usize::from(shapes.fits(line_of(reshaped, &layout).as_bytes()));
+        }
+        assert!(usual > 300, "{usual} of 2000 usual lines fit a shape");
+        assert!(odd > 50, "{odd} of 2000 reshaped lines fit a shape");
     }
 
     /// The generators above reach the plain reader: most usual lines are plain, and both valid
