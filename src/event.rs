@@ -93,30 +93,37 @@ pub fn parse_cents(s: &[u8]) -> Option<u64> {
     (total <= MAX_CENTS).then_some(total)
 }
 
-/// A user id as it appears in one parsed chunk: its bytes live in the chunk's id arena. 16
-/// bytes, so that an [`Event`] takes 56.
+/// A user id as it appears in one parsed chunk: a small number by its value, any other id by
+/// its bytes in the chunk's id arena. 16 bytes, so that an [`Event`] takes 56.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRef {
     /// The value of a canonical decimal below [`SMALL_NUMBERS`] (`"7"`, not `"07"`), whose
     /// user is found through a direct table; else the id's hash (see [`id_hash`]), computed
     /// while parsing so the applier does not have to, which always has its top bit set.
     key: u64,
+    /// Where the id's bytes are in the arena (both 0 for a small number, whose digits are
+    /// not stored: they are the canonical decimal of its value).
     pub start: u32,
     pub len: u32,
 }
 
 impl IdRef {
-    /// The id of `bytes`, stored at `start` in an arena; `hash` hashes ids that are not small
-    /// numbers.
+    /// The id of `bytes`: a small number by its value; any other id copied to `arena` and
+    /// hashed with `hash`.
     #[inline]
-    pub fn new(bytes: &[u8], start: u32, hash: impl FnOnce(&[u8]) -> u64) -> IdRef {
+    pub fn new(bytes: &[u8], arena: &mut Vec<u8>, hash: impl FnOnce(&[u8]) -> u64) -> IdRef {
         let number = small_number(bytes);
+        if number != NOT_SMALL {
+            return IdRef {
+                key: u64::from(number),
+                start: 0,
+                len: 0,
+            };
+        }
+        let start = arena.len() as u32;
+        arena.extend_from_slice(bytes);
         IdRef {
-            key: if number == NOT_SMALL {
-                id_hash(hash(bytes))
-            } else {
-                u64::from(number)
-            },
+            key: id_hash(hash(bytes)),
             start,
             len: bytes.len() as u32,
         }
@@ -145,6 +152,24 @@ pub fn id_hash(hash: u64) -> u64 {
 /// Ids that are canonical decimals below this are interned through a direct table.
 pub const SMALL_NUMBERS: u32 = 1 << 22;
 pub const NOT_SMALL: u32 = u32::MAX;
+
+/// The digits of a small number (the canonical decimal of `number`): a buffer and how many of
+/// its first bytes they take.
+#[inline]
+pub fn small_number_digits(mut number: u32) -> ([u8; 8], usize) {
+    let mut digits = [0u8; 8];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    digits.copy_within(at.., 0);
+    (digits, 8 - at)
+}
 
 /// The value of a canonical decimal id below [`SMALL_NUMBERS`], else [`NOT_SMALL`].
 #[inline]
@@ -193,6 +218,15 @@ pub struct Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_numbers_give_back_their_digits() {
+        for n in [0, 7, 10, 99, 100, 12345, SMALL_NUMBERS - 1] {
+            let (digits, len) = small_number_digits(n);
+            assert_eq!(&digits[..len], n.to_string().as_bytes());
+            assert_eq!(small_number(&digits[..len]), n);
+        }
+    }
 
     #[test]
     fn events_stay_compact() {

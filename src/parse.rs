@@ -7,7 +7,7 @@ use std::ops::Range;
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
 use crate::error::SkipReason;
-use crate::event::{Action, Event, IdRef, Timestamp, parse_cents};
+use crate::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
 use crate::input::{Lines, trim_line};
 
 mod plain;
@@ -50,7 +50,20 @@ pub struct ParsedChunk {
 }
 
 impl ParsedChunk {
-    pub fn id(&self, id: IdRef) -> &[u8] {
+    /// The text of an id of this chunk.
+    pub fn id(&self, id: IdRef) -> IdText<'_> {
+        match id.number() {
+            Some(number) => {
+                let (digits, len) = small_number_digits(number);
+                IdText::Digits(digits, len)
+            }
+            None => IdText::Stored(self.stored_id(id)),
+        }
+    }
+
+    /// The bytes of an id that is not a small number, from the chunk's id arena.
+    #[inline]
+    pub fn stored_id(&self, id: IdRef) -> &[u8] {
         &self.ids[id.start as usize..(id.start + id.len) as usize]
     }
 
@@ -59,6 +72,24 @@ impl ParsedChunk {
         self.events.clear();
         self.ids.clear();
         self.skipped.clear();
+    }
+}
+
+/// The text of a parsed id: stored in the chunk's arena, or the digits of a small number.
+#[derive(Debug, Clone, Copy)]
+pub enum IdText<'a> {
+    Stored(&'a [u8]),
+    Digits([u8; 8], usize),
+}
+
+impl std::ops::Deref for IdText<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            IdText::Stored(bytes) => bytes,
+            IdText::Digits(digits, len) => &digits[..*len],
+        }
     }
 }
 
@@ -194,11 +225,7 @@ enum Fields<'a> {
 
 impl Fields<'_> {
     fn into_action(self, hasher: &IdHasher, arena: &mut Vec<u8>) -> Action {
-        let mut id = |bytes: &[u8]| {
-            let start = arena.len() as u32;
-            arena.extend_from_slice(bytes);
-            IdRef::new(bytes, start, |bytes| hasher.hash_one(bytes))
-        };
+        let mut id = |bytes: &[u8]| IdRef::new(bytes, arena, |bytes| hasher.hash_one(bytes));
         match self {
             Fields::Purchase {
                 buyer,

@@ -3,7 +3,7 @@
 
 use hashbrown::HashTable;
 
-use crate::event::{IdRef, id_hash};
+use crate::event::{IdRef, NOT_SMALL, id_hash, small_number, small_number_digits};
 use crate::parse::{IdHasher, ParsedChunk};
 use std::hash::BuildHasher;
 
@@ -52,20 +52,17 @@ impl UserIds {
         name_in(&self.arena, &self.ends, user)
     }
 
-    /// The user of a parsed id (whose hash the parser computed with [`Self::hasher`]) with
-    /// these bytes.
+    /// The user of the small number `number` (see [`IdRef`]).
     #[inline]
-    pub fn intern_ref(&mut self, id: IdRef, bytes: &[u8]) -> UserId {
-        let Some(number) = id.number() else {
-            return self.intern_hashed(id.hash().unwrap_or_default(), bytes);
-        };
+    pub fn intern_number(&mut self, number: u32) -> UserId {
         let n = number as usize;
         if self.by_number.len() <= n {
             self.by_number.resize((n + 1).next_power_of_two(), NO_USER);
         }
         if self.by_number[n] == NO_USER {
             self.by_number[n] = self.ends.len() as UserId;
-            self.arena.extend_from_slice(bytes);
+            let (digits, len) = small_number_digits(number);
+            self.arena.extend_from_slice(&digits[..len]);
             self.ends.push(self.arena.len());
         }
         self.by_number[n]
@@ -82,7 +79,10 @@ impl UserIds {
     /// The user of an id parsed into `chunk`.
     #[inline]
     pub fn intern_from(&mut self, chunk: &ParsedChunk, id: IdRef) -> UserId {
-        self.intern_ref(id, chunk.id(id))
+        match (id.number(), id.hash()) {
+            (Some(number), _) => self.intern_number(number),
+            (None, hash) => self.intern_hashed(hash.unwrap_or_default(), chunk.stored_id(id)),
+        }
     }
 
     /// The user with these id bytes (not a small number), whose hash the parser computed with
@@ -107,9 +107,12 @@ impl UserIds {
         user
     }
 
+    /// The user with these id bytes.
     pub fn intern(&mut self, bytes: &[u8]) -> UserId {
-        let id = IdRef::new(bytes, 0, |bytes| self.hasher.hash_one(bytes));
-        self.intern_ref(id, bytes)
+        match small_number(bytes) {
+            NOT_SMALL => self.intern_hashed(id_hash(self.hasher.hash_one(bytes)), bytes),
+            number => self.intern_number(number),
+        }
     }
 }
 

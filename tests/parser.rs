@@ -386,7 +386,7 @@ fn integer_ids_of_any_size() {
     match chunk.events.as_slice() {
         [event] => match event.action {
             Action::Befriend(a, _) => {
-                assert_eq!(chunk.id(a), format!("1{}", "0".repeat(309)).as_bytes())
+                assert_eq!(&*chunk.id(a), format!("1{}", "0".repeat(309)).as_bytes())
             }
             other => panic!("{other:?}"),
         },
@@ -473,15 +473,15 @@ fn befriend_and_unfriend() {
     assert_eq!(chunk.events.len(), 2);
     match chunk.events[0].action {
         Action::Befriend(a, b) => {
-            assert_eq!(chunk.id(a), b"1");
-            assert_eq!(chunk.id(b), b"2");
+            assert_eq!(&*chunk.id(a), b"1");
+            assert_eq!(&*chunk.id(b), b"2");
         }
         other => panic!("{other:?}"),
     }
     match chunk.events[1].action {
         Action::Unfriend(a, b) => {
-            assert_eq!(chunk.id(a), b"-4");
-            assert_eq!(chunk.id(b), b"3");
+            assert_eq!(&*chunk.id(a), b"-4");
+            assert_eq!(&*chunk.id(b), b"3");
         }
         other => panic!("{other:?}"),
     }
@@ -553,7 +553,7 @@ fn spans_are_relative_to_the_chunk() {
     assert_eq!((chunk.offset, chunk.lines, chunk.events.len()), (0, 1, 1));
     match chunk.events[0].action {
         Action::Purchase { buyer, cents, .. } => {
-            assert_eq!((chunk.id(buyer), cents), (&b"1"[..], 100));
+            assert_eq!((&*chunk.id(buyer), cents), (&b"1"[..], 100));
         }
         other => panic!("{other:?}"),
     }
@@ -612,7 +612,7 @@ fn a_final_line_without_newline_counts() {
 
 #[test]
 fn line_indices_of_events_and_skips() {
-    let good = purchase_line(r#""1""#, r#""1.00""#);
+    let good = purchase_line(r#""u1""#, r#""1.00""#);
     let body = format!(
         "{good}\nbad\n\n[1]\n{good}\r\n   \n{}\n{good}\n{}",
         r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "1"}"#,
@@ -631,8 +631,15 @@ fn line_indices_of_events_and_skips() {
             (8, SkipReason::InvalidAmount(r#""1e3""#.into())),
         ]
     );
-    // The id arena holds exactly the ids of the events, in order.
-    assert_eq!(chunk.ids, b"111");
+    // The id arena holds exactly the ids of the events, in order; small numbers are kept by
+    // value only.
+    assert_eq!(chunk.ids, b"u1u1u1");
+    let chunk = parse(format!("{}\n{good}", purchase_line(r#""17""#, r#""1.00""#)).as_bytes());
+    assert_eq!(chunk.ids, b"u1");
+    match chunk.events[0].action {
+        Action::Purchase { buyer, .. } => assert_eq!(&*chunk.id(buyer), b"17"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

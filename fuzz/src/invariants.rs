@@ -91,7 +91,8 @@ fn check_chunk(
     let id = |r: IdRef| -> Vec<u8> {
         let end = r.start as usize + r.len as usize;
         assert!(end <= parsed.ids.len(), "id outside the arena");
-        let bytes = parsed.id(r);
+        let text = parsed.id(r);
+        let bytes: &[u8] = &text;
         assert!(!bytes.is_empty(), "empty id");
         let number = small_number(bytes);
         assert_eq!(
