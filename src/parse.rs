@@ -285,9 +285,13 @@ fn event_fields<'a>(raw: &'a [u8], members: &EventMembers<'a>) -> Result<Fields<
     let kind = match event_type {
         None => return Err(SkipReason::MissingField("event_type")),
         Some(m) => match m.value {
-            Value::Str(b"purchase") => EventKind::Purchase,
-            Value::Str(b"befriend") => EventKind::Befriend,
-            Value::Str(b"unfriend") => EventKind::Unfriend,
+            // The three names are eight bytes long: compared as words, not by `memcmp`.
+            Value::Str(text) => match <[u8; 8]>::try_from(text).map(u64::from_ne_bytes) {
+                Ok(word) if word == u64::from_ne_bytes(*b"purchase") => EventKind::Purchase,
+                Ok(word) if word == u64::from_ne_bytes(*b"befriend") => EventKind::Befriend,
+                Ok(word) if word == u64::from_ne_bytes(*b"unfriend") => EventKind::Unfriend,
+                _ => return Err(SkipReason::UnknownEventType(describe(raw, m))),
+            },
             _ => return Err(SkipReason::UnknownEventType(describe(raw, m))),
         },
     };
