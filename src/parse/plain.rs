@@ -98,9 +98,8 @@ const RELEARN: u32 = 64;
 /// space, separators), and a value ends at its next quote in both.
 pub(crate) struct Shapes(Box<Known>);
 
-/// What [`Shapes`] keeps, in one block: the shapes, and the quotes of the line being read (next
-/// to the shapes, so that writing them cannot stall the reads of a shape on a false store
-/// dependency, which an unrelated stack address 4 KiB apart can cause).
+/// What [`Shapes`] keeps, in one heap block: the shapes, and the quote marks of the line being
+/// read (reused from line to line).
 struct Known {
     quotes: Quotes,
     shapes: [Shape; SHAPES],
@@ -156,9 +155,7 @@ impl Shapes {
         }
         Some(())
     }
-}
 
-impl Shapes {
     /// Whether a remembered shape reads `raw`.
     #[cfg(test)]
     fn fits(&mut self, raw: &[u8]) -> bool {
