@@ -122,7 +122,7 @@ impl NetworkQuery {
     /// `query(i)` is purchase `i`'s view of the graph, buyer and sequence number, and
     /// `done(self, i, baseline)` is called for `i = 0, 1, ...` in order.
     ///
-    /// A query mostly waits for scattered memory: here up to [`IN_FLIGHT`] run staggered, so
+    /// A query mostly waits for scattered memory: here up to `IN_FLIGHT` (3) run staggered, so
     /// that while one merges, the histories of the next are arriving and the one after that
     /// walks its network. `done` may run [`Self::social`], but not another baseline query:
     /// that would overwrite a query in flight.

@@ -29,7 +29,8 @@ pub(crate) fn members<'a>(raw: &'a [u8], found: &mut EventMembers<'a>) -> Option
     walk(raw, &quotes, found)
 }
 
-/// [`members`], for a line whose quotes are known: walks it from token to token.
+/// Reads the members of a line whose quotes are known (see [`Quotes::find`]) by walking it from
+/// token to token: `Some` when it is a plain event line.
 #[inline]
 fn walk<'a>(raw: &'a [u8], quotes: &Quotes, found: &mut EventMembers<'a>) -> Option<()> {
     *found = [None; 6];
@@ -94,7 +95,7 @@ const RELEARN: u32 = 64;
 /// opening quote, or to the line's end. A line fits a shape when it starts with the shape's first
 /// bytes and each of its values is followed (at the value's next quote) by the shape's bytes.
 /// Such a line is plain and has the members of the line the shape was learned from, with its
-/// own values: the walk of [`members`] decides from the bytes between values only (keys, white
+/// own values: the walk ([`walk`]) decides from the bytes between values only (keys, white
 /// space, separators), and a value ends at its next quote in both.
 pub(crate) struct Shapes(Box<Known>);
 
@@ -130,8 +131,10 @@ impl Default for Shapes {
 }
 
 impl Shapes {
-    /// As [`members`], through a remembered shape when the line fits one; otherwise by walking
-    /// it, and then the line's shape is remembered.
+    /// Reads the wanted members of `raw` (a trimmed line) into `found` and returns `Some` when
+    /// it is a plain event line: through a remembered shape when the line fits one, otherwise by
+    /// walking it, and then the line's shape is remembered. `None` (and `found` in any state)
+    /// when it is not plain.
     #[inline]
     pub(crate) fn members<'a>(
         &mut self,
