@@ -155,20 +155,13 @@ pub const NOT_SMALL: u32 = u32::MAX;
 
 /// The digits of a small number (the canonical decimal of `number`): a buffer and how many of
 /// its first bytes they take.
-#[inline]
-pub fn small_number_digits(mut number: u32) -> ([u8; 8], usize) {
+pub fn small_number_digits(number: u32) -> ([u8; 8], usize) {
+    use std::io::Write;
     let mut digits = [0u8; 8];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (number % 10) as u8;
-        number /= 10;
-        if number == 0 {
-            break;
-        }
-    }
-    digits.copy_within(at.., 0);
-    (digits, 8 - at)
+    let mut rest = &mut digits[..];
+    write!(rest, "{number}").expect("a u32 has at most ten digits, a small number seven");
+    let len = 8 - rest.len();
+    (digits, len)
 }
 
 /// The value of a canonical decimal id below [`SMALL_NUMBERS`], else [`NOT_SMALL`].

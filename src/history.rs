@@ -121,9 +121,9 @@ impl PurchaseHistory {
             return;
         }
         if list.len() == list.capacity() && list.len() <= tracked {
-            // Grow fourfold (8, 32, 128 slots: fewer copies and fewer freed blocks than by
+            // Grow eightfold (8, 64, 512 slots: fewer copies and fewer freed blocks than by
             // doubling), but stop at room for `tracked` and the one about to be pushed out (a
-            // full list of T = 50 takes 51 slots, not 64).
+            // full list of T = 50 takes 8, then 51 slots, not 64).
             let room = (8 * list.len()).max(8).min(tracked + 1);
             list.reserve_exact(room - list.len());
         }

@@ -79,9 +79,9 @@ impl UserIds {
     /// The user of an id parsed into `chunk`.
     #[inline]
     pub fn intern_from(&mut self, chunk: &ParsedChunk, id: IdRef) -> UserId {
-        match (id.number(), id.hash()) {
-            (Some(number), _) => self.intern_number(number),
-            (None, hash) => self.intern_hashed(hash.unwrap_or_default(), chunk.stored_id(id)),
+        match id.number() {
+            Some(number) => self.intern_number(number),
+            None => self.intern_hashed(id.hash().unwrap_or_default(), chunk.stored_id(id)),
         }
     }
 
