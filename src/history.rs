@@ -45,6 +45,15 @@ impl Purchase {
         (self.0 >> Self::CENTS_BITS) as u64 & (Self::SEQ_LIMIT - 1)
     }
 
+    /// Below every real purchase (no line has sequence number 0: the parameter line comes
+    /// first).
+    pub const ZERO: Purchase = Purchase(0);
+
+    /// The next packed value: the lowest that can be a real purchase.
+    pub const fn next(self) -> Purchase {
+        Purchase(self.0 + 1)
+    }
+
     #[inline]
     pub fn cents(self) -> u64 {
         self.0 as u64 & ((1 << Self::CENTS_BITS) - 1)
@@ -75,6 +84,27 @@ impl Recency {
     }
 }
 
+/// Purchases in a [`Newest`] line.
+pub const NEWEST: usize = 4;
+
+/// A user's newest kept purchases before the current window, newest first, in one cache line
+/// ([`Purchase::ZERO`] where the user has fewer): a query takes a candidate's purchases from
+/// here, and reads the history only when the baseline reaches deeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(align(64))]
+pub struct Newest(pub [Purchase; NEWEST]);
+
+impl Newest {
+    const NONE: Newest = Newest([Purchase::ZERO; NEWEST]);
+
+    fn of(list: &VecDeque<Purchase>) -> Newest {
+        let mut newest = list.iter().rev();
+        Newest(std::array::from_fn(|_| {
+            newest.next().copied().unwrap_or(Purchase::ZERO)
+        }))
+    }
+}
+
 /// The latest `tracked` purchases of every user, oldest first.
 pub struct PurchaseHistory {
     tracked: usize,
@@ -87,6 +117,8 @@ pub struct PurchaseHistory {
     /// For users who bought inside the current window: the sequence number of their first
     /// purchase in it.
     first_in_window: Vec<u64>,
+    /// `newest[u]`: `u`'s newest purchases before the current window (kept with `recency`).
+    newest: Vec<Newest>,
 }
 
 impl PurchaseHistory {
@@ -96,6 +128,7 @@ impl PurchaseHistory {
             by_user: Vec::new(),
             recency: Vec::new(),
             first_in_window: Vec::new(),
+            newest: Vec::new(),
         }
     }
 
@@ -106,8 +139,10 @@ impl PurchaseHistory {
     /// Records a purchase, keeping only the user's latest `tracked`.
     pub fn record(&mut self, user: UserId, purchase: Purchase) {
         self.record_unranked(user, purchase);
-        let recency = &mut self.recency[user as usize];
+        let u = user as usize;
+        let recency = &mut self.recency[u];
         *recency = (*recency).max(Recency::of(purchase.timestamp()));
+        self.newest[u] = Newest::of(&self.by_user[u]);
     }
 
     /// Records a purchase of the batch like [`Self::record`], but leaves the user's recency
@@ -135,8 +170,14 @@ impl PurchaseHistory {
 
     /// Sets every user's recency from their kept purchases (after [`Self::record_unranked`]).
     pub fn rank_all(&mut self) {
-        for (list, recency) in self.by_user.iter().zip(&mut self.recency) {
+        for ((list, recency), newest) in self
+            .by_user
+            .iter()
+            .zip(&mut self.recency)
+            .zip(&mut self.newest)
+        {
             *recency = list.back().map_or(0, |p| Recency::of(p.timestamp()));
+            *newest = Newest::of(list);
         }
     }
 
@@ -162,7 +203,9 @@ impl PurchaseHistory {
         let excess = list.len().saturating_sub(tracked);
         list.drain(..excess);
         let latest = list.back().map_or(0, |p| Recency::of(p.timestamp()));
+        let newest = Newest::of(list);
         self.recency[user as usize] = latest;
+        self.newest[user as usize] = newest;
     }
 
     fn list_mut(&mut self, user: UserId) -> &mut VecDeque<Purchase> {
@@ -172,6 +215,7 @@ impl PurchaseHistory {
             self.by_user.resize_with(len, VecDeque::new);
             self.recency.resize(len, 0);
             self.first_in_window.resize(len, 0);
+            self.newest.resize(len, Newest::NONE);
         }
         &mut self.by_user[u]
     }
@@ -209,6 +253,23 @@ impl PurchaseHistory {
                     crate::pipeline::prefetch(&list[list.len() - back]);
                 }
             }
+        }
+    }
+
+    /// The user's newest purchases before the current window.
+    #[inline]
+    pub fn newest(&self, user: UserId) -> Newest {
+        self.newest
+            .get(user as usize)
+            .copied()
+            .unwrap_or(Newest::NONE)
+    }
+
+    /// Starts loading the user's [`Newest`] line.
+    #[inline]
+    pub fn prefetch_newest_line(&self, user: UserId) {
+        if let Some(newest) = self.newest.get(user as usize) {
+            crate::pipeline::prefetch(newest);
         }
     }
 

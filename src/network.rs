@@ -5,7 +5,7 @@
 use crate::baseline::Baseline;
 use crate::event::Timestamp;
 use crate::graph::FriendGraph;
-use crate::history::{Purchase, PurchaseHistory};
+use crate::history::{NEWEST, Newest, Purchase, PurchaseHistory};
 use crate::users::UserId;
 use crate::window::{Friendships, SkipMarks};
 
@@ -28,8 +28,13 @@ pub struct NetworkQuery {
     frontier: Vec<UserId>,
     next: Vec<UserId>,
     members: Vec<UserId>,
-    /// Per query in flight: the members who may hold one of the latest purchases.
+    /// Per query in flight: the members who may hold one of the latest purchases, merged
+    /// from their histories.
     candidates: [Vec<UserId>; IN_FLIGHT],
+    /// Per query in flight, when there is a bound: the members ranked at or above it who did
+    /// not buy in the window before the check, merged from their [`crate::history::Newest`]
+    /// lines (and their histories only when all of a line reaches the bound).
+    ranked: [Vec<UserId>; IN_FLIGHT],
     /// Per query in flight: a [`crate::history::Recency::latest`] key that the oldest purchase of the baseline
     /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
     bounds: [u64; IN_FLIGHT],
@@ -163,13 +168,24 @@ impl NetworkQuery {
     ) {
         self.members(graph, user, degree);
         let mut candidates = std::mem::take(&mut self.candidates[slot]);
-        self.bounds[slot] =
-            self.select_candidates(&mut candidates, history, history.tracked(), before);
-        // The candidates' histories are scattered in memory: start loading them all at once.
+        let mut ranked = std::mem::take(&mut self.ranked[slot]);
+        self.bounds[slot] = self.select_candidates(
+            &mut candidates,
+            &mut ranked,
+            history,
+            history.tracked(),
+            before,
+        );
+        // The candidates' histories and lines are scattered in memory: start loading them all
+        // at once.
         for &m in &candidates {
             history.prefetch(m, false, false);
         }
+        for &m in &ranked {
+            history.prefetch_newest_line(m);
+        }
         self.candidates[slot] = candidates;
+        self.ranked[slot] = ranked;
     }
 
     /// Second stage, once the headers have arrived: starts loading the candidates' newest
@@ -201,6 +217,7 @@ impl NetworkQuery {
                 floor,
                 before,
             );
+            add_ranked(gathered, history, &self.ranked[slot], floor, before);
         } else {
             let total: usize = candidates.iter().map(|&m| history.len_of(m)).sum();
             if total <= tracked {
@@ -278,6 +295,7 @@ impl NetworkQuery {
     fn select_candidates(
         &mut self,
         candidates: &mut Vec<UserId>,
+        ranked: &mut Vec<UserId>,
         history: &PurchaseHistory,
         tracked: usize,
         before: u64,
@@ -285,6 +303,7 @@ impl NetworkQuery {
         const POSITION_BITS: u32 = 24;
         const POSITION: u64 = (1 << POSITION_BITS) - 1;
         candidates.clear();
+        ranked.clear();
         let keys = &mut self.keys;
         keys.clear();
         let packed = self.members.len() as u64 <= POSITION + 1;
@@ -309,15 +328,45 @@ impl NetworkQuery {
         keys.select_nth_unstable(at);
         let bound = keys[at] >> POSITION_BITS;
         let (older, newer) = keys.split_at(at);
-        candidates.extend(newer.iter().map(|&key| member(key)));
+        ranked.extend(newer.iter().map(|&key| member(key)));
         // Members whose key ties the bound can still hold a purchase at it.
-        candidates.extend(
+        ranked.extend(
             older
                 .iter()
                 .filter(|&&key| key >> POSITION_BITS == bound)
                 .map(|&key| member(key)),
         );
         bound
+    }
+}
+
+/// Adds to `gathered` the purchases at or above `floor` (above zero) of members ranked at or
+/// above it who did not buy in the window before `before`: those of their [`Newest`] line,
+/// and only when the whole line reaches `floor`, the older ones from their histories (less
+/// the window's, which come after `before`).
+fn add_ranked(
+    gathered: &mut Vec<Purchase>,
+    history: &PurchaseHistory,
+    ranked: &[UserId],
+    floor: Purchase,
+    before: u64,
+) {
+    let floor = floor.max(Purchase::ZERO.next());
+    for &m in ranked {
+        let Newest(newest) = history.newest(m);
+        let deeper = newest.iter().all(|&p| p >= floor);
+        gathered.extend(newest.iter().copied().take_while(|&p| p >= floor));
+        if deeper {
+            let oldest = newest[NEWEST - 1];
+            for p in history.newest_first(m) {
+                if p < floor {
+                    break;
+                }
+                if p < oldest && p.seq() < before {
+                    gathered.push(p);
+                }
+            }
+        }
     }
 }
 
@@ -518,6 +567,40 @@ mod tests {
             }
         }
         assert!(merged > 300, "most queries merge: {merged}");
+    }
+
+    #[test]
+    fn a_ranked_members_older_purchases_count_beyond_its_newest_line() {
+        // User 0's friends 1..=7. Friend 1 bought ten times lately, the others once, earlier:
+        // the baseline is friend 1's six newest, deeper than its line of four.
+        let mut g = FriendGraph::new();
+        for f in 1..=7 {
+            g.befriend(0, f);
+        }
+        let mut h = PurchaseHistory::new(6);
+        let mut seq = 1;
+        let mut buy = |h: &mut PurchaseHistory, user, ts, cents, in_window: bool| {
+            let p = Purchase::new(Timestamp(ts), seq, cents);
+            seq += 1;
+            if in_window {
+                h.record_in_window(user, p);
+            } else {
+                h.record(user, p);
+            }
+            p.seq()
+        };
+        for (k, f) in (2..=7).enumerate() {
+            buy(&mut h, f, 50 + k as u64, 1, false);
+        }
+        for ts in 100..110 {
+            buy(&mut h, 1, ts, ts, false);
+        }
+        // Inside the window, after the check: not seen, however it ranks.
+        let later = buy(&mut h, 1, 105, 9_999, true);
+        let mut q = NetworkQuery::new();
+        let expected = Baseline::from_amounts(104..110);
+        assert_eq!(q.baseline_before(&g, &h, 0, 1, later), expected);
+        assert_eq!(q.baseline_before(&g, &h, 0, 2, later), expected);
     }
 
     #[test]
