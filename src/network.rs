@@ -292,6 +292,10 @@ impl NetworkQuery {
     /// the bound. Keys are packed with the member's position (`key << 24 | position`) so that
     /// the selection compares plain integers; a network of 2^24 members or more, and one whose
     /// members have at most `tracked` keys in all, gets no bound.
+    ///
+    /// With a bound, the members ranked at or above it go to `ranked` (merged from their
+    /// [`Newest`] lines), and those who bought in the window before the check to `candidates`
+    /// (merged from their histories); without one, every candidate goes to `candidates`.
     fn select_candidates(
         &mut self,
         candidates: &mut Vec<UserId>,
