@@ -194,6 +194,9 @@ impl NetworkQuery {
         for &m in &self.candidates[slot] {
             history.prefetch_latest(m, LATEST_AHEAD);
         }
+        for &m in &self.ranked[slot] {
+            history.prefetch_newest_line(m);
+        }
     }
 
     /// Last stage: the latest `T` purchases of the candidates in `slot` made before `before`.
