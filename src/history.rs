@@ -49,10 +49,8 @@ impl Purchase {
     /// first).
     pub const ZERO: Purchase = Purchase(0);
 
-    /// The next packed value: the lowest that can be a real purchase.
-    pub const fn next(self) -> Purchase {
-        Purchase(self.0 + 1)
-    }
+    /// The least value above [`Self::ZERO`]: a floor that zero padding never reaches.
+    pub const LOWEST: Purchase = Purchase(1);
 
     #[inline]
     pub fn cents(self) -> u64 {

@@ -32,8 +32,8 @@ pub struct NetworkQuery {
     /// from their histories.
     candidates: [Vec<UserId>; IN_FLIGHT],
     /// Per query in flight, when there is a bound: the members ranked at or above it who did
-    /// not buy in the window before the check, merged from their [`crate::history::Newest`]
-    /// lines (and their histories only when all of a line reaches the bound).
+    /// not buy in the window before the check, merged from their [`Newest`] lines (and their
+    /// histories only when all of a line reaches the bound).
     ranked: [Vec<UserId>; IN_FLIGHT],
     /// Per query in flight: a [`crate::history::Recency::latest`] key that the oldest purchase of the baseline
     /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
@@ -189,7 +189,8 @@ impl NetworkQuery {
     }
 
     /// Second stage, once the headers have arrived: starts loading the candidates' newest
-    /// purchases.
+    /// purchases, and asks again for the ranked candidates' lines, which the first stage asked
+    /// for (a prefetch that found the core's miss buffers full may have been dropped).
     fn load(&self, slot: usize, history: &PurchaseHistory) {
         for &m in &self.candidates[slot] {
             history.prefetch_latest(m, LATEST_AHEAD);
@@ -358,21 +359,21 @@ fn add_ranked(
     floor: Purchase,
     before: u64,
 ) {
-    let floor = floor.max(Purchase::ZERO.next());
+    let floor = floor.max(Purchase::LOWEST);
     for &m in ranked {
         let Newest(newest) = history.newest(m);
-        let deeper = newest.iter().all(|&p| p >= floor);
-        gathered.extend(newest.iter().copied().take_while(|&p| p >= floor));
-        if deeper {
+        let reached = newest.iter().take_while(|&&p| p >= floor).count();
+        gathered.extend_from_slice(&newest[..reached]);
+        if reached == NEWEST {
+            // The history holds the line's purchases, and the window's after or among them.
             let oldest = newest[NEWEST - 1];
-            for p in history.newest_first(m) {
-                if p < floor {
-                    break;
-                }
-                if p < oldest && p.seq() < before {
-                    gathered.push(p);
-                }
-            }
+            gathered.extend(
+                history
+                    .newest_first(m)
+                    .skip_while(|&p| p >= oldest)
+                    .take_while(|&p| p >= floor)
+                    .filter(|p| p.seq() < before),
+            );
         }
     }
 }

@@ -116,13 +116,7 @@ impl Default for Shapes {
     fn default() -> Self {
         Shapes(Box::new(Known {
             quotes: Quotes([0; MAX_PLAIN / 64]),
-            shapes: std::array::from_fn(|_| Shape {
-                text: [0; MAX_PLAIN],
-                head: 0,
-                first: (0, 0, 0),
-                rest: [(0, 0); 5],
-                count: 0,
-            }),
+            shapes: std::array::from_fn(|_| Shape::EMPTY),
             len: 0,
             next: 0,
             misses: 0,
@@ -190,11 +184,10 @@ impl Known {
         let values = &values[..count];
         let head_end = values.get(1).map_or(raw.len(), |&(_, start, _)| start);
         let mut shape = Shape {
-            text: [0; MAX_PLAIN],
             head: head_end,
             first: values[0],
-            rest: [(0, 0); 5],
             count,
+            ..Shape::EMPTY
         };
         shape.text[..head_end].copy_from_slice(&raw[..head_end]);
         let mut at = head_end;
@@ -229,6 +222,14 @@ struct Shape {
 }
 
 impl Shape {
+    const EMPTY: Shape = Shape {
+        text: [0; MAX_PLAIN],
+        head: 0,
+        first: (0, 0, 0),
+        rest: [(0, 0); 5],
+        count: 0,
+    };
+
     /// Reads the members of `raw` when it fits this shape.
     #[inline]
     fn read<'a>(&self, raw: &'a [u8], quotes: &Quotes, found: &mut EventMembers<'a>) -> Option<()> {
