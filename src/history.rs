@@ -82,6 +82,9 @@ impl Recency {
     }
 }
 
+/// How many buyers ahead [`PurchaseHistory::close_windows`] starts loading a buyer's state.
+const CLOSE_AHEAD: usize = 16;
+
 /// Purchases in a [`Newest`] line.
 pub const NEWEST: usize = 4;
 
@@ -204,6 +207,24 @@ impl PurchaseHistory {
         let newest = Newest::of(list);
         self.recency[user as usize] = latest;
         self.newest[user as usize] = newest;
+    }
+
+    /// Ends the window for every user who bought in it, as [`Self::close_window`] does one by
+    /// one, loading each one's state ahead: its list's header [`CLOSE_AHEAD`] users ahead, and
+    /// half as far ahead, once the header has arrived, its newest purchases, recency and
+    /// [`Newest`] line. The buyers' states are scattered; without this every one is a miss.
+    pub fn close_windows(&mut self, users: &[UserId]) {
+        for (i, &user) in users.iter().enumerate() {
+            if let Some(&later) = users.get(i + CLOSE_AHEAD) {
+                self.prefetch(later, false, false);
+            }
+            if let Some(&soon) = users.get(i + CLOSE_AHEAD / 2) {
+                self.prefetch_latest(soon, NEWEST);
+                self.prefetch(soon, true, true);
+                self.prefetch_newest_line(soon);
+            }
+            self.close_window(user);
+        }
     }
 
     fn list_mut(&mut self, user: UserId) -> &mut VecDeque<Purchase> {

@@ -562,9 +562,7 @@ impl StreamWindow {
         self.outcomes.clear();
         self.events = 0;
         self.changes.close(&mut state.graph);
-        for &u in &self.buyers {
-            state.history.close_window(u);
-        }
+        state.history.close_windows(&self.buyers);
         self.buyers.clear();
         Ok(())
     }
