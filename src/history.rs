@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::event::{MAX_CENTS, Timestamp};
+use crate::recent::RecentPurchases;
 use crate::users::UserId;
 
 /// One recorded purchase, packed into 16 bytes (four to a cache line): timestamp, sequence
@@ -120,16 +121,27 @@ pub struct PurchaseHistory {
     first_in_window: Vec<u64>,
     /// `newest[u]`: `u`'s newest purchases before the current window (kept with `recency`).
     newest: Vec<Newest>,
+    /// The latest purchases of all users (set by [`Self::rank_all`], then kept up to date).
+    recent: RecentPurchases,
+    /// Users with at least one purchase.
+    buyers: usize,
 }
 
 impl PurchaseHistory {
     pub fn new(tracked: u32) -> Self {
+        Self::keeping_recent(tracked, RecentPurchases::KEEP)
+    }
+
+    /// A history whose [`RecentPurchases`] keep `keep` purchases (tests use a few).
+    pub fn keeping_recent(tracked: u32, keep: usize) -> Self {
         PurchaseHistory {
             tracked: tracked as usize,
             by_user: Vec::new(),
             recency: Vec::new(),
             first_in_window: Vec::new(),
             newest: Vec::new(),
+            recent: RecentPurchases::keeping(keep),
+            buyers: 0,
         }
     }
 
@@ -140,6 +152,7 @@ impl PurchaseHistory {
     /// Records a purchase, keeping only the user's latest `tracked`.
     pub fn record(&mut self, user: UserId, purchase: Purchase) {
         self.record_unranked(user, purchase);
+        self.recent.record(user, purchase);
         let u = user as usize;
         let recency = &mut self.recency[u];
         *recency = (*recency).max(Recency::of(purchase.timestamp()));
@@ -147,12 +160,16 @@ impl PurchaseHistory {
     }
 
     /// Records a purchase of the batch like [`Self::record`], but leaves the user's recency
-    /// as it was (one cache line less per purchase): [`Self::rank_all`] must run before any
-    /// query.
+    /// and the recent purchases as they were (one cache line less per purchase):
+    /// [`Self::rank_all`] must run before any query.
     #[inline]
     pub fn record_unranked(&mut self, user: UserId, purchase: Purchase) {
         let tracked = self.tracked;
         let list = self.list_mut(user);
+        if list.is_empty() {
+            self.buyers += 1;
+        }
+        let list = &mut self.by_user[user as usize];
         if list.len() == tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
             return;
         }
@@ -169,8 +186,12 @@ impl PurchaseHistory {
         }
     }
 
-    /// Sets every user's recency from their kept purchases (after [`Self::record_unranked`]).
+    /// Sets every user's recency from their kept purchases (after [`Self::record_unranked`]),
+    /// and the recent purchases.
     pub fn rank_all(&mut self) {
+        let by_user = &self.by_user;
+        self.recent
+            .rebuild(by_user.len(), |u| by_user[u as usize].iter().rev().copied());
         for ((list, recency), newest) in self
             .by_user
             .iter()
@@ -187,7 +208,12 @@ impl PurchaseHistory {
     /// window. Returns true for the user's first purchase of the window: [`Self::close_window`]
     /// must then be called for the user when the window closes.
     pub fn record_in_window(&mut self, user: UserId, purchase: Purchase) -> bool {
-        insert_sorted(self.list_mut(user), purchase);
+        let list = self.list_mut(user);
+        if list.is_empty() {
+            self.buyers += 1;
+        }
+        insert_sorted(&mut self.by_user[user as usize], purchase);
+        self.recent.record(user, purchase);
         let recency = &mut self.recency[user as usize];
         let first = *recency & Recency::FRESH == 0;
         *recency |= Recency::FRESH;
@@ -290,6 +316,18 @@ impl PurchaseHistory {
         if let Some(newest) = self.newest.get(user as usize) {
             crate::pipeline::prefetch(newest);
         }
+    }
+
+    /// The latest purchases of all users.
+    #[inline]
+    pub fn recent(&self) -> &RecentPurchases {
+        &self.recent
+    }
+
+    /// How many users have bought something.
+    #[inline]
+    pub fn buyers(&self) -> usize {
+        self.buyers
     }
 
     /// When the user last bought before the current window, and whether they bought inside it.

@@ -13,6 +13,7 @@ pub mod outputs;
 pub mod parse;
 pub mod pipeline;
 pub mod progress;
+pub mod recent;
 pub mod report;
 pub mod signals;
 pub mod sink;

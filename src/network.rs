@@ -14,6 +14,13 @@ use crate::window::{Friendships, SkipMarks};
 /// member's newest purchase.
 const LATEST_AHEAD: usize = 5;
 
+/// How much more a member costs a ranking than an entry costs a scan, roughly (see
+/// [`NetworkQuery::scan_pays`]).
+const RANK_OVER_SCAN: usize = 16;
+
+/// A scan is tried only when `T` is at most this fraction of the recent purchases.
+const SCAN_DEPTH: usize = 8;
+
 /// How many queries [`NetworkQuery::baselines`] has in flight: one walking its network, one
 /// whose candidates' histories are arriving, one merging them.
 const IN_FLIGHT: usize = 3;
@@ -35,6 +42,12 @@ pub struct NetworkQuery {
     /// not buy in the window before the check, merged from their [`Newest`] lines (and their
     /// histories only when all of a line reaches the bound).
     ranked: [Vec<UserId>; IN_FLIGHT],
+    /// Per query in flight: its baseline when a scan of the recent purchases found it (see
+    /// [`Self::scan`]); the other stages then have nothing to do.
+    scanned: [Option<Baseline>; IN_FLIGHT],
+    /// Scans that found a baseline, and scans that reached the oldest recent purchase first.
+    #[cfg(test)]
+    scans: [usize; 2],
     /// Per query in flight: a [`crate::history::Recency::latest`] key that the oldest purchase of the baseline
     /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
     bounds: [u64; IN_FLIGHT],
@@ -54,6 +67,14 @@ impl NetworkQuery {
 
     /// The users at shortest distance `1..=degree` from `user`, in no particular order.
     pub fn members(&mut self, graph: &impl Friendships, user: UserId, degree: u32) -> &[UserId] {
+        self.walk(graph, user, degree);
+        self.clear_visited(user);
+        &self.members
+    }
+
+    /// Walks `user`'s network into `members`, leaving the user's and the members' bits set in
+    /// `visited` for [`Self::clear_visited`].
+    fn walk(&mut self, graph: &impl Friendships, user: UserId, degree: u32) {
         let visit = |visited: &mut Vec<u64>, u: UserId| {
             let (word, bit) = (u as usize / 64, 1 << (u % 64));
             if visited.len() <= word {
@@ -88,11 +109,14 @@ impl NetworkQuery {
             self.members.extend_from_slice(&self.next);
             std::mem::swap(&mut self.frontier, &mut self.next);
         }
-        // Every bit set belongs to the user or a member: clearing their words clears them all.
+    }
+
+    /// Clears what [`Self::walk`] set: every bit set belongs to the user or a member, so
+    /// clearing their words clears them all.
+    fn clear_visited(&mut self, user: UserId) {
         for &u in self.members.iter().chain([&user]) {
             self.visited[u as usize / 64] = 0;
         }
-        &self.members
     }
 
     /// The baseline of a purchase by `user`: the latest `T` purchases of its network.
@@ -166,16 +190,28 @@ impl NetworkQuery {
         degree: u32,
         before: u64,
     ) {
-        self.members(graph, user, degree);
+        self.walk(graph, user, degree);
+        let tracked = history.tracked();
+        let scanned = self
+            .scan_pays(history)
+            .then(|| self.scan(history, user, before));
+        #[cfg(test)]
+        if let Some(found) = &scanned {
+            self.scans[usize::from(found.is_none())] += 1;
+        }
+        self.clear_visited(user);
         let mut candidates = std::mem::take(&mut self.candidates[slot]);
         let mut ranked = std::mem::take(&mut self.ranked[slot]);
-        self.bounds[slot] = self.select_candidates(
-            &mut candidates,
-            &mut ranked,
-            history,
-            history.tracked(),
-            before,
-        );
+        if let Some(Some(baseline)) = scanned {
+            candidates.clear();
+            ranked.clear();
+            self.scanned[slot] = Some(baseline);
+            self.candidates[slot] = candidates;
+            self.ranked[slot] = ranked;
+            return;
+        }
+        self.bounds[slot] =
+            self.select_candidates(&mut candidates, &mut ranked, history, tracked, before);
         // The candidates' histories and lines are scattered in memory: start loading them all
         // at once.
         for &m in &candidates {
@@ -204,6 +240,9 @@ impl NetworkQuery {
     /// No heap: every purchase at or above a bound, then one selection (the purchases are
     /// unique by timestamp and sequence, so "the latest `T`" is one set).
     fn merge(&mut self, slot: usize, history: &PurchaseHistory, before: u64) -> Baseline {
+        if let Some(baseline) = self.scanned[slot].take() {
+            return baseline;
+        }
         let tracked = history.tracked();
         let candidates = &self.candidates[slot];
         let mut baseline = Baseline::default();
@@ -283,6 +322,40 @@ impl NetworkQuery {
         keep_latest(gathered, tracked);
         gathered.iter().for_each(|p| baseline.push(p.cents()));
         baseline
+    }
+
+    /// Whether scanning the recent purchases of the whole log for the members' is expected to
+    /// cost less than ranking the members: a scan reads about `T * buyers / members` entries
+    /// (at one entry a nanosecond or so), ranking reads every member's recency at random.
+    fn scan_pays(&self, history: &PurchaseHistory) -> bool {
+        let tracked = history.tracked();
+        let members = self.members.len();
+        tracked <= history.recent().keep() / SCAN_DEPTH
+            && members * members * RANK_OVER_SCAN >= tracked * history.buyers()
+    }
+
+    /// The baseline of a check at `before` by `user`, whose network is marked in `visited`,
+    /// from the recent purchases of the whole log: the first `tracked` purchases made before
+    /// the check by members, scanning from the newest down. `None` when the scan reaches the
+    /// oldest kept purchase first (then what lies below it is unknown).
+    fn scan(&self, history: &PurchaseHistory, user: UserId, before: u64) -> Option<Baseline> {
+        let tracked = history.tracked() as u64;
+        let recent = history.recent();
+        let (purchases, buyers) = (recent.purchases(), recent.buyers());
+        let visited = &self.visited[..];
+        let mut baseline = Baseline::default();
+        for (&buyer, &purchase) in buyers.iter().zip(purchases).rev() {
+            let member = visited
+                .get(buyer as usize / 64)
+                .is_some_and(|word| word & (1 << (buyer % 64)) != 0);
+            if member && buyer != user && purchase.seq() < before {
+                baseline.push(purchase.cents());
+                if baseline.n == tracked {
+                    return Some(baseline);
+                }
+            }
+        }
+        None
     }
 
     /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
@@ -541,7 +614,10 @@ mod tests {
             for _ in 0..below(3 * users) {
                 g.befriend(below(users) as UserId, below(users) as UserId);
             }
-            let mut h = PurchaseHistory::new(tracked);
+            // The recent purchases keep from the fewest that scans are tried with (scans reach
+            // the oldest and give way to ranking) to all.
+            let keep = [SCAN_DEPTH, SCAN_DEPTH + 4, 40, 1 << 16][round / 4 % 4] * tracked as usize;
+            let mut h = PurchaseHistory::keeping_recent(tracked, keep);
             // Few distinct timestamps: ties are broken by sequence. Every third round they
             // straddle 2^38 s (in year 8711; 9999-12-31 is below 2^39), so the keys a query
             // packs use their top bit. Purchases of an open window stay beyond `tracked`, for
@@ -575,6 +651,11 @@ mod tests {
             }
         }
         assert!(merged > 300, "most queries merge: {merged}");
+        let [found, fell_back] = q.scans;
+        assert!(
+            found > 300 && fell_back > 30,
+            "scans: {found} found, {fell_back} fell back"
+        );
     }
 
     #[test]
