@@ -83,6 +83,12 @@ impl FriendGraph {
         self.friends(a).contains(&b)
     }
 
+    /// Every user with friends is below this.
+    #[inline]
+    pub fn users(&self) -> usize {
+        self.friends.len()
+    }
+
     /// Number of friendships (undirected edges).
     pub fn edges(&self) -> usize {
         self.edges

@@ -32,8 +32,7 @@ pub struct NetworkQuery {
     /// in the first-level cache (12.5 KB per 100 000 users), and a query clears only the words
     /// its members set.
     visited: Vec<u64>,
-    frontier: Vec<UserId>,
-    next: Vec<UserId>,
+    /// The buyer, then the members (see [`Self::walk`]).
     members: Vec<UserId>,
     /// Per query in flight: the members who may hold one of the latest purchases, merged
     /// from their histories.
@@ -68,53 +67,58 @@ impl NetworkQuery {
     /// The users at shortest distance `1..=degree` from `user`, in no particular order.
     pub fn members(&mut self, graph: &impl Friendships, user: UserId, degree: u32) -> &[UserId] {
         self.walk(graph, user, degree);
-        self.clear_visited(user);
-        &self.members
+        self.clear_visited();
+        &self.members[1..]
     }
 
-    /// Walks `user`'s network into `members`, leaving the user's and the members' bits set in
+    /// Walks `user`'s network breadth first: `members` gets `user`, then the users at distance
+    /// 1, 2, ... up to `degree`, each level right after the one before (the level being read
+    /// is the walk's frontier, the one being appended its next). Leaves their bits set in
     /// `visited` for [`Self::clear_visited`].
     fn walk(&mut self, graph: &impl Friendships, user: UserId, degree: u32) {
-        let visit = |visited: &mut Vec<u64>, u: UserId| {
-            let (word, bit) = (u as usize / 64, 1 << (u % 64));
-            if visited.len() <= word {
-                visited.resize(word + 1, 0);
-            }
-            let seen = visited[word] & bit != 0;
-            visited[word] |= bit;
-            !seen
-        };
-        self.members.clear();
-        self.frontier.clear();
-        self.frontier.push(user);
-        visit(&mut self.visited, user);
+        // Every friend id is below `graph.users()`: one size check per walk, none per visit.
+        let words = graph.users().max(user as usize + 1).div_ceil(64);
+        if self.visited.len() < words {
+            self.visited.resize(words, 0);
+        }
+        let (visited, members) = (&mut self.visited[..], &mut self.members);
+        members.clear();
+        members.push(user);
+        visited[user as usize / 64] |= 1 << (user % 64);
+        let mut level = 0..1;
         for _ in 0..degree {
-            self.next.clear();
             // The frontier's friend lists are scattered: start loading them all at once.
             for deep in [false, true] {
-                for &u in &self.frontier {
+                for &u in &members[level.clone()] {
                     graph.prefetch(u, deep);
                 }
             }
-            for &u in &self.frontier {
+            for at in level.clone() {
+                let u = members[at];
+                // Whether a friend was seen before is a coin toss deep in a large network: each
+                // one is written after the members and counted only if new, with no branch.
+                let mut len = members.len();
+                members.resize(len + graph.friend_count(u), 0);
                 graph.for_each_friend(u, &mut self.skip, |f| {
-                    if visit(&mut self.visited, f) {
-                        self.next.push(f);
-                    }
+                    let (word, bit) = (f as usize / 64, 1 << (f % 64));
+                    let seen = visited[word];
+                    visited[word] = seen | bit;
+                    members[len] = f;
+                    len += usize::from(seen & bit == 0);
                 });
+                members.truncate(len);
             }
-            if self.next.is_empty() {
+            if members.len() == level.end {
                 break;
             }
-            self.members.extend_from_slice(&self.next);
-            std::mem::swap(&mut self.frontier, &mut self.next);
+            level = level.end..members.len();
         }
     }
 
     /// Clears what [`Self::walk`] set: every bit set belongs to the user or a member, so
     /// clearing their words clears them all.
-    fn clear_visited(&mut self, user: UserId) {
-        for &u in self.members.iter().chain([&user]) {
+    fn clear_visited(&mut self) {
+        for &u in &self.members {
             self.visited[u as usize / 64] = 0;
         }
     }
@@ -199,7 +203,7 @@ impl NetworkQuery {
         if let Some(found) = &scanned {
             self.scans[usize::from(found.is_none())] += 1;
         }
-        self.clear_visited(user);
+        self.clear_visited();
         let mut candidates = std::mem::take(&mut self.candidates[slot]);
         let mut ranked = std::mem::take(&mut self.ranked[slot]);
         if let Some(Some(baseline)) = scanned {
@@ -329,7 +333,7 @@ impl NetworkQuery {
     /// (at one entry a nanosecond or so), ranking reads every member's recency at random.
     fn scan_pays(&self, history: &PurchaseHistory) -> bool {
         let tracked = history.tracked();
-        let members = self.members.len();
+        let members = self.members.len() - 1;
         tracked <= history.recent().keep() / SCAN_DEPTH
             && members * members * RANK_OVER_SCAN >= tracked * history.buyers()
     }
@@ -388,7 +392,8 @@ impl NetworkQuery {
         let keys = &mut self.keys;
         keys.clear();
         let packed = self.members.len() as u64 <= POSITION + 1;
-        for (at, &m) in self.members.iter().enumerate() {
+        // The walk's first is the buyer, never a member.
+        for (at, &m) in self.members.iter().enumerate().skip(1) {
             let latest = history.recency(m).latest();
             if history.bought_in_window_before(m, before) {
                 candidates.push(m);

@@ -211,6 +211,12 @@ pub trait Friendships {
 
     /// Starts loading `user`'s friend list: its header, or with `deep` its entries.
     fn prefetch(&self, user: UserId, deep: bool);
+
+    /// Every user with friends is below this.
+    fn users(&self) -> usize;
+
+    /// At least as many as `user`'s friends ([`Self::for_each_friend`] visits no more).
+    fn friend_count(&self, user: UserId) -> usize;
 }
 
 impl<T: Friendships> Friendships for &T {
@@ -223,6 +229,16 @@ impl<T: Friendships> Friendships for &T {
     fn prefetch(&self, user: UserId, deep: bool) {
         T::prefetch(self, user, deep);
     }
+
+    #[inline]
+    fn users(&self) -> usize {
+        T::users(self)
+    }
+
+    #[inline]
+    fn friend_count(&self, user: UserId) -> usize {
+        T::friend_count(self, user)
+    }
 }
 
 impl Friendships for FriendGraph {
@@ -234,6 +250,16 @@ impl Friendships for FriendGraph {
     #[inline]
     fn prefetch(&self, user: UserId, deep: bool) {
         FriendGraph::prefetch(self, user, deep);
+    }
+
+    #[inline]
+    fn users(&self) -> usize {
+        FriendGraph::users(self)
+    }
+
+    #[inline]
+    fn friend_count(&self, user: UserId) -> usize {
+        self.friends(user).len()
     }
 }
 
@@ -268,6 +294,17 @@ impl Friendships for GraphAt<'_> {
         if !deep {
             self.changes.prefetch(user);
         }
+    }
+
+    #[inline]
+    fn users(&self) -> usize {
+        self.graph.users()
+    }
+
+    /// The graph's list, which still holds the friendships ended in the window.
+    #[inline]
+    fn friend_count(&self, user: UserId) -> usize {
+        self.graph.friends(user).len()
     }
 }
 
