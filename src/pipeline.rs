@@ -17,6 +17,7 @@ use crate::input::{Lines, LogFile, chunks, trim_line};
 use crate::network::{NetworkQuery, Social};
 use crate::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
 use crate::progress::Progress;
+use crate::recent::RecentPurchases;
 use crate::report::{SkipLog, Summary};
 use crate::sink::{Checked, Sink};
 use crate::users::{UserId, UserIds};
@@ -42,6 +43,9 @@ pub struct Config {
     pub chunk_bytes: usize,
     /// Stream events applied per window before the window's queries run in parallel.
     pub window: usize,
+    /// Recent purchases kept for scanning large networks (see [`RecentPurchases`]); tests use
+    /// a few, so that scans reach the oldest kept and give way to ranking.
+    pub recent: usize,
     /// Whether flagged purchases also get the buyer's friends and friends of friends (for the
     /// feed and recommendation sinks).
     pub social: bool,
@@ -58,6 +62,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 1 << 20,
             window: DEFAULT_WINDOW,
+            recent: RecentPurchases::KEEP,
             social: false,
             stop: None,
         }
@@ -144,7 +149,7 @@ impl Replay {
         let mut state = State {
             users: UserIds::new(hasher),
             graph: FriendGraph::new(),
-            history: PurchaseHistory::new(params.tracked),
+            history: PurchaseHistory::keeping_recent(params.tracked, config.recent),
         };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads.max(1))

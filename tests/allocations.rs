@@ -228,6 +228,7 @@ fn allocations(
         threads,
         chunk_bytes: 1 << 20,
         window: DEFAULT_WINDOW,
+        recent: anomaly_detect::recent::RecentPurchases::KEEP,
         social: false,
         stop: None,
     };

@@ -7,6 +7,7 @@ mod model;
 use std::io;
 
 use anomaly_detect::pipeline::DEFAULT_WINDOW;
+use anomaly_detect::recent::RecentPurchases;
 use anomaly_detect::report::SkipLog;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
 use proptest::prelude::*;
@@ -670,6 +671,13 @@ fn render(spec: &Spec) -> Case {
             threads: spec.threads,
             chunk_bytes: spec.chunk_bytes,
             window: spec.window,
+            // Half the cases keep as few recent purchases as scans of large networks are tried
+            // with, so that scans run out and give way to ranking.
+            recent: if spec.unfriend_bias.is_multiple_of(2) {
+                8 * spec.override_tracked.unwrap_or(spec.tracked) as usize
+            } else {
+                RecentPurchases::KEEP
+            },
             // The feed/recommendation lists are computed for flagged purchases in half the
             // cases: they must not change any decision.
             social: spec.chunk_bytes % 2 == 1,
@@ -776,6 +784,7 @@ fn fixed_case(batch: &str, stream: &str, threads: usize, chunk_bytes: usize) -> 
             threads,
             chunk_bytes,
             window: 1,
+            recent: RecentPurchases::KEEP,
             social: false,
             stop: None,
         },
@@ -893,6 +902,7 @@ fn bundled_example_through_both() {
                 threads,
                 chunk_bytes: 4096,
                 window,
+                recent: RecentPurchases::KEEP,
                 social: threads == 2,
                 stop: None,
             },
