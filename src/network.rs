@@ -34,6 +34,8 @@ pub struct NetworkQuery {
     visited: Vec<u64>,
     /// The buyer, then the members (see [`Self::walk`]).
     members: Vec<UserId>,
+    /// Friends of the user being expanded whose friendship the check does not see.
+    hidden: Vec<UserId>,
     /// Per query in flight: the members who may hold one of the latest purchases, merged
     /// from their histories.
     candidates: [Vec<UserId>; IN_FLIGHT],
@@ -82,6 +84,7 @@ impl NetworkQuery {
             self.visited.resize(words, 0);
         }
         let (visited, members) = (&mut self.visited[..], &mut self.members);
+        let hidden = &mut self.hidden;
         members.clear();
         members.push(user);
         visited[user as usize / 64] |= 1 << (user % 64);
@@ -95,18 +98,32 @@ impl NetworkQuery {
             }
             for at in level.clone() {
                 let u = members[at];
+                // Friends in `u`'s list whose friendship this check does not see (the window
+                // changed it) pass for seen while the list is read, then are unmarked.
+                hidden.clear();
+                graph.for_each_ended(u, |f| {
+                    let (word, bit) = (f as usize / 64, 1 << (f % 64));
+                    if visited[word] & bit == 0 {
+                        visited[word] |= bit;
+                        hidden.push(f);
+                    }
+                });
                 // Whether a friend was seen before is a coin toss deep in a large network: each
                 // one is written after the members and counted only if new, with no branch.
+                let friends = graph.listed_friends(u);
                 let mut len = members.len();
-                members.resize(len + graph.friend_count(u), 0);
-                graph.for_each_friend(u, &mut self.skip, |f| {
+                members.resize(len + friends.len(), 0);
+                for &f in friends {
                     let (word, bit) = (f as usize / 64, 1 << (f % 64));
                     let seen = visited[word];
                     visited[word] = seen | bit;
                     members[len] = f;
                     len += usize::from(seen & bit == 0);
-                });
+                }
                 members.truncate(len);
+                for &f in hidden.iter() {
+                    visited[f as usize / 64] &= !(1 << (f % 64));
+                }
             }
             if members.len() == level.end {
                 break;

@@ -215,8 +215,13 @@ pub trait Friendships {
     /// Every user with friends is below this.
     fn users(&self) -> usize;
 
-    /// At least as many as `user`'s friends ([`Self::for_each_friend`] visits no more).
-    fn friend_count(&self, user: UserId) -> usize;
+    /// `user`'s friend list in the graph: its friends, and those whose friendship is not alive
+    /// at this sequence number ([`Self::for_each_ended`]).
+    fn listed_friends(&self, user: UserId) -> &[UserId];
+
+    /// Calls `ended` for every user in `user`'s list whose friendship is not alive at this
+    /// sequence number (ended before it, or begun after it, within the window).
+    fn for_each_ended(&self, user: UserId, ended: impl FnMut(UserId));
 }
 
 impl<T: Friendships> Friendships for &T {
@@ -236,8 +241,13 @@ impl<T: Friendships> Friendships for &T {
     }
 
     #[inline]
-    fn friend_count(&self, user: UserId) -> usize {
-        T::friend_count(self, user)
+    fn listed_friends(&self, user: UserId) -> &[UserId] {
+        T::listed_friends(self, user)
+    }
+
+    #[inline]
+    fn for_each_ended(&self, user: UserId, ended: impl FnMut(UserId)) {
+        T::for_each_ended(self, user, ended);
     }
 }
 
@@ -258,9 +268,12 @@ impl Friendships for FriendGraph {
     }
 
     #[inline]
-    fn friend_count(&self, user: UserId) -> usize {
-        self.friends(user).len()
+    fn listed_friends(&self, user: UserId) -> &[UserId] {
+        self.friends(user)
     }
+
+    #[inline]
+    fn for_each_ended(&self, _: UserId, _: impl FnMut(UserId)) {}
 }
 
 /// The graph as it stood just before sequence `seq` of the current window.
@@ -301,10 +314,14 @@ impl Friendships for GraphAt<'_> {
         self.graph.users()
     }
 
-    /// The graph's list, which still holds the friendships ended in the window.
     #[inline]
-    fn friend_count(&self, user: UserId) -> usize {
-        self.graph.friends(user).len()
+    fn listed_friends(&self, user: UserId) -> &[UserId] {
+        self.graph.friends(user)
+    }
+
+    #[inline]
+    fn for_each_ended(&self, user: UserId, ended: impl FnMut(UserId)) {
+        self.changes.for_each_dead(user, self.seq, ended);
     }
 }
 
