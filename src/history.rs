@@ -190,8 +190,9 @@ impl PurchaseHistory {
     /// and the recent purchases.
     pub fn rank_all(&mut self) {
         let by_user = &self.by_user;
-        self.recent
-            .rebuild(by_user.len(), |u| by_user[u as usize].iter().rev().copied());
+        self.recent.rebuild(by_user.len(), self.buyers, |u| {
+            by_user[u as usize].iter().rev().copied()
+        });
         for ((list, recency), newest) in self
             .by_user
             .iter()

@@ -2,9 +2,6 @@
 //! network scans them from the newest for its members' purchases, instead of ranking every
 //! member by recency (see [`crate::network`]).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use crate::history::Purchase;
 use crate::users::UserId;
 
@@ -77,31 +74,45 @@ impl RecentPurchases {
         }
     }
 
-    /// Starts again from every user's kept purchases (`each(user)` lists them newest first):
-    /// the latest [`Self::keep`] of them.
-    pub fn rebuild<'a, I>(&mut self, users: usize, each: impl Fn(UserId) -> I)
+    /// Starts again from every user's kept purchases (`each(user)` lists them newest first;
+    /// `buyers` users have some): the latest [`Self::keep`] of them.
+    pub fn rebuild<I>(&mut self, users: usize, buyers: usize, each: impl Fn(UserId) -> I)
     where
-        I: Iterator<Item = Purchase> + 'a,
+        I: Iterator<Item = Purchase>,
     {
         let keep = self.keep;
-        let mut latest: BinaryHeap<Reverse<(Purchase, UserId)>> = BinaryHeap::with_capacity(keep);
+        // A first floor: the `keep`-th latest of every user's few newest purchases (enough of
+        // them for `keep` in all). That many purchases reach it, so the latest `keep` do too.
+        let few = keep.div_ceil(buyers.max(1));
+        let mut floor = Purchase::ZERO;
+        let mut firsts: Vec<Purchase> = (0..users as UserId)
+            .flat_map(|user| each(user).take(few))
+            .collect();
+        if firsts.len() > keep {
+            let at = firsts.len() - keep;
+            floor = *firsts.select_nth_unstable(at).1;
+        }
+        drop(firsts);
+        // Every purchase at or above the floor; when they pile up, only the latest `keep`,
+        // and the floor rises to the oldest of them.
+        let mut latest: Vec<(Purchase, UserId)> = Vec::new();
         for user in 0..users as UserId {
             for purchase in each(user) {
-                if latest.len() == keep {
-                    let Reverse((oldest, _)) = *latest.peek().expect("full");
-                    if purchase < oldest {
-                        // The user's older purchases are older still.
-                        break;
-                    }
-                    latest.pop();
+                if purchase < floor {
+                    // The user's older purchases are older still.
+                    break;
                 }
-                latest.push(Reverse((purchase, user)));
+                latest.push((purchase, user));
+            }
+            if latest.len() >= 4 * keep {
+                floor = keep_latest(&mut latest, keep);
             }
         }
+        keep_latest(&mut latest, keep);
+        latest.sort_unstable();
         self.purchases.clear();
         self.buyers.clear();
-        // Ascending order of `Reverse` is newest first.
-        for Reverse((purchase, buyer)) in latest.into_sorted_vec().into_iter().rev() {
+        for (purchase, buyer) in latest {
             self.purchases.push(purchase);
             self.buyers.push(buyer);
         }
@@ -118,6 +129,20 @@ impl RecentPurchases {
     pub fn buyers(&self) -> &[UserId] {
         &self.buyers
     }
+}
+
+/// Keeps the latest `keep` of `latest` (in no order) and returns the oldest of them.
+fn keep_latest(latest: &mut Vec<(Purchase, UserId)>, keep: usize) -> Purchase {
+    if latest.len() > keep {
+        let at = latest.len() - keep;
+        latest.select_nth_unstable(at);
+        latest.drain(..at);
+    }
+    latest
+        .iter()
+        .map(|&(p, _)| p)
+        .min()
+        .unwrap_or(Purchase::ZERO)
 }
 
 #[cfg(test)]
@@ -167,26 +192,37 @@ mod tests {
     #[test]
     fn a_rebuild_keeps_the_latest_of_every_users_purchases() {
         // User u bought at times u, u + 1000, u + 2000, ... (`per_user` of them); times repeat
-        // across users, sequence numbers do not.
-        let (users, per_user) = (30_000_u32, 5_u64);
-        let of = |u: UserId| {
-            (0..per_user)
-                .rev()
-                .map(move |k| p(u64::from(u) + 1_000 * k, u64::from(u) * per_user + k))
-        };
-        let mut recent = RecentPurchases::new();
-        recent.rebuild(users as usize, of);
-        let mut expected: Vec<(Purchase, UserId)> = (0..users)
-            .flat_map(|u| of(u).map(move |q| (q, u)))
-            .collect();
-        expected.sort_unstable();
-        let expected = expected.split_off(expected.len() - RecentPurchases::KEEP);
-        let got: Vec<_> = recent
-            .purchases()
-            .iter()
-            .copied()
-            .zip(recent.buyers().iter().copied())
-            .collect();
-        assert_eq!(got, expected);
+        // across users, sequence numbers do not. Many users with few purchases each, and few
+        // with many (one of whom bought most lately), keeping from a few to many.
+        for (users, per_user, keep) in [
+            (30_000_u32, 5_u64, RecentPurchases::KEEP),
+            (30_000, 5, 7),
+            (3, 400, 100),
+            (3, 400, 2_000),
+        ] {
+            let of = |u: UserId| {
+                (0..per_user).rev().map(move |k| {
+                    let late = if u == 1 { 500_000 } else { 0 };
+                    p(u64::from(u) + 1_000 * k + late, u64::from(u) * per_user + k)
+                })
+            };
+            let mut recent = RecentPurchases::keeping(keep);
+            recent.rebuild(users as usize, users as usize, of);
+            let mut expected: Vec<(Purchase, UserId)> = (0..users)
+                .flat_map(|u| of(u).map(move |q| (q, u)))
+                .collect();
+            expected.sort_unstable();
+            let expected = expected.split_off(expected.len().saturating_sub(keep));
+            let got: Vec<_> = recent
+                .purchases()
+                .iter()
+                .copied()
+                .zip(recent.buyers().iter().copied())
+                .collect();
+            assert_eq!(
+                got, expected,
+                "{users} users, {per_user} each, keeping {keep}"
+            );
+        }
     }
 }
