@@ -237,7 +237,7 @@ impl PurchaseHistory {
     }
 
     /// Ends the window for every user who bought in it, as [`Self::close_window`] does one by
-    /// one, loading each one's state ahead: its list's header [`CLOSE_AHEAD`] users ahead, and
+    /// one, loading each one's state ahead: its list's header 16 users ahead, and
     /// half as far ahead, once the header has arrived, its newest purchases, recency and
     /// [`Newest`] line. The buyers' states are scattered; without this every one is a miss.
     pub fn close_windows(&mut self, users: &[UserId]) {

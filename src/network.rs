@@ -1,6 +1,8 @@
 //! The network query: the users within `D` hops of a buyer (breadth-first, with reusable
-//! visited stamps), then the latest `T` of their purchases merged into a [`Baseline`]. A query
-//! runs in three stages (gather, load, merge) so that a worker can keep several in flight.
+//! visited bits), then the latest `T` of their purchases as a [`Baseline`]: for a large network
+//! scanned from the log's recent purchases, otherwise from the members ranked by recency and
+//! merged. A query runs in three stages (gather, load, merge) so that a worker can keep several
+//! in flight.
 
 use crate::baseline::Baseline;
 use crate::event::Timestamp;
