@@ -165,11 +165,7 @@ impl PurchaseHistory {
     #[inline]
     pub fn record_unranked(&mut self, user: UserId, purchase: Purchase) {
         let tracked = self.tracked;
-        let list = self.list_mut(user);
-        if list.is_empty() {
-            self.buyers += 1;
-        }
-        let list = &mut self.by_user[user as usize];
+        let list = self.list_for_purchase(user);
         if list.len() == tracked && list.front().is_some_and(|oldest| purchase < *oldest) {
             return;
         }
@@ -209,11 +205,7 @@ impl PurchaseHistory {
     /// window. Returns true for the user's first purchase of the window: [`Self::close_window`]
     /// must then be called for the user when the window closes.
     pub fn record_in_window(&mut self, user: UserId, purchase: Purchase) -> bool {
-        let list = self.list_mut(user);
-        if list.is_empty() {
-            self.buyers += 1;
-        }
-        insert_sorted(&mut self.by_user[user as usize], purchase);
+        insert_sorted(self.list_for_purchase(user), purchase);
         self.recent.record(user, purchase);
         let recency = &mut self.recency[user as usize];
         let first = *recency & Recency::FRESH == 0;
@@ -254,7 +246,21 @@ impl PurchaseHistory {
         }
     }
 
+    /// The list a purchase of `user` goes into; a user's first purchase counts it as a buyer.
+    fn list_for_purchase(&mut self, user: UserId) -> &mut VecDeque<Purchase> {
+        self.grow(user);
+        let list = &mut self.by_user[user as usize];
+        self.buyers += usize::from(list.is_empty());
+        list
+    }
+
     fn list_mut(&mut self, user: UserId) -> &mut VecDeque<Purchase> {
+        self.grow(user);
+        &mut self.by_user[user as usize]
+    }
+
+    /// Makes room for `user` in the per-user arrays.
+    fn grow(&mut self, user: UserId) {
         let u = user as usize;
         if self.by_user.len() <= u {
             let len = (u + 1).next_power_of_two();
@@ -263,7 +269,6 @@ impl PurchaseHistory {
             self.first_in_window.resize(len, 0);
             self.newest.resize(len, Newest::NONE);
         }
-        &mut self.by_user[u]
     }
 
     /// Starts loading what [`Self::record`] will touch for `user`: the list's header, or with

@@ -223,16 +223,15 @@ impl NetworkQuery {
             self.scans[usize::from(found.is_none())] += 1;
         }
         self.clear_visited();
-        let mut candidates = std::mem::take(&mut self.candidates[slot]);
-        let mut ranked = std::mem::take(&mut self.ranked[slot]);
         if let Some(Some(baseline)) = scanned {
-            candidates.clear();
-            ranked.clear();
+            // Nothing for the other stages to load or merge.
+            self.candidates[slot].clear();
+            self.ranked[slot].clear();
             self.scanned[slot] = Some(baseline);
-            self.candidates[slot] = candidates;
-            self.ranked[slot] = ranked;
             return;
         }
+        let mut candidates = std::mem::take(&mut self.candidates[slot]);
+        let mut ranked = std::mem::take(&mut self.ranked[slot]);
         self.bounds[slot] =
             self.select_candidates(&mut candidates, &mut ranked, history, tracked, before);
         // The candidates' histories and lines are scattered in memory: start loading them all

@@ -19,21 +19,11 @@ pub struct RecentPurchases {
     keep: usize,
 }
 
-impl Default for RecentPurchases {
-    fn default() -> Self {
-        Self::keeping(Self::KEEP)
-    }
-}
-
 impl RecentPurchases {
     /// Purchases kept by default (1.3 to 2.6 MB).
     pub const KEEP: usize = 1 << 16;
 
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Keeping `keep` purchases instead of [`Self::KEEP`] (tests use a few).
+    /// Keeping `keep` purchases ([`Self::KEEP`] by default; tests use a few).
     pub fn keeping(keep: usize) -> Self {
         RecentPurchases {
             purchases: Vec::new(),
@@ -51,7 +41,6 @@ impl RecentPurchases {
     /// one is inserted in place, and once the floor has risen one below it is left out.
     #[inline]
     pub fn record(&mut self, buyer: UserId, purchase: Purchase) {
-        let len = self.purchases.len();
         if self
             .purchases
             .last()
@@ -60,7 +49,7 @@ impl RecentPurchases {
             self.purchases.push(purchase);
             self.buyers.push(buyer);
         } else {
-            if len >= self.keep && purchase < self.purchases[0] {
+            if self.purchases.len() >= self.keep && purchase < self.purchases[0] {
                 return;
             }
             let at = self.purchases.partition_point(|&p| p < purchase);
@@ -156,7 +145,7 @@ mod tests {
 
     #[test]
     fn purchases_stay_sorted_and_the_floor_rises_only_past_dropped_ones() {
-        let mut recent = RecentPurchases::new();
+        let mut recent = RecentPurchases::keeping(RecentPurchases::KEEP);
         let mut all = Vec::new();
         let mut x = 0x9E37_79B9_7F4A_7C15_u64;
         for seq in 1..=(5 * RecentPurchases::KEEP as u64 / 2) {

@@ -206,8 +206,23 @@ impl SkipMarks {
 
 /// The friendships a query at one sequence number sees.
 pub trait Friendships {
-    /// Calls `visit` for every friend of `user`; `marks` is scratch.
-    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, visit: impl FnMut(UserId));
+    /// Calls `visit` for every friend of `user`: its listed friends less the ended ones;
+    /// `marks` is scratch.
+    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, mut visit: impl FnMut(UserId)) {
+        let friends = self.listed_friends(user);
+        marks.dead.clear();
+        self.for_each_ended(user, |f| marks.set(f));
+        if marks.dead.is_empty() {
+            friends.iter().copied().for_each(visit);
+            return;
+        }
+        marks.seal();
+        for &f in friends {
+            if !marks.is_set(f) {
+                visit(f);
+            }
+        }
+    }
 
     /// Starts loading `user`'s friend list: its header, or with `deep` its entries.
     fn prefetch(&self, user: UserId, deep: bool);
@@ -225,11 +240,6 @@ pub trait Friendships {
 }
 
 impl<T: Friendships> Friendships for &T {
-    #[inline]
-    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, visit: impl FnMut(UserId)) {
-        T::for_each_friend(self, user, marks, visit);
-    }
-
     #[inline]
     fn prefetch(&self, user: UserId, deep: bool) {
         T::prefetch(self, user, deep);
@@ -252,11 +262,6 @@ impl<T: Friendships> Friendships for &T {
 }
 
 impl Friendships for FriendGraph {
-    #[inline]
-    fn for_each_friend(&self, user: UserId, _: &mut SkipMarks, visit: impl FnMut(UserId)) {
-        self.friends(user).iter().copied().for_each(visit);
-    }
-
     #[inline]
     fn prefetch(&self, user: UserId, deep: bool) {
         FriendGraph::prefetch(self, user, deep);
@@ -284,23 +289,6 @@ pub struct GraphAt<'a> {
 }
 
 impl Friendships for GraphAt<'_> {
-    #[inline]
-    fn for_each_friend(&self, user: UserId, marks: &mut SkipMarks, mut visit: impl FnMut(UserId)) {
-        let friends = self.graph.friends(user);
-        marks.dead.clear();
-        self.changes.for_each_dead(user, self.seq, |f| marks.set(f));
-        if marks.dead.is_empty() {
-            friends.iter().copied().for_each(visit);
-            return;
-        }
-        marks.seal();
-        for &f in friends {
-            if !marks.is_set(f) {
-                visit(f);
-            }
-        }
-    }
-
     #[inline]
     fn prefetch(&self, user: UserId, deep: bool) {
         self.graph.prefetch(user, deep);
