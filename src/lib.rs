@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod cli;
+pub mod clock;
 pub mod error;
 pub mod event;
 pub mod graph;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::baseline::Baseline;
+use crate::clock::PhaseClock;
 use crate::error::Fatal;
 use crate::event::{Action, Event, Timestamp};
 use crate::graph::FriendGraph;
@@ -140,6 +141,7 @@ impl Replay {
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
         let started = Instant::now();
+        let clock = PhaseClock::start();
         let (header, batch_start, header_lines) = read_params(batch)?;
         let params = Params {
             degree: config.degree.unwrap_or(header.degree),
@@ -176,7 +178,8 @@ impl Replay {
         })?;
         state.history.rank_all();
         progress.finish();
-        summary.batch_elapsed = started.elapsed();
+        summary.batch_elapsed = clock.wall();
+        summary.batch_cpu = clock.cpu();
         let window = StreamWindow::new(config, params, pool.current_num_threads());
         Ok(Replay {
             config: config.clone(),
@@ -235,7 +238,7 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<(), Fatal> {
-        let started = Instant::now();
+        let clock = PhaseClock::start();
         self.summary.stream_file = stream.name.clone();
         let body = stream.body();
         self.summary.stream_bytes += body.len() as u64;
@@ -251,7 +254,7 @@ impl Replay {
         })?;
         self.flush(sink)?;
         progress.finish();
-        self.summary.stream_elapsed += started.elapsed();
+        self.summary.add_stream_time(&clock);
         Ok(())
     }
 
@@ -268,7 +271,7 @@ impl Replay {
         skips: &mut SkipLog,
         stop: &crossbeam_channel::Receiver<()>,
     ) -> Result<(), Fatal> {
-        let started = Instant::now();
+        let clock = PhaseClock::start();
         self.summary.stream_file = name.to_string();
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
         let path = std::path::PathBuf::from(name);
@@ -292,7 +295,7 @@ impl Replay {
         }
         self.flush(sink)?;
         sink.flush().map_err(Fatal::Output)?;
-        self.summary.stream_elapsed += started.elapsed();
+        self.summary.add_stream_time(&clock);
         if reader.is_finished()
             && let Ok(Err(error)) = reader.join()
         {

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use crate::clock::PhaseClock;
 use crate::error::{Fatal, SkipClass, SkipReason};
 use crate::event::Action;
 use crate::parse::ParsedChunk;
@@ -118,6 +119,10 @@ pub struct Summary {
     pub batch_elapsed: Duration,
     pub stream_elapsed: Duration,
     pub elapsed: Duration,
+    /// CPU time of all threads in the batch and stream phases (see [`crate::clock`]); `None`
+    /// where the system does not tell.
+    pub batch_cpu: Option<Duration>,
+    pub stream_cpu: Option<Duration>,
 }
 
 impl Summary {
@@ -127,6 +132,18 @@ impl Summary {
 
     pub fn count_stream(&mut self, chunk: &ParsedChunk) {
         self.stream.add(chunk);
+    }
+
+    /// Adds a stream replay's wall and CPU time, since `clock` started, to the stream phase's
+    /// (the CPU time is unknown if it was for any replay).
+    pub fn add_stream_time(&mut self, clock: &PhaseClock) {
+        let first = self.stream_elapsed.is_zero() && self.stream_cpu.is_none();
+        self.stream_elapsed += clock.wall();
+        self.stream_cpu = match (first, self.stream_cpu, clock.cpu()) {
+            (true, _, now) => now,
+            (false, Some(before), Some(now)) => Some(before + now),
+            (false, _, _) => None,
+        };
     }
 
     /// The run's figures as one JSON object (for `--stats`).
@@ -149,21 +166,26 @@ impl Summary {
             let secs = d.as_secs_f64();
             if secs > 0.0 { n as f64 / secs } else { 0.0 }
         };
+        let cpu = |d: Option<Duration>| {
+            d.map_or("null".to_string(), |d| format!("{:.3}", d.as_secs_f64()))
+        };
         format!(
             concat!(
-                "{{\"batch\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"events_per_second\": {:.0}}},\n",
-                " \"stream\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"events_per_second\": {:.0}}},\n",
+                "{{\"batch\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"events_per_second\": {:.0}}},\n",
+                " \"stream\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"events_per_second\": {:.0}}},\n",
                 " \"skipped\": {{{}}}, \"flagged\": {}, \"users\": {}, \"friendships\": {}, \"seconds\": {:.3}}}\n"
             ),
             json_string(&self.batch_file),
             self.batch_bytes,
             counts(&self.batch),
             self.batch_elapsed.as_secs_f64(),
+            cpu(self.batch_cpu),
             rate(self.batch.total(), self.batch_elapsed),
             json_string(&self.stream_file),
             self.stream_bytes,
             counts(&self.stream),
             self.stream_elapsed.as_secs_f64(),
+            cpu(self.stream_cpu),
             rate(self.stream.total(), self.stream_elapsed),
             skipped.join(", "),
             self.flagged,

@@ -604,6 +604,24 @@ fn stats_are_valid_json_with_the_run_figures() {
             stats["seconds"].as_f64().is_some_and(|v| v >= 0.0),
             "{text}"
         );
+        // A phase's CPU time (all threads) is known on unix, and within a few times its wall
+        // time on every core (the figures are rounded to milliseconds, and a CPU quota can make
+        // `available_parallelism` tell fewer cores than the process runs on): a unit or a
+        // starting point gone wrong would be far off.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        for file in ["batch", "stream"] {
+            let cpu = &stats[file]["cpu_seconds"];
+            if cfg!(unix) {
+                let (cpu, wall) = (cpu.as_f64(), stats[file]["seconds"].as_f64());
+                assert!(
+                    cpu.zip(wall)
+                        .is_some_and(|(cpu, wall)| cpu >= 0.0 && cpu <= 4.0 * wall * cores + 0.01),
+                    "{file}: {text}"
+                );
+            } else {
+                assert!(cpu.is_null(), "{text}");
+            }
+        }
         assert_eq!(
             show(&case.output().unwrap()),
             flagged(&purchase(&at(11, 0), "1", "50.00"), "10.00", "0.00")

@@ -14,12 +14,15 @@
 #      parse timed at the start would measure the drift as well;
 #   3. peak RSS ("Maximum resident set size" of /usr/bin/time -v; every run is wrapped and the
 #      highest value per thread count is reported);
-#   4. the same runs with the -D/-T overrides D=3,T=50 and D=1,T=2 on the same files.
+#   4. the same runs with the -D/-T overrides D=3,T=50 and D=1,T=2 on the same files;
+#   5. the CPU time of all threads in each phase (anomaly-detect --stats) and in the bare parse:
+#      a phase's CPU time over its wall time is how many cores it kept busy, and the batch's CPU
+#      time over the bare parse's is how much work the state adds to parsing.
 # The outputs of every run of a configuration must be byte-identical to its first --threads 1
 # output (cmp); the script stops with an error if they are not.
 # It ends with markdown tables (paste them into the README): input size, batch events/s and MB/s,
-# batch phase / bare parse, stream events/s at 1 and 2 threads, 2-thread speedup, peak RSS and
-# RSS / input size.
+# batch phase / bare parse (wall and CPU time), cores busy, stream events/s at 1 and 2 threads,
+# 2-thread speedup, peak RSS and RSS / input size.
 #
 # Usage: tools/bench.sh [--scale small|full] [--scaling] [--runs N] [--dir DIR]
 #   --scale full   10M batch + 1M stream events (default)
@@ -85,7 +88,7 @@ outdir="$dir/out"
 mkdir -p "$outdir"
 rm -f "$outdir"/*.txt
 results="$dir/results.tsv"
-printf 'kind\tsize\tconfig\tthreads\trun\twall_s\tbatch_s\tstream_s\trss_kb\tbatch_events\tstream_events\tflagged\tbatch_bytes\tstream_bytes\n' >"$results"
+printf 'kind\tsize\tconfig\tthreads\trun\twall_s\tbatch_s\tstream_s\trss_kb\tbatch_events\tstream_events\tflagged\tbatch_bytes\tstream_bytes\tbatch_cpu_s\tstream_cpu_s\n' >"$results"
 gen_hash=$(sha256sum tools/gen_log.rs | cut -d' ' -f1)
 
 label() { # 1000000 -> 1M, 100000 -> 100k
@@ -108,11 +111,12 @@ stamp_for() {
 #   run_one SIZE CONFIG_NAME THREADS RUN_NO BATCH STREAM EXTRA_ARGS
 run_one() {
     local size=$1 cname=$2 threads=$3 run=$4 batch=$5 stream=$6 extra=$7
-    local out="$outdir/run.txt" err="$outdir/stderr.txt" tv="$outdir/time.txt"
+    local out="$outdir/run.txt" err="$outdir/stderr.txt" tv="$outdir/time.txt" st="$outdir/stats.json"
     local t0 t1
     t0=$EPOCHREALTIME
     # shellcheck disable=SC2086 # $extra is a list of options
-    if ! /usr/bin/time -v -o "$tv" "$BIN/anomaly-detect" "$batch" "$stream" "$out" --threads "$threads" $extra 2>"$err"; then
+    if ! /usr/bin/time -v -o "$tv" "$BIN/anomaly-detect" "$batch" "$stream" "$out" --threads "$threads" \
+        --stats "$st" $extra 2>"$err"; then
         cat "$err" >&2
         die "anomaly-detect failed ($size, $cname, --threads $threads)"
     fi
@@ -129,8 +133,16 @@ run_one() {
     rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): \([0-9]*\)$/\1/p' "$tv")
     [[ -n $rss ]] || die "no 'Maximum resident set size' in /usr/bin/time -v output"
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
-    printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$cname" "$threads" "$run" \
-        "$wall" "$bs" "$ss" "$rss" "$bev" "$sev" "$flagged" "$batch_bytes" "$stream_bytes" >>"$results"
+    # The phases' CPU time (all threads), batch first: "cpu_seconds": N or null.
+    local cpus secs
+    mapfile -t cpus < <(grep -o '"cpu_seconds": [0-9.a-z]*' "$st" | cut -d' ' -f2)
+    ((${#cpus[@]} == 2)) || die "no cpu_seconds for both phases in $st"
+    # The phases' wall times to the millisecond (the summary line rounds to 10 ms): batch, stream, all.
+    mapfile -t secs < <(grep -o '"seconds": [0-9.]*' "$st" | cut -d' ' -f2)
+    ((${#secs[@]} == 3)) || die "no seconds for both phases in $st"
+    bs=${secs[0]} ss=${secs[1]}
+    printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$cname" "$threads" "$run" \
+        "$wall" "$bs" "$ss" "$rss" "$bev" "$sev" "$flagged" "$batch_bytes" "$stream_bytes" "${cpus[0]}" "${cpus[1]}" >>"$results"
     printf '  %-16s --threads %s run %d/%d: wall %6.2f s, batch %5.2f s, stream %5.2f s, peak RSS %5.0f MB, %s flagged\n' \
         "$cname" "$threads" "$run" "$runs" "$wall" "$bs" "$ss" "$(awk -v k="$rss" 'BEGIN{print k*1024/1e6}')" "$flagged" >&2
     # Every output of a configuration must equal its first --threads 1 output.
@@ -175,10 +187,10 @@ for b in "${sizes[@]}"; do
     for t in "$NPROC" 1; do
         line=$("$BIN/bare-parse" "$batch" --threads "$t" --runs "$runs")
         echo "  $line" >&2
-        re_bare=' in ([0-9.]+) s '
+        re_bare=' in ([0-9.]+) s .*; CPU time ([0-9.]+ s|unknown)$'
         [[ $line =~ $re_bare ]] || die "cannot parse bare-parse output: $line"
-        printf 'bare\t%s\t-\t%s\t-\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\n' "$size" "$t" "${BASH_REMATCH[1]}" \
-            "$batch_bytes" "$stream_bytes" >>"$results"
+        printf 'bare\t%s\t-\t%s\t-\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t-\n' "$size" "$t" "${BASH_REMATCH[1]}" \
+            "$batch_bytes" "$stream_bytes" "${BASH_REMATCH[2]% s}" >>"$results"
     done
 
     for c in "${configs[@]}"; do
@@ -187,14 +199,14 @@ for b in "${sizes[@]}"; do
             for t in "${THREADS[@]}"; do
                 line=$("$BIN/bare-parse" "$batch" --threads "$t" --runs 1)
                 [[ $line =~ $re_bare ]] || die "cannot parse bare-parse output: $line"
-                printf 'pair\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\n' "$size" "$cname" "$t" "$r" \
-                    "${BASH_REMATCH[1]}" "$batch_bytes" "$stream_bytes" >>"$results"
+                printf 'pair\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t-\n' "$size" "$cname" "$t" "$r" \
+                    "${BASH_REMATCH[1]}" "$batch_bytes" "$stream_bytes" "${BASH_REMATCH[2]% s}" >>"$results"
                 run_one "$size" "$cname" "$t" "$r" "$batch" "$stream" "$extra"
             done
         done
     done
 done
-rm -f "$outdir/stderr.txt" "$outdir/time.txt"
+rm -f "$outdir/stderr.txt" "$outdir/time.txt" "$outdir/stats.json"
 
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] || rev="$rev + uncommitted changes"
@@ -210,10 +222,20 @@ if not rows:
 med = statistics.median
 MB = 1e6
 
+def num(x):
+    """A figure of results.tsv, or None where it is unknown ('-', 'null', 'unknown')."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
 bare = {(r["size"], int(r["threads"])): float(r["wall_s"]) for r in rows if r["kind"] == "bare"}
-# The bare parse timed just before each run: (size, config, threads, run) -> seconds.
+bare_cpu = {(r["size"], int(r["threads"])): num(r["batch_cpu_s"]) for r in rows if r["kind"] == "bare"}
+# The bare parse timed just before each run: (size, config, threads, run) -> seconds, CPU seconds.
 paired = {(r["size"], r["config"], int(r["threads"]), r["run"]): float(r["wall_s"])
           for r in rows if r["kind"] == "pair"}
+paired_cpu = {(r["size"], r["config"], int(r["threads"]), r["run"]): num(r["batch_cpu_s"])
+              for r in rows if r["kind"] == "pair"}
 runs_by = defaultdict(list)  # (size, config, threads) -> rows
 sizes, configs = [], []
 for r in rows:
@@ -258,8 +280,11 @@ for s in sizes:
     for t in (1, nproc):
         secs = bare.get((s, t))
         line += [f"{secs:.3f}", mbps(bb, secs)] if secs else ["-", "-"]
+    cpu = bare_cpu.get((s, nproc))
+    line.append(f"{cpu:.3f}" if cpu is not None else "-")
     body.append(line)
-table(["events (batch+stream)", "batch MB", "1 core s", "1 core MB/s", f"{nproc} cores s", f"{nproc} cores MB/s"], body)
+table(["events (batch+stream)", "batch MB", "1 core s", "1 core MB/s", f"{nproc} cores s", f"{nproc} cores MB/s",
+       f"{nproc} cores CPU s"], body)
 print()
 
 print("### Medians per run (seconds)")
@@ -271,10 +296,15 @@ for s in sizes:
             rs = runs_by.get((s, c, t))
             if not rs:
                 continue
+            def cpu(key):
+                xs = [num(r[key]) for r in rs]
+                return f"{med(xs):.2f}" if None not in xs else "-"
             body.append([s, c, str(t), f"{med(float(r['wall_s']) for r in rs):.3f}",
                          f"{med(float(r['batch_s']) for r in rs):.2f}", f"{med(float(r['stream_s']) for r in rs):.2f}",
+                         cpu("batch_cpu_s"), cpu("stream_cpu_s"),
                          f"{max(int(r['rss_kb']) for r in rs) * 1024 / MB:.0f}", rs[0]["flagged"]])
-table(["events (batch+stream)", "config", "threads", "wall", "batch phase", "stream phase", "peak RSS MB", "flagged"], body)
+table(["events (batch+stream)", "config", "threads", "wall", "batch phase", "stream phase", "batch CPU",
+       "stream CPU", "peak RSS MB", "flagged"], body)
 print()
 
 print("### Derived figures (cells with two values: --threads 1 / --threads 2)")
@@ -297,25 +327,46 @@ for s in sizes:
             ratios = [float(r["batch_s"]) / paired[(s, c, int(r["threads"]), r["run"])]
                       for r in x if (s, c, int(r["threads"]), r["run"]) in paired]
             return f"{med(ratios):.2f}{' (!)' if med(ratios) > 1.5 else ''}" if ratios else "n/a"
+        def paired_cpu_ratio(x):
+            """Median over the runs of the batch phase's CPU time / the paired bare parse's."""
+            ratios = []
+            for r in x:
+                key = (s, c, int(r["threads"]), r["run"])
+                batch_cpu, bare = num(r["batch_cpu_s"]), paired_cpu.get(key)
+                if batch_cpu is not None and bare:
+                    ratios.append(batch_cpu / bare)
+            return f"{med(ratios):.2f}" if ratios else "n/a"
+        def busy(x, phase):
+            """Median over the runs of the phase's CPU time / its wall time: cores kept busy."""
+            shares = [num(r[phase + "_cpu_s"]) / float(r[phase + "_s"]) for r in x
+                      if num(r[phase + "_cpu_s"]) is not None and float(r[phase + "_s"]) > 0]
+            return f"{med(shares):.2f}" if shares else "n/a"
         body.append([
             s, c, f"{inp / MB:.0f}",
             f"{rate(bev, b1)} / {rate(bev, b2)}",
             f"{mbps(bb, b1)} / {mbps(bb, b2)}",
             f"{paired_ratio(r1)} / {paired_ratio(r2)}",
+            f"{paired_cpu_ratio(r2)}",
+            f"{busy(r1, 'batch')} / {busy(r2, 'batch')}",
             rate(sev, s1), rate(sev, s2),
+            f"{busy(r1, 'stream')} / {busy(r2, 'stream')}",
             f"{s1 / s2:.2f}x" if s2 > 0 else "n/a",
             f"{w1 / w2:.2f}x",
             f"{m1 / MB:.0f} / {m2 / MB:.0f}",
             f"{m1 / inp:.2f} / {m2 / inp:.2f}",
         ])
 table(["events (batch+stream)", "config", "input MB", "batch events/s", "batch MB/s",
-       f"batch phase / bare parse (1 / {nproc} cores)", "stream events/s, 1 thread", "stream events/s, 2 threads",
+       f"batch phase / bare parse (1 / {nproc} cores)", f"batch CPU / bare parse CPU ({nproc} cores)",
+       "batch cores busy", "stream events/s, 1 thread", "stream events/s, 2 threads", "stream cores busy",
        "stream speedup 2 vs 1", "wall speedup 2 vs 1", "peak RSS MB", "RSS / input"], body)
 print()
 print("Input MB = batch + stream log. Batch figures use the batch log's events and bytes over the batch phase "
       "(parameters included); stream events/s = stream log events over the stream phase (all after the batch "
-      "phase, output included). Phase times come from anomaly-detect's summary line (10 ms resolution); wall "
+      "phase, output included). Phase times come from anomaly-detect --stats (1 ms resolution); wall "
       "time is the whole process. Batch phase / bare parse is the median, over the runs, of each run's batch phase over the "
-      "bare parse run just before it. (!) marks a batch phase more than 1.5x the bare parse (the goal).")
+      "bare parse run just before it. (!) marks a batch phase more than 1.5x the bare parse (the goal). "
+      "CPU times are of all threads (user and system, from anomaly-detect --stats and bare-parse); batch CPU / bare "
+      "parse CPU is paired the same way; cores busy is a phase's CPU time over its wall time (2.00 = both cores "
+      "all the time).")
 PY
 echo "raw per-run figures: $results" >&2
