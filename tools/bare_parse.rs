@@ -2,7 +2,8 @@
 //!
 //! Cuts the log into the same line-aligned chunks as `anomaly-detect`, and on every core runs
 //! `fill_tape_padded` over each line of a padded per-chunk copy, reading the same fields
-//! (event_type, timestamp, id/id1/id2, amount) off the tape. Prints MB/s and lines/s.
+//! (event_type, timestamp, id/id1/id2, amount) off the tape. Prints MB/s and lines/s, and the
+//! CPU time of all threads (the work parsing alone takes).
 //!
 //! `cargo run --release --bin bare-parse -- log_input/batch_log.json [--threads N]`
 

@@ -8,7 +8,7 @@
 #      (goal: batch phase within 1.5x of the bare parse);
 #   2. anomaly-detect as a whole process at --threads 1 and --threads 2, --runs runs each
 #      (interleaved), recording wall time (measured here) and the batch / stream phase times from
-#      its summary line; medians are reported. Each run comes right after a bare-parse run of
+#      its --stats file; medians are reported. Each run comes right after a bare-parse run of
 #      its own (--runs 1, same thread count), and "batch phase / bare parse" is the median of
 #      these paired ratios: on a machine whose speed drifts within minutes, a ratio to a bare
 #      parse timed at the start would measure the drift as well;
