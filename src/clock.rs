@@ -8,23 +8,26 @@ use std::time::{Duration, Instant};
 /// tell.
 pub fn process_cpu_time() -> Option<Duration> {
     #[cfg(unix)]
-    {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `clock_gettime` only writes the `timespec` it is given.
-        let failed = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } != 0;
-        if failed {
-            return None;
-        }
-        Some(Duration::new(
-            u64::try_from(now.tv_sec).ok()?,
-            u32::try_from(now.tv_nsec).ok()?,
-        ))
-    }
+    return clock_time(libc::CLOCK_PROCESS_CPUTIME_ID);
     #[cfg(not(unix))]
     None
+}
+
+/// The time of one of the system's clocks; `None` if it cannot be read.
+#[cfg(unix)]
+fn clock_time(clock: libc::clockid_t) -> Option<Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` only writes the `timespec` it is given.
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(now.tv_sec).ok()?,
+        u32::try_from(now.tv_nsec).ok()?,
+    ))
 }
 
 /// Started when a phase starts.
@@ -59,16 +62,7 @@ mod tests {
 
     /// The CPU time of the calling thread alone.
     fn thread_cpu_time() -> Duration {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `clock_gettime` only writes the `timespec` it is given.
-        assert_eq!(
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) },
-            0
-        );
-        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+        clock_time(libc::CLOCK_THREAD_CPUTIME_ID).expect("a thread clock on unix")
     }
 
     #[test]

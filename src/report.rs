@@ -135,15 +135,12 @@ impl Summary {
     }
 
     /// Adds a stream replay's wall and CPU time, since `clock` started, to the stream phase's
-    /// (the CPU time is unknown if it was for any replay).
+    /// (a system tells the CPU time always or never).
     pub fn add_stream_time(&mut self, clock: &PhaseClock) {
-        let first = self.stream_elapsed.is_zero() && self.stream_cpu.is_none();
         self.stream_elapsed += clock.wall();
-        self.stream_cpu = match (first, self.stream_cpu, clock.cpu()) {
-            (true, _, now) => now,
-            (false, Some(before), Some(now)) => Some(before + now),
-            (false, _, _) => None,
-        };
+        self.stream_cpu = clock
+            .cpu()
+            .map(|now| self.stream_cpu.unwrap_or_default() + now);
     }
 
     /// The run's figures as one JSON object (for `--stats`).

@@ -125,16 +125,16 @@ run_one() {
     summary=$(grep -E 'stream purchases flagged; .*\(batch [0-9.]+ s, stream [0-9.]+ s\)$' "$err" | tail -n 1) ||
         { cat "$err" >&2; die "no summary line from anomaly-detect"; }
     local re_events=': ([0-9]+) events, .*: ([0-9]+) events; '
-    local re_times=' ([0-9]+) of [0-9]+ stream purchases flagged; [0-9.]+ s [(]batch ([0-9.]+) s, stream ([0-9.]+) s[)]$'
+    local re_flagged=' ([0-9]+) of [0-9]+ stream purchases flagged; '
     [[ $summary =~ $re_events ]] || die "cannot parse: $summary"
     local bev=${BASH_REMATCH[1]} sev=${BASH_REMATCH[2]}
-    [[ $summary =~ $re_times ]] || die "cannot parse: $summary"
-    local flagged=${BASH_REMATCH[1]} bs=${BASH_REMATCH[2]} ss=${BASH_REMATCH[3]}
+    [[ $summary =~ $re_flagged ]] || die "cannot parse: $summary"
+    local flagged=${BASH_REMATCH[1]}
     rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): \([0-9]*\)$/\1/p' "$tv")
     [[ -n $rss ]] || die "no 'Maximum resident set size' in /usr/bin/time -v output"
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
     # The phases' CPU time (all threads), batch first: "cpu_seconds": N or null.
-    local cpus secs
+    local cpus secs bs ss
     mapfile -t cpus < <(grep -o '"cpu_seconds": [0-9.a-z]*' "$st" | cut -d' ' -f2)
     ((${#cpus[@]} == 2)) || die "no cpu_seconds for both phases in $st"
     # The phases' wall times to the millisecond (the summary line rounds to 10 ms): batch, stream, all.
