@@ -183,6 +183,7 @@ impl Replay {
         progress.finish();
         summary.batch_elapsed = clock.wall();
         summary.batch_cpu = clock.cpu();
+        summary.batch_system = clock.system();
         let window = StreamWindow::new(config, params, pool.current_num_threads());
         Ok(Replay {
             config: config.clone(),

@@ -123,6 +123,9 @@ pub struct Summary {
     /// where the system does not tell.
     pub batch_cpu: Option<Duration>,
     pub stream_cpu: Option<Duration>,
+    /// The part of that CPU time spent in the kernel (mostly handing out fresh memory).
+    pub batch_system: Option<Duration>,
+    pub stream_system: Option<Duration>,
 }
 
 impl Summary {
@@ -134,13 +137,16 @@ impl Summary {
         self.stream.add(chunk);
     }
 
-    /// Adds a stream replay's wall and CPU time, since `clock` started, to the stream phase's
-    /// (a system tells the CPU time always or never).
+    /// Adds a stream replay's wall, CPU and system time, since `clock` started, to the stream
+    /// phase's (a system tells the CPU times always or never).
     pub fn add_stream_time(&mut self, clock: &PhaseClock) {
         self.stream_elapsed += clock.wall();
         self.stream_cpu = clock
             .cpu()
             .map(|now| self.stream_cpu.unwrap_or_default() + now);
+        self.stream_system = clock
+            .system()
+            .map(|now| self.stream_system.unwrap_or_default() + now);
     }
 
     /// The run's figures as one JSON object (for `--stats`).
@@ -168,8 +174,8 @@ impl Summary {
         };
         format!(
             concat!(
-                "{{\"batch\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"events_per_second\": {:.0}}},\n",
-                " \"stream\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"events_per_second\": {:.0}}},\n",
+                "{{\"batch\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"system_seconds\": {}, \"events_per_second\": {:.0}}},\n",
+                " \"stream\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"system_seconds\": {}, \"events_per_second\": {:.0}}},\n",
                 " \"skipped\": {{{}}}, \"flagged\": {}, \"users\": {}, \"friendships\": {}, \"seconds\": {:.3}}}\n"
             ),
             json_string(&self.batch_file),
@@ -177,12 +183,14 @@ impl Summary {
             counts(&self.batch),
             self.batch_elapsed.as_secs_f64(),
             cpu(self.batch_cpu),
+            cpu(self.batch_system),
             rate(self.batch.total(), self.batch_elapsed),
             json_string(&self.stream_file),
             self.stream_bytes,
             counts(&self.stream),
             self.stream_elapsed.as_secs_f64(),
             cpu(self.stream_cpu),
+            cpu(self.stream_system),
             rate(self.stream.total(), self.stream_elapsed),
             skipped.join(", "),
             self.flagged,

@@ -607,10 +607,10 @@ fn stats_are_valid_json_with_the_run_figures() {
         // A phase's CPU time (all threads) is known on unix, and within a few times its wall
         // time on every core (the figures are rounded to milliseconds, and a CPU quota can make
         // `available_parallelism` tell fewer cores than the process runs on): a unit or a
-        // starting point gone wrong would be far off.
+        // starting point gone wrong would be far off. Its system time is part of it.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         for file in ["batch", "stream"] {
-            let cpu = &stats[file]["cpu_seconds"];
+            let (cpu, system) = (&stats[file]["cpu_seconds"], &stats[file]["system_seconds"]);
             if cfg!(unix) {
                 let (cpu, wall) = (cpu.as_f64(), stats[file]["seconds"].as_f64());
                 assert!(
@@ -618,8 +618,15 @@ fn stats_are_valid_json_with_the_run_figures() {
                         .is_some_and(|(cpu, wall)| cpu >= 0.0 && cpu <= 4.0 * wall * cores + 0.01),
                     "{file}: {text}"
                 );
+                assert!(
+                    system
+                        .as_f64()
+                        .zip(cpu)
+                        .is_some_and(|(system, cpu)| system >= 0.0 && system <= cpu + 0.01),
+                    "{file}: {text}"
+                );
             } else {
-                assert!(cpu.is_null(), "{text}");
+                assert!(cpu.is_null() && system.is_null(), "{text}");
             }
         }
         assert_eq!(

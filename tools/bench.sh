@@ -17,20 +17,32 @@
 #   4. the same runs with the -D/-T overrides D=3,T=50 and D=1,T=2 on the same files;
 #   5. the CPU time of all threads in each phase (anomaly-detect --stats) and in the bare parse:
 #      a phase's CPU time over its wall time is how many cores it kept busy, and the batch's CPU
-#      time over the bare parse's is how much work the state adds to parsing.
+#      time over the bare parse's is how much work the state adds to parsing; and the part of
+#      each phase's CPU time spent in the kernel (mostly handing out fresh memory).
+# The memory every anomaly-detect run starts with (--memory): a virtual machine that gives its
+# free memory back to the host (virtio-balloon free page reporting, as on Firecracker) makes the
+# first touch of each fresh page cost a fault on the host too, about 6 ms per MB instead of a
+# fraction of one; a process that starts within a second or two of another one freeing memory
+# gets pages the host still backs. The batch's state is ~200 MB of fresh memory, the bare parse
+# needs little, so this moves the batch / bare parse ratio by up to a second of batch time.
+#   --memory warm  right before each anomaly-detect run, 1 GiB is written and freed (dd): the run
+#                  finds memory the host backs, as on bare metal (default);
+#   --memory cold  each anomaly-detect run waits 6 s first (its paired bare parse then runs):
+#                  the host has taken the free memory back, as on a first run after idle time.
 # The outputs of every run of a configuration must be byte-identical to its first --threads 1
 # output (cmp); the script stops with an error if they are not.
 # It ends with markdown tables (paste them into the README): input size, batch events/s and MB/s,
 # batch phase / bare parse (wall and CPU time), cores busy, stream events/s at 1 and 2 threads,
 # 2-thread speedup, peak RSS and RSS / input size.
 #
-# Usage: tools/bench.sh [--scale small|full] [--scaling] [--runs N] [--dir DIR]
+# Usage: tools/bench.sh [--scale small|full] [--scaling] [--runs N] [--memory warm|cold] [--dir DIR]
 #   --scale full   10M batch + 1M stream events (default)
 #   --scale small  1M batch + 100k stream events (a quick check: 1.5 min with --runs 3 on 2 cores)
 #   --scaling      also 1M, 10M and 50M batch events (stream = batch / 10) to show growth; the 50M
 #                  logs take ~4.7 GB: a size is skipped, with a message, when the disk holding DIR
 #                  has less than 240 bytes per batch event free (12 GB for 50M)
 #   --runs N       anomaly-detect runs per configuration and thread count, and bare-parse runs (5)
+#   --memory M     warm (default) or cold: the memory each timed process starts with (see above)
 #   --dir DIR      where the generated logs go (target/bench-logs); logs are reused when the
 #                  `settings` stamp next to them matches the generator settings, gen_log.rs and
 #                  the file sizes
@@ -44,7 +56,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
-scale=full scaling=0 runs=5 dir=target/bench-logs
+scale=full scaling=0 runs=5 memory=warm dir=target/bench-logs
 while (($#)); do
     case $1 in
         --scale) (($# >= 2)) || die "--scale needs a value"; scale=$2; shift 2 ;;
@@ -52,6 +64,8 @@ while (($#)); do
         --scaling) scaling=1; shift ;;
         --runs) (($# >= 2)) || die "--runs needs a value"; runs=$2; shift 2 ;;
         --runs=*) runs=${1#*=}; shift ;;
+        --memory) (($# >= 2)) || die "--memory needs a value"; memory=$2; shift 2 ;;
+        --memory=*) memory=${1#*=}; shift ;;
         --dir) (($# >= 2)) || die "--dir needs a value"; dir=$2; shift 2 ;;
         --dir=*) dir=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -59,6 +73,7 @@ while (($#)); do
     esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer, not '$runs'"
+[[ $memory == warm || $memory == cold ]] || die "--memory must be warm or cold, not '$memory'"
 case $scale in
     small) sizes=(1000000) ;;
     full) sizes=(10000000) ;;
@@ -88,7 +103,7 @@ outdir="$dir/out"
 mkdir -p "$outdir"
 rm -f "$outdir"/*.txt
 results="$dir/results.tsv"
-printf 'kind\tsize\tconfig\tthreads\trun\twall_s\tbatch_s\tstream_s\trss_kb\tbatch_events\tstream_events\tflagged\tbatch_bytes\tstream_bytes\tbatch_cpu_s\tstream_cpu_s\n' >"$results"
+printf 'kind\tsize\tconfig\tthreads\trun\twall_s\tbatch_s\tstream_s\trss_kb\tbatch_events\tstream_events\tflagged\tbatch_bytes\tstream_bytes\tbatch_cpu_s\tstream_cpu_s\tbatch_sys_s\tstream_sys_s\n' >"$results"
 gen_hash=$(sha256sum tools/gen_log.rs | cut -d' ' -f1)
 
 label() { # 1000000 -> 1M, 100000 -> 100k
@@ -107,12 +122,21 @@ stamp_for() {
     echo "stream_log.json bytes $(stat -c %s "$d/stream_log.json")"
 }
 
+# Memory the host backs, right before an anomaly-detect run (--memory warm): 1 GiB (a quarter of the
+# available memory on small machines) written and freed.
+warm_mb=$(awk '/^MemAvailable:/ { mb = int($2 / 1024 / 4); print (mb < 1024 ? mb : 1024) }' /proc/meminfo)
+warm_memory() {
+    [[ $memory == warm ]] || return 0
+    dd if=/dev/zero of=/dev/null bs="${warm_mb:-1024}M" count=1 status=none
+}
+
 # Runs anomaly-detect once and appends a row to results.tsv.
 #   run_one SIZE CONFIG_NAME THREADS RUN_NO BATCH STREAM EXTRA_ARGS
 run_one() {
     local size=$1 cname=$2 threads=$3 run=$4 batch=$5 stream=$6 extra=$7
     local out="$outdir/run.txt" err="$outdir/stderr.txt" tv="$outdir/time.txt" st="$outdir/stats.json"
     local t0 t1
+    warm_memory
     t0=$EPOCHREALTIME
     # shellcheck disable=SC2086 # $extra is a list of options
     if ! /usr/bin/time -v -o "$tv" "$BIN/anomaly-detect" "$batch" "$stream" "$out" --threads "$threads" \
@@ -133,18 +157,21 @@ run_one() {
     rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): \([0-9]*\)$/\1/p' "$tv")
     [[ -n $rss ]] || die "no 'Maximum resident set size' in /usr/bin/time -v output"
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
-    # The phases' CPU time (all threads), batch first: "cpu_seconds": N or null.
-    local cpus secs bs ss
+    # The phases' CPU time (all threads) and its system part, batch first: N or null.
+    local cpus syss secs bs ss
     mapfile -t cpus < <(grep -o '"cpu_seconds": [0-9.a-z]*' "$st" | cut -d' ' -f2)
     ((${#cpus[@]} == 2)) || die "no cpu_seconds for both phases in $st"
+    mapfile -t syss < <(grep -o '"system_seconds": [0-9.a-z]*' "$st" | cut -d' ' -f2)
+    ((${#syss[@]} == 2)) || die "no system_seconds for both phases in $st"
     # The phases' wall times to the millisecond (the summary line rounds to 10 ms): batch, stream, all.
     mapfile -t secs < <(grep -o '"seconds": [0-9.]*' "$st" | cut -d' ' -f2)
     ((${#secs[@]} == 3)) || die "no seconds for both phases in $st"
     bs=${secs[0]} ss=${secs[1]}
-    printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$cname" "$threads" "$run" \
-        "$wall" "$bs" "$ss" "$rss" "$bev" "$sev" "$flagged" "$batch_bytes" "$stream_bytes" "${cpus[0]}" "${cpus[1]}" >>"$results"
-    printf '  %-16s --threads %s run %d/%d: wall %6.2f s, batch %5.2f s, stream %5.2f s, peak RSS %5.0f MB, %s flagged\n' \
-        "$cname" "$threads" "$run" "$runs" "$wall" "$bs" "$ss" "$(awk -v k="$rss" 'BEGIN{print k*1024/1e6}')" "$flagged" >&2
+    printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$cname" "$threads" "$run" \
+        "$wall" "$bs" "$ss" "$rss" "$bev" "$sev" "$flagged" "$batch_bytes" "$stream_bytes" "${cpus[0]}" "${cpus[1]}" \
+        "${syss[0]}" "${syss[1]}" >>"$results"
+    printf '  %-16s --threads %s run %d/%d: wall %6.2f s, batch %5.2f s (system %s s), stream %5.2f s, peak RSS %5.0f MB, %s flagged\n' \
+        "$cname" "$threads" "$run" "$runs" "$wall" "$bs" "${syss[0]}" "$ss" "$(awk -v k="$rss" 'BEGIN{print k*1024/1e6}')" "$flagged" >&2
     # Every output of a configuration must equal its first --threads 1 output.
     local ref="$outdir/$size-${cname%% (*}-ref.txt"
     ref=${ref// /_}
@@ -189,7 +216,7 @@ for b in "${sizes[@]}"; do
         echo "  $line" >&2
         re_bare=' in ([0-9.]+) s .*; CPU time ([0-9.]+ s|unknown)$'
         [[ $line =~ $re_bare ]] || die "cannot parse bare-parse output: $line"
-        printf 'bare\t%s\t-\t%s\t-\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t-\n' "$size" "$t" "${BASH_REMATCH[1]}" \
+        printf 'bare\t%s\t-\t%s\t-\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t-\t-\t-\n' "$size" "$t" "${BASH_REMATCH[1]}" \
             "$batch_bytes" "$stream_bytes" "${BASH_REMATCH[2]% s}" >>"$results"
     done
 
@@ -197,9 +224,12 @@ for b in "${sizes[@]}"; do
         cname=${c%%|*} extra=${c#*|}
         for ((r = 1; r <= runs; r++)); do
             for t in "${THREADS[@]}"; do
+                # Cold: the host takes the free memory back while this waits (the bare parse
+                # needs little of it).
+                [[ $memory == cold ]] && sleep 6
                 line=$("$BIN/bare-parse" "$batch" --threads "$t" --runs 1)
                 [[ $line =~ $re_bare ]] || die "cannot parse bare-parse output: $line"
-                printf 'pair\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t-\n' "$size" "$cname" "$t" "$r" \
+                printf 'pair\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\t-\t-\t-\n' "$size" "$cname" "$t" "$r" \
                     "${BASH_REMATCH[1]}" "$batch_bytes" "$stream_bytes" "${BASH_REMATCH[2]% s}" >>"$results"
                 run_one "$size" "$cname" "$t" "$r" "$batch" "$stream" "$extra"
             done
@@ -211,11 +241,12 @@ rm -f "$outdir/stderr.txt" "$outdir/time.txt" "$outdir/stats.json"
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] || rev="$rev + uncommitted changes"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-python3 - "$results" "$runs" "$NPROC" "$rev" "${cpu:-unknown CPU}" "$load" <<'PY'
+python3 - "$results" "$runs" "$NPROC" "$rev" "${cpu:-unknown CPU}" "$load" "$memory" <<'PY'
 import csv, statistics, sys
 from collections import defaultdict
 
-path, runs, nproc, rev, cpu, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+path, runs, nproc, rev, cpu, load, memory = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                                             sys.argv[5], sys.argv[6], sys.argv[7])
 rows = list(csv.DictReader(open(path), delimiter="\t"))
 if not rows:
     sys.exit("bench.sh: no results (every size skipped?)")
@@ -268,7 +299,7 @@ print()
 print("## anomaly-detect whole-process benchmark (tools/bench.sh)")
 print()
 print(f"{cpu}, {nproc} cores (load average {load} at the start); commit {rev}; medians of {runs} runs; input in the page cache; "
-      "MB = 10^6 bytes; generated logs: 100k users, 10 friends on average, D=2, T=50, seed 1.")
+      f"memory {memory} (--memory); MB = 10^6 bytes; generated logs: 100k users, 10 friends on average, D=2, T=50, seed 1.")
 print()
 
 print("### Bare parse of the batch log (bare-parse, JSON parsing only)")
@@ -301,10 +332,10 @@ for s in sizes:
                 return f"{med(xs):.2f}" if None not in xs else "-"
             body.append([s, c, str(t), f"{med(float(r['wall_s']) for r in rs):.3f}",
                          f"{med(float(r['batch_s']) for r in rs):.2f}", f"{med(float(r['stream_s']) for r in rs):.2f}",
-                         cpu("batch_cpu_s"), cpu("stream_cpu_s"),
+                         cpu("batch_cpu_s"), cpu("batch_sys_s"), cpu("stream_cpu_s"),
                          f"{max(int(r['rss_kb']) for r in rs) * 1024 / MB:.0f}", rs[0]["flagged"]])
 table(["events (batch+stream)", "config", "threads", "wall", "batch phase", "stream phase", "batch CPU",
-       "stream CPU", "peak RSS MB", "flagged"], body)
+       "batch system CPU", "stream CPU", "peak RSS MB", "flagged"], body)
 print()
 
 print("### Derived figures (cells with two values: --threads 1 / --threads 2)")
@@ -367,6 +398,7 @@ print("Input MB = batch + stream log. Batch figures use the batch log's events a
       "bare parse run just before it. (!) marks a batch phase more than 1.5x the bare parse (the goal). "
       "CPU times are of all threads (user and system, from anomaly-detect --stats and bare-parse); batch CPU / bare "
       "parse CPU is paired the same way; cores busy is a phase's CPU time over its wall time (2.00 = both cores "
-      "all the time).")
+      "all the time). Batch system CPU is the part of its CPU time spent in the kernel, mostly handing out fresh memory "
+      "(see --memory in tools/bench.sh).")
 PY
 echo "raw per-run figures: $results" >&2
