@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::parse::MAX_TRACKED;
+use crate::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
 
 /// Flags purchases far above what the buyer's social network has spent lately.
 ///
@@ -22,10 +22,10 @@ pub struct Options {
     /// and flushed as they are decided in live mode); `-` is standard output.
     pub output: PathBuf,
     /// Degrees of the social network, overriding the batch log's D.
-    #[arg(short = 'D', long = "degree", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'D', long = "degree", value_parser = degree)]
     pub degree: Option<u32>,
     /// Number of latest purchases in the baseline, overriding the batch log's T.
-    #[arg(short = 'T', long = "tracked", value_parser = clap::value_parser!(u32).range(2..=MAX_TRACKED as i64))]
+    #[arg(short = 'T', long = "tracked", value_parser = tracked)]
     pub tracked: Option<u32>,
     /// Worker threads (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -55,6 +55,18 @@ pub struct Options {
     /// Stream events per window of parallel checks (for tests and tuning).
     #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
     pub window: usize,
+}
+
+/// `-D`, read as the parameter line's `D` is (see [`param_value`]).
+pub fn degree(text: &str) -> Result<u32, String> {
+    let value = param_value(text.as_bytes()).ok_or("D must be a decimal integer")?;
+    degree_of(value).ok_or_else(|| "D must be at least 1".to_string())
+}
+
+/// `-T`, read as the parameter line's `T` is (see [`param_value`]).
+pub fn tracked(text: &str) -> Result<u32, String> {
+    let value = param_value(text.as_bytes()).ok_or("T must be a decimal integer")?;
+    tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}"))
 }
 
 const fn anomaly_detect_default_window() -> usize {

@@ -574,6 +574,28 @@ pub struct Params {
 
 pub const MAX_TRACKED: u64 = 10_000_000;
 
+/// The value of a parameter's text, by the rule of the parameter line, which `-D` and `-T` on
+/// the command line follow too: decimal digits only (no sign, no spaces; leading zeros are
+/// fine), saturating at `u64::MAX`; `None` for any other text.
+pub fn param_value(text: &[u8]) -> Option<u64> {
+    (!text.is_empty() && text.iter().all(u8::is_ascii_digit)).then(|| {
+        text.iter().fold(0u64, |acc, &b| {
+            acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        })
+    })
+}
+
+/// `D` from its value: at least 1; beyond `u32::MAX` hops (more than any network has) it is
+/// `u32::MAX`, the whole connected component.
+pub fn degree_of(value: u64) -> Option<u32> {
+    (value >= 1).then(|| u32::try_from(value).unwrap_or(u32::MAX))
+}
+
+/// `T` from its value: `2..=MAX_TRACKED`.
+pub fn tracked_of(value: u64) -> Option<u32> {
+    (2..=MAX_TRACKED).contains(&value).then_some(value as u32)
+}
+
 /// Parses the parameter line `{"D":"3", "T":"50"}`; the error is a readable problem.
 pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     let mut buf = raw.to_vec();
@@ -607,31 +629,24 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
             Value::Str(text) | Value::Number(text) => text,
             Value::Other => b"",
         };
-        if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
-            return Err(format!(
+        param_value(text).ok_or_else(|| {
+            format!(
                 "parameter {name} must be a decimal integer, got {}",
                 describe(raw, m)
-            ));
-        }
-        Ok(text.iter().fold(0u64, |acc, &b| {
-            acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-        }))
+            )
+        })
     };
     let degree = param(d, "D")?;
     let tracked = param(t, "T")?;
-    if degree < 1 {
-        return Err("parameter D must be at least 1, got 0".to_string());
-    }
-    if !(2..=MAX_TRACKED).contains(&tracked) {
-        return Err(format!(
+    let degree =
+        degree_of(degree).ok_or_else(|| "parameter D must be at least 1, got 0".to_string())?;
+    let tracked = tracked_of(tracked).ok_or_else(|| {
+        format!(
             "parameter T must be between 2 and {MAX_TRACKED}, got {}",
             describe(raw, t.expect("checked above"))
-        ));
-    }
-    Ok(Params {
-        degree: u32::try_from(degree).unwrap_or(u32::MAX),
-        tracked: tracked as u32,
-    })
+        )
+    })?;
+    Ok(Params { degree, tracked })
 }
 
 fn excerpt(raw: &[u8]) -> String {

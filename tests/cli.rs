@@ -340,6 +340,20 @@ fn degree_and_tracked_overrides_change_the_result() {
         &case.run(&["-q", "-D", "4294967295"]),
         &flagged(&line, "20.00", "0.00"),
     );
+    // `-D` and `-T` are read as the parameter line's D and T: digits only, leading zeros
+    // allowed, and a D beyond any path (here beyond 64 bits) is the whole component.
+    for d in ["4294967296", "99999999999999999999999", "02"] {
+        assert_output(
+            &case,
+            &case.run(&["-q", "-D", d]),
+            &flagged(&line, "20.00", "0.00"),
+        );
+    }
+    assert_output(
+        &case,
+        &case.run(&["-q", "-D", "1", "-T", "0002"]),
+        &flagged(&line, "10.00", "0.00"),
+    );
 }
 
 #[test]
@@ -350,6 +364,10 @@ fn invalid_overrides_are_refused() {
         &["-T", "10000001"],
         &["-D", "0"],
         &["-D", "x"],
+        // A sign is refused, as on the parameter line.
+        &["-D", "+2"],
+        &["-T", "+2"],
+        &["-D", ""],
         &["--threads", "0"],
     ] {
         case.write(OUTPUT, "previous\n");

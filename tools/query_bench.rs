@@ -20,7 +20,6 @@ use anyhow::Context;
 use clap::Parser;
 
 use anomaly_detect::network::NetworkQuery;
-use anomaly_detect::parse::MAX_TRACKED;
 use anomaly_detect::pipeline::{Replay, read_params};
 use anomaly_detect::progress::Progress;
 use anomaly_detect::report::SkipLog;
@@ -35,10 +34,10 @@ struct Options {
     /// The batch log whose final state is queried.
     batch: PathBuf,
     /// Network degree D (default: the log's).
-    #[arg(short = 'D', long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 'D', long, value_parser = anomaly_detect::cli::degree)]
     degree: Option<u32>,
     /// Number of tracked purchases T (default: the log's).
-    #[arg(short = 'T', long, value_parser = clap::value_parser!(u32).range(2..=MAX_TRACKED as i64))]
+    #[arg(short = 'T', long, value_parser = anomaly_detect::cli::tracked)]
     tracked: Option<u32>,
     /// Queries per round, for buyers drawn at random among the log's users.
     #[arg(long, default_value_t = 50_000)]
