@@ -26,7 +26,8 @@
 # gets pages the host still backs. The batch's state is ~200 MB of fresh memory, the bare parse
 # needs little, so this moves the batch / bare parse ratio by up to a second of batch time.
 #   --memory warm  right before each anomaly-detect run, 1 GiB is written and freed (dd): the run
-#                  finds memory the host backs, as on bare metal (default);
+#                  finds memory the host backs, as on bare metal (default; a best effort: the
+#                  "batch system CPU" column shows how warm the runs were);
 #   --memory cold  each anomaly-detect run waits 6 s first (its paired bare parse then runs):
 #                  the host has taken the free memory back, as on a first run after idle time.
 # The outputs of every run of a configuration must be byte-identical to its first --threads 1
