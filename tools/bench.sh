@@ -43,7 +43,7 @@
 #                  logs take ~4.7 GB: a size is skipped, with a message, when the disk holding DIR
 #                  has less than 240 bytes per batch event free (12 GB for 50M)
 #   --runs N       anomaly-detect runs per configuration and thread count, and bare-parse runs (5)
-#   --memory M     warm (default) or cold: the memory each timed process starts with (see above)
+#   --memory M     warm (default) or cold: the memory each anomaly-detect run starts with (above)
 #   --dir DIR      where the generated logs go (target/bench-logs); logs are reused when the
 #                  `settings` stamp next to them matches the generator settings, gen_log.rs and
 #                  the file sizes
