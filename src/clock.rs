@@ -27,10 +27,7 @@ pub fn process_system_time() -> Option<Duration> {
             return None;
         }
         let time = usage.ru_stime;
-        Some(Duration::new(
-            u64::try_from(time.tv_sec).ok()?,
-            u32::try_from(time.tv_usec).ok()? * 1000,
-        ))
+        duration(time.tv_sec, time.tv_usec * 1000)
     }
     #[cfg(not(unix))]
     None
@@ -47,9 +44,15 @@ fn clock_time(clock: libc::clockid_t) -> Option<Duration> {
     if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
         return None;
     }
+    duration(now.tv_sec, now.tv_nsec)
+}
+
+/// A system time value of `seconds` and `nanos` as a [`Duration`]; `None` if negative.
+#[cfg(unix)]
+fn duration(seconds: impl TryInto<u64>, nanos: impl TryInto<u32>) -> Option<Duration> {
     Some(Duration::new(
-        u64::try_from(now.tv_sec).ok()?,
-        u32::try_from(now.tv_nsec).ok()?,
+        seconds.try_into().ok()?,
+        nanos.try_into().ok()?,
     ))
 }
 

@@ -140,13 +140,12 @@ impl Summary {
     /// Adds a stream replay's wall, CPU and system time, since `clock` started, to the stream
     /// phase's (a system tells the CPU times always or never).
     pub fn add_stream_time(&mut self, clock: &PhaseClock) {
+        let add = |total: Option<Duration>, now: Option<Duration>| {
+            now.map(|now| total.unwrap_or_default() + now)
+        };
         self.stream_elapsed += clock.wall();
-        self.stream_cpu = clock
-            .cpu()
-            .map(|now| self.stream_cpu.unwrap_or_default() + now);
-        self.stream_system = clock
-            .system()
-            .map(|now| self.stream_system.unwrap_or_default() + now);
+        self.stream_cpu = add(self.stream_cpu, clock.cpu());
+        self.stream_system = add(self.stream_system, clock.system());
     }
 
     /// The run's figures as one JSON object (for `--stats`).

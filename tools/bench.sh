@@ -131,6 +131,9 @@ warm_memory() {
     dd if=/dev/zero of=/dev/null bs="${warm_mb:-1024}M" count=1 status=none
 }
 
+# The values of a key of a --stats file, in order (a number or null each): stat_values KEY FILE.
+stat_values() { grep -o "\"$1\": [0-9.a-z]*" "$2" | cut -d' ' -f2; }
+
 # Runs anomaly-detect once and appends a row to results.tsv.
 #   run_one SIZE CONFIG_NAME THREADS RUN_NO BATCH STREAM EXTRA_ARGS
 run_one() {
@@ -160,12 +163,12 @@ run_one() {
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
     # The phases' CPU time (all threads) and its system part, batch first: N or null.
     local cpus syss secs bs ss
-    mapfile -t cpus < <(grep -o '"cpu_seconds": [0-9.a-z]*' "$st" | cut -d' ' -f2)
+    mapfile -t cpus < <(stat_values cpu_seconds "$st")
     ((${#cpus[@]} == 2)) || die "no cpu_seconds for both phases in $st"
-    mapfile -t syss < <(grep -o '"system_seconds": [0-9.a-z]*' "$st" | cut -d' ' -f2)
+    mapfile -t syss < <(stat_values system_seconds "$st")
     ((${#syss[@]} == 2)) || die "no system_seconds for both phases in $st"
     # The phases' wall times to the millisecond (the summary line rounds to 10 ms): batch, stream, all.
-    mapfile -t secs < <(grep -o '"seconds": [0-9.]*' "$st" | cut -d' ' -f2)
+    mapfile -t secs < <(stat_values seconds "$st")
     ((${#secs[@]} == 3)) || die "no seconds for both phases in $st"
     bs=${secs[0]} ss=${secs[1]}
     printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$cname" "$threads" "$run" \
