@@ -170,6 +170,22 @@ impl NetworkQuery {
         self.merge(0, history, before)
     }
 
+    /// The first stage of [`Self::baseline`] alone: walks `user`'s network and picks the
+    /// members whose purchases the merge would read, and returns how many (0 when a scan of
+    /// the recent purchases found the baseline, which then took the whole query). For
+    /// query-bench, which times a query's ranking apart from its merge.
+    pub fn rank(
+        &mut self,
+        graph: &FriendGraph,
+        history: &PurchaseHistory,
+        user: UserId,
+        degree: u32,
+    ) -> usize {
+        self.gather(0, graph, history, user, degree, u64::MAX);
+        self.scanned[0] = None;
+        self.candidates[0].len() + self.ranked[0].len()
+    }
+
     /// The baselines of `n` purchases, as [`Self::baseline_before`] gives them one by one:
     /// `query(i)` is purchase `i`'s view of the graph, buyer and sequence number, and
     /// `done(self, i, baseline)` is called for `i = 0, 1, ...` in order.
@@ -713,6 +729,27 @@ mod tests {
         let expected = Baseline::from_amounts(104..110);
         assert_eq!(q.baseline_before(&g, &h, 0, 1, later), expected);
         assert_eq!(q.baseline_before(&g, &h, 0, 2, later), expected);
+    }
+
+    #[test]
+    fn ranking_picks_the_members_whose_purchases_the_merge_reads() {
+        // User 0's friends 1..=6 bought once each, friend 6 last. With T = 2, the merge reads
+        // friends 6 and 5 only, unless a scan of the recent purchases finds the baseline first.
+        let mut g = FriendGraph::new();
+        for f in 1..=6 {
+            g.befriend(0, f);
+        }
+        for (keep, expected) in [(0, 2), (1 << 16, 0)] {
+            let mut h = PurchaseHistory::keeping_recent(2, keep);
+            for f in 1..=6 {
+                h.record(f, Purchase::new(Timestamp(10 + u64::from(f)), f.into(), 100));
+            }
+            h.rank_all();
+            let mut q = NetworkQuery::new();
+            assert_eq!(q.rank(&g, &h, 0, 1), expected, "keeping {keep}");
+            assert_eq!(q.baseline(&g, &h, 0, 1), Baseline::from_amounts([100, 100]));
+            assert_eq!(q.rank(&g, &h, 7, 1), 0, "no network");
+        }
     }
 
     #[test]

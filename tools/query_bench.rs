@@ -1,7 +1,9 @@
 //! The cost of one network query on a real state: replays a batch log, then times the query
 //! (network, candidates, merge) for random buyers, with no parsing, windows or output around it.
 //!
-//! Each round times the queries one by one (as `--threads 1` runs them), then staggered (as a
+//! Each round times the queries one by one (as `--threads 1` runs them), then their first stage
+//! alone (the walk and the choice of candidates: the rest of a query is the merge of the
+//! candidates' purchases), then staggered (as a
 //! window's checks run, see `NetworkQuery::baselines`), then staggered on two threads that share
 //! the state (as the pipeline's two workers run them; in core-microseconds per query, so that a
 //! figure equal to the staggered one means no slowdown from sharing the caches and memory), and
@@ -88,10 +90,11 @@ fn run() -> anyhow::Result<()> {
         .iter()
         .map(|&u| query.members(&state.graph, u, degree).len())
         .sum();
-    // Each round times the queries one by one, then staggered (as a window's checks run), then
-    // staggered on two threads sharing the state (as the pipeline's two workers run them), and
-    // all must give the same baseline for every buyer.
+    // Each round times the queries one by one, then their ranking alone, then staggered (as a
+    // window's checks run), then staggered on two threads sharing the state (as the pipeline's
+    // two workers run them), and all must give the same baseline for every buyer.
     let mut one_by_one = Vec::new();
+    let mut ranking = Vec::new();
     let mut staggered = Vec::new();
     let mut two_threads = Vec::new();
     let mut workers = [NetworkQuery::new(), NetworkQuery::new()];
@@ -108,6 +111,11 @@ fn run() -> anyhow::Result<()> {
             )));
         }
         one_by_one.push(per_query(started, buyers.len()));
+        let started = Instant::now();
+        for &u in &buyers {
+            black_box(query.rank(&state.graph, &state.history, u, degree));
+        }
+        ranking.push(per_query(started, buyers.len()));
         let started = Instant::now();
         let mut differ = 0usize;
         query.baselines(
@@ -167,6 +175,7 @@ fn run() -> anyhow::Result<()> {
     );
     for (name, mut times) in [
         ("one by one", one_by_one),
+        ("ranking only, one by one", ranking),
         ("staggered", staggered),
         ("two threads, core-us", two_threads),
     ] {
