@@ -742,7 +742,10 @@ mod tests {
         for (keep, expected) in [(0, 2), (1 << 16, 0)] {
             let mut h = PurchaseHistory::keeping_recent(2, keep);
             for f in 1..=6 {
-                h.record(f, Purchase::new(Timestamp(10 + u64::from(f)), f.into(), 100));
+                h.record(
+                    f,
+                    Purchase::new(Timestamp(10 + u64::from(f)), f.into(), 100),
+                );
             }
             h.rank_all();
             let mut q = NetworkQuery::new();

@@ -3,14 +3,14 @@
 //!
 //! Each round times the queries one by one (as `--threads 1` runs them), then their first stage
 //! alone (the walk and the choice of candidates: the rest of a query is the merge of the
-//! candidates' purchases), then staggered (as a
-//! window's checks run, see `NetworkQuery::baselines`), then staggered on two threads that share
-//! the state (as the pipeline's two workers run them; in core-microseconds per query, so that a
-//! figure equal to the staggered one means no slowdown from sharing the caches and memory), and
-//! checks that all give the same baselines. Prints the median, fastest and slowest round of each
-//! in microseconds per query, and the mean network size. A change to the query is judged by
-//! running the old and the new binary alternately on the same log: whole-process timings mix in
-//! the batch and drift with the machine, this isolates the query.
+//! candidates' purchases), then staggered (as a window's checks run, see
+//! `NetworkQuery::baselines`), then staggered on two threads that share the state (as the
+//! pipeline's two workers run them; in core-microseconds per query, so that a figure equal to
+//! the staggered one means no slowdown from sharing the caches and memory), and checks that all
+//! give the same baselines. Prints the median, fastest and slowest round of each in
+//! microseconds per query, and the mean network size. A change to the query is judged by running
+//! the old and the new binary alternately on the same log: whole-process timings mix in the
+//! batch and drift with the machine, this isolates the query.
 //!
 //! `cargo run --release --bin query-bench -- target/bench-logs/batch10M-stream1M/batch_log.json`
 
