@@ -182,7 +182,6 @@ impl NetworkQuery {
         degree: u32,
     ) -> usize {
         self.gather(0, graph, history, user, degree, u64::MAX);
-        self.scanned[0] = None;
         self.candidates[0].len() + self.ranked[0].len()
     }
 
@@ -239,11 +238,12 @@ impl NetworkQuery {
             self.scans[usize::from(found.is_none())] += 1;
         }
         self.clear_visited();
-        if let Some(Some(baseline)) = scanned {
+        // Set on every query, so that a slot never keeps a scan of a query that was not merged.
+        self.scanned[slot] = scanned.flatten();
+        if self.scanned[slot].is_some() {
             // Nothing for the other stages to load or merge.
             self.candidates[slot].clear();
             self.ranked[slot].clear();
-            self.scanned[slot] = Some(baseline);
             return;
         }
         let mut candidates = std::mem::take(&mut self.candidates[slot]);
