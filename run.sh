@@ -18,6 +18,9 @@ done
 export PATH="$HOME/.cargo/bin:$PATH"
 binary="$project/target/release/anomaly-detect"
 if command -v cargo >/dev/null 2>&1; then
+  if [ ! -x "$binary" ]; then
+    echo "run.sh: building anomaly-detect in $project/target/release (once; about 2 minutes)" >&2
+  fi
   # cargo rebuilds only when the sources changed since the last build.
   cargo build --release --quiet --bin anomaly-detect --manifest-path "$project/Cargo.toml" >&2
 elif [ ! -x "$binary" ]; then

@@ -1,6 +1,7 @@
 //! The `anomaly-detect` command: wires the options to the replay.
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use clap::Parser;
@@ -32,10 +33,11 @@ fn run() -> anyhow::Result<()> {
     // Outputs are created once the batch has been read: a fatal problem there writes nothing.
     Outputs::check(&options.output, feed, recommend)?;
     let interrupt = Interrupt::install().context("cannot install the signal handler")?;
+    let interrupt = INTERRUPT.get_or_init(|| interrupt);
     config.stop = Some(interrupt.flag.clone());
 
-    let mut skips = SkipLog::to_stderr(options.strict);
     let progress = Progress::on_terminal(options.quiet || stream.is_live());
+    let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
         let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
         let mut outputs = Outputs::open(&options.output, feed, recommend, stream.is_live())?;
@@ -69,12 +71,46 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("Error: {error:#}");
-            ExitCode::from(2)
+/// The run's signal handling, for the exit status of an interrupted run.
+static INTERRUPT: OnceLock<Interrupt> = OnceLock::new();
+
+/// The exit statuses (README, "Exit status").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitStatus {
+    Success,
+    /// A fatal problem: unreadable input, invalid parameter line, unwritable output, a skipped
+    /// line under `--strict`, bad options.
+    Fatal,
+    /// A file replay stopped by a signal: 128 + its number (130 for Ctrl-C, 143 for SIGTERM).
+    Interrupted(u8),
+}
+
+impl ExitStatus {
+    fn of(error: &anyhow::Error) -> ExitStatus {
+        match error.downcast_ref::<Fatal>() {
+            Some(Fatal::Interrupted) => {
+                ExitStatus::Interrupted(INTERRUPT.get().map_or(130, Interrupt::exit_status))
+            }
+            _ => ExitStatus::Fatal,
         }
     }
+
+    fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Fatal => 2,
+            ExitStatus::Interrupted(code) => code,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let status = match run() {
+        Ok(()) => ExitStatus::Success,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitStatus::of(&error)
+        }
+    };
+    ExitCode::from(status.code())
 }

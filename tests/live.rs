@@ -534,9 +534,10 @@ fn big_case() -> tempfile::TempDir {
     dir
 }
 
-/// Starts a file replay on `dir`, sends SIGINT `times` times (20 ms apart) after 300 ms,
-/// and checks that it failed soon, left the previous output alone and no temporary file.
-fn assert_interrupted_run_fails(dir: &Path, times: usize) {
+/// Starts a file replay on `dir`, sends `signal` `times` times (20 ms apart) after 300 ms,
+/// and checks that it failed soon with 128 + the signal's number, as shells expect, left the
+/// previous output alone and no temporary file.
+fn assert_interrupted_run_fails(dir: &Path, signal: &str, times: usize) {
     let mut run = Live::spawn(dir, &[BATCH, STREAM, OUTPUT]);
     run.stdin = None;
     thread::sleep(Duration::from_millis(300));
@@ -547,16 +548,22 @@ fn assert_interrupted_run_fails(dir: &Path, times: usize) {
             // the end of the run.
             thread::sleep(Duration::from_millis(20));
         }
-        run.signal("INT");
+        run.signal(signal);
     }
     // The whole replay takes several seconds: the interrupt stops it well before its end.
     let done = run.finish(TIMEOUT);
-    assert!(
-        done.code.is_some_and(|c| c != 0),
-        "an interrupted file replay fails: {:?}, {}",
+    let expected = match signal {
+        "INT" => 130,
+        "TERM" => 143,
+        other => panic!("no exit status known for SIG{other}"),
+    };
+    assert_eq!(
         done.code,
+        Some(expected),
+        "an interrupted file replay fails: {}",
         done.stderr
     );
+    assert!(done.stderr.contains("interrupted"), "{}", done.stderr);
     assert_eq!(done.stdout, b"");
     assert_eq!(fs::read(dir.join(OUTPUT)).unwrap(), b"previous\n");
     assert_eq!(
@@ -569,11 +576,17 @@ fn assert_interrupted_run_fails(dir: &Path, times: usize) {
 #[test]
 fn an_interrupted_file_replay_fails_and_keeps_the_previous_output() {
     let dir = big_case();
-    assert_interrupted_run_fails(dir.path(), 1);
+    assert_interrupted_run_fails(dir.path(), "INT", 1);
+}
+
+#[test]
+fn a_file_replay_stopped_by_sigterm_exits_143_and_keeps_the_previous_output() {
+    let dir = big_case();
+    assert_interrupted_run_fails(dir.path(), "TERM", 1);
 }
 
 #[test]
 fn a_second_interrupt_leaves_no_temporary_file() {
     let dir = big_case();
-    assert_interrupted_run_fails(dir.path(), 2);
+    assert_interrupted_run_fails(dir.path(), "INT", 2);
 }
