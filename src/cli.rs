@@ -1,8 +1,10 @@
-//! Command-line options.
+//! Command-line options, the help's examples and exit statuses, and the generated shell
+//! completions and man page (`--generate`).
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
 
@@ -12,15 +14,18 @@ use crate::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
 /// writes every anomalous stream purchase to OUTPUT with the mean and standard deviation of
 /// its baseline.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, after_help = AFTER_HELP, override_usage = USAGE)]
 pub struct Options {
     /// The batch log (JSON Lines; the first line holds {"D": .., "T": ..}).
-    pub batch: PathBuf,
+    #[arg(required_unless_present = "generate")]
+    pub batch: Option<PathBuf>,
     /// The stream log (JSON Lines); `-` reads standard input live.
-    pub stream: PathBuf,
+    #[arg(required_unless_present = "generate")]
+    pub stream: Option<PathBuf>,
     /// Where to write the flagged purchases (replaced at the end of a file run; appended to
     /// and flushed as they are decided in live mode); `-` is standard output.
-    pub output: PathBuf,
+    #[arg(required_unless_present = "generate")]
+    pub output: Option<PathBuf>,
     /// Degrees of the social network, overriding the batch log's D.
     #[arg(short = 'D', long = "degree", value_parser = degree)]
     pub degree: Option<u32>,
@@ -49,12 +54,74 @@ pub struct Options {
     /// Treat the first skipped line as a fatal error.
     #[arg(long)]
     pub strict: bool,
+    /// Print a shell completion script or the man page to standard output, and exit.
+    #[arg(long, value_name = "KIND", exclusive = true)]
+    pub generate: Option<Generate>,
     /// Size of a parsing chunk in bytes (for tests and tuning).
     #[arg(long, hide = true, default_value_t = 1 << 20)]
     pub chunk_bytes: usize,
     /// Stream events per window of parallel checks (for tests and tuning).
     #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
     pub window: usize,
+}
+
+/// The forms of the command line.
+const USAGE: &str = "\
+anomaly-detect [OPTIONS] <BATCH> <STREAM> <OUTPUT>
+       anomaly-detect --generate <KIND>";
+
+/// The end of `--help`: examples, then the exit statuses.
+const AFTER_HELP: &str = "\
+Examples:
+  Flag the stream's anomalous purchases into flagged.json:
+    anomaly-detect batch_log.json stream_log.json flagged.json
+
+  The same with a wider network and a longer baseline than the batch log's D and T:
+    anomaly-detect -D 3 -T 100 batch_log.json stream_log.json flagged.json
+
+  Live: flag each line as it arrives, from a growing file or any consumer's pipe:
+    tail -F events.json | anomaly-detect batch_log.json - flagged.json
+    anomaly-detect --follow batch_log.json stream_log.json -
+
+  Also write who should see each flagged purchase, and whom to suggest as a friend:
+    anomaly-detect --feed feed.json --recommend recommend.json batch_log.json stream_log.json flagged.json
+
+  Install the bash completions:
+    anomaly-detect --generate complete-bash > ~/.local/share/bash-completion/completions/anomaly-detect
+
+Exit status:
+  0    success; in live mode also a stop by Ctrl-C or SIGTERM (the normal end)
+  2    a fatal problem: unreadable input, invalid parameter line, unwritable output, an output
+       naming an input or another output, a skipped line under --strict, bad options
+  130  a file replay interrupted by Ctrl-C (SIGINT); no output is replaced
+  143  a file replay stopped by SIGTERM; no output is replaced";
+
+/// What `--generate` prints (ripgrep's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+    CompletePowershell,
+    /// The man page (roff), for `man -l` or a `man1` folder.
+    Man,
+}
+
+impl Generate {
+    /// Writes the completion script or man page to `out`.
+    pub fn write(self, out: &mut dyn Write) -> std::io::Result<()> {
+        use clap_complete::Shell;
+        let mut command = Options::command();
+        let shell = match self {
+            Generate::CompleteBash => Shell::Bash,
+            Generate::CompleteZsh => Shell::Zsh,
+            Generate::CompleteFish => Shell::Fish,
+            Generate::CompletePowershell => Shell::PowerShell,
+            Generate::Man => return clap_mangen::Man::new(command).render(out),
+        };
+        clap_complete::generate(shell, &mut command, "anomaly-detect", out);
+        Ok(())
+    }
 }
 
 /// `-D`, read as the parameter line's `D` is (see [`param_value`]).
@@ -74,6 +141,16 @@ const fn anomaly_detect_default_window() -> usize {
 }
 
 impl Options {
+    /// BATCH, STREAM and OUTPUT, which clap requires unless `--generate` is given.
+    pub fn paths(&self) -> (&Path, &Path, &Path) {
+        let missing = "clap requires BATCH, STREAM and OUTPUT without --generate";
+        (
+            self.batch.as_deref().expect(missing),
+            self.stream.as_deref().expect(missing),
+            self.output.as_deref().expect(missing),
+        )
+    }
+
     pub fn config(&self) -> crate::Config {
         let mut config = crate::Config {
             degree: self.degree,

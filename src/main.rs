@@ -1,5 +1,6 @@
 //! The `anomaly-detect` command: wires the options to the replay.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
@@ -26,12 +27,20 @@ fn run() -> anyhow::Result<()> {
         libmimalloc_sys::mi_option_set_enabled(libmimalloc_sys::mi_option_large_os_pages, true)
     };
     let options = Options::parse();
+    if let Some(kind) = options.generate {
+        let mut out = std::io::stdout().lock();
+        kind.write(&mut out)
+            .and_then(|()| out.flush())
+            .context("cannot write to standard output")?;
+        return Ok(());
+    }
+    let (batch_path, stream_path, output_path) = options.paths();
     let mut config = options.config();
-    let batch = LogFile::open(&options.batch)?;
-    let stream = StreamSource::open(&options.stream, options.follow)?;
+    let batch = LogFile::open(batch_path)?;
+    let stream = StreamSource::open(stream_path, options.follow)?;
     let (feed, recommend) = (options.feed.as_deref(), options.recommend.as_deref());
     // Outputs are created once the batch has been read: a fatal problem there writes nothing.
-    Outputs::check(&options.output, feed, recommend)?;
+    Outputs::check(output_path, feed, recommend)?;
     let interrupt = Interrupt::install().context("cannot install the signal handler")?;
     let interrupt = INTERRUPT.get_or_init(|| interrupt);
     config.stop = Some(interrupt.flag.clone());
@@ -40,7 +49,7 @@ fn run() -> anyhow::Result<()> {
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
         let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
-        let mut outputs = Outputs::open(&options.output, feed, recommend, stream.is_live())?;
+        let mut outputs = Outputs::open(output_path, feed, recommend, stream.is_live())?;
         let sinks = &mut outputs.sinks;
         match stream {
             StreamSource::File(log) => replay.stream_file(&log, sinks, &mut skips, &progress)?,
