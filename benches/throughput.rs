@@ -4,12 +4,12 @@
 use std::hint::black_box;
 use std::io::Write;
 
-use anomaly_detect::event::Timestamp;
-use anomaly_detect::graph::FriendGraph;
-use anomaly_detect::history::{Purchase, PurchaseHistory};
-use anomaly_detect::network::NetworkQuery;
-use anomaly_detect::parse::{IdHasher, LineParser, ParsedChunk};
-use anomaly_detect::report::SkipLog;
+use anomaly_detect::ingest::event::Timestamp;
+use anomaly_detect::ingest::parse::{IdHasher, LineParser, ParsedChunk};
+use anomaly_detect::output::report::SkipLog;
+use anomaly_detect::query::network::NetworkQuery;
+use anomaly_detect::state::graph::FriendGraph;
+use anomaly_detect::state::history::{Purchase, PurchaseHistory};
 use anomaly_detect::{Config, FlaggedLines, LogFile, replay};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 

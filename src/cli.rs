@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
+use crate::ingest::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
 
 /// Flags purchases far above what the buyer's social network has spent lately.
 ///

@@ -1,29 +1,26 @@
 //! anomaly-detect: replays a shop's social-network event logs and flags purchases far above
-//! what the buyer's network has spent lately. Modules in the order data flows through them.
+//! what the buyer's network has spent lately.
+//!
+//! The stages, in the order data flows through them; a stage imports only the stages before it
+//! and the shared leaves (`error`, `clock`):
+//! [`ingest`] (logs to events), [`state`] (what events change), [`query`] (a buyer's network
+//! and baseline), [`output`] (where results go). On top: [`pipeline`] runs the replay,
+//! [`cli`] and [`signals`] serve the command.
 
-pub mod baseline;
+pub mod ingest;
+pub mod output;
+pub mod query;
+pub mod state;
+
+pub mod pipeline;
+
 pub mod cli;
 pub mod clock;
 pub mod error;
-pub mod event;
-pub mod graph;
-pub mod history;
-pub mod input;
-pub mod network;
-pub mod outputs;
-pub mod parse;
-pub mod pipeline;
-pub mod progress;
-pub mod recent;
-pub mod report;
 pub mod signals;
-pub mod sink;
-pub mod social;
-pub mod users;
-pub mod window;
 
-pub use baseline::Baseline;
 pub use error::{Fatal, SkipReason};
-pub use input::LogFile;
+pub use ingest::input::LogFile;
+pub use output::sink::{Checked, FlaggedLines, Sink};
 pub use pipeline::{Config, replay};
-pub use sink::{Checked, FlaggedLines, Sink};
+pub use query::baseline::Baseline;

@@ -8,11 +8,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use anomaly_detect::cli::Options;
-use anomaly_detect::input::StreamSource;
-use anomaly_detect::outputs::Outputs;
+use anomaly_detect::ingest::input::StreamSource;
+use anomaly_detect::output::outputs::Outputs;
+use anomaly_detect::output::progress::Progress;
+use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::Replay;
-use anomaly_detect::progress::Progress;
-use anomaly_detect::report::SkipLog;
 use anomaly_detect::signals::Interrupt;
 use anomaly_detect::{Fatal, LogFile};
 

@@ -8,21 +8,21 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::baseline::Baseline;
 use crate::clock::PhaseClock;
 use crate::error::Fatal;
-use crate::event::{Action, Event, Timestamp};
-use crate::graph::FriendGraph;
-use crate::history::{Purchase, PurchaseHistory};
-use crate::input::{Lines, LogFile, chunks, trim_line};
-use crate::network::{NetworkQuery, Social};
-use crate::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
-use crate::progress::Progress;
-use crate::recent::RecentPurchases;
-use crate::report::{SkipLog, Summary};
-use crate::sink::{Checked, Sink};
-use crate::users::{UserId, UserIds};
-use crate::window::{EdgeChanges, Friendships, GraphAt};
+use crate::ingest::event::{Action, Event, Timestamp};
+use crate::ingest::input::{Lines, LogFile, chunks, trim_line};
+use crate::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
+use crate::output::progress::Progress;
+use crate::output::report::{SkipLog, Summary};
+use crate::output::sink::{Checked, Sink};
+use crate::query::baseline::Baseline;
+use crate::query::network::{NetworkQuery, Social};
+use crate::state::graph::FriendGraph;
+use crate::state::history::{Purchase, PurchaseHistory};
+use crate::state::recent::RecentPurchases;
+use crate::state::users::{UserId, UserIds};
+use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 
 /// Default number of stream events per window of parallel queries. Between two windows' checks
 /// the pool's workers wait for the applier; after 2 048 events the wait is short, and the
@@ -279,7 +279,8 @@ impl Replay {
         self.summary.stream_file = name.to_string();
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
         let path = std::path::PathBuf::from(name);
-        let reader = std::thread::spawn(move || crate::input::read_live(source, follow, &tx));
+        let reader =
+            std::thread::spawn(move || crate::ingest::input::read_live(source, follow, &tx));
         let mut parser = LineParser::new(self.hasher);
         let mut chunk = ParsedChunk::default();
         loop {

@@ -31,8 +31,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::DEFAULT_WINDOW;
-use anomaly_detect::report::SkipLog;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink, replay};
 
 /// The system allocator, counting allocations and reallocations.
@@ -228,7 +228,7 @@ fn allocations(
         threads,
         chunk_bytes: 1 << 20,
         window: DEFAULT_WINDOW,
-        recent: anomaly_detect::recent::RecentPurchases::KEEP,
+        recent: anomaly_detect::state::recent::RecentPurchases::KEEP,
         social: false,
         stop: None,
     };

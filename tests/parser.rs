@@ -3,8 +3,8 @@
 //! line bookkeeping (indices, spans, blank lines, CRLF, a final line without `\n`).
 
 use anomaly_detect::SkipReason;
-use anomaly_detect::event::{Action, Timestamp};
-use anomaly_detect::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
+use anomaly_detect::ingest::event::{Action, Timestamp};
+use anomaly_detect::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
 
 const TS: &str = "2017-06-13 11:33:01";
 

@@ -6,9 +6,9 @@ mod model;
 
 use std::io;
 
+use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::DEFAULT_WINDOW;
-use anomaly_detect::recent::RecentPurchases;
-use anomaly_detect::report::SkipLog;
+use anomaly_detect::state::recent::RecentPurchases;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use anomaly_detect::clock::PhaseClock;
-use anomaly_detect::input::{Lines, LogFile, chunks, trim_line};
+use anomaly_detect::ingest::input::{Lines, LogFile, chunks, trim_line};
 use clap::Parser;
 use rayon::prelude::*;
 use simd_json::{Buffers, INPUT_PADDING, Node, Tape, fill_tape_padded};

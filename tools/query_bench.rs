@@ -21,10 +21,10 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
-use anomaly_detect::network::NetworkQuery;
+use anomaly_detect::output::progress::Progress;
+use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::{Replay, read_params};
-use anomaly_detect::progress::Progress;
-use anomaly_detect::report::SkipLog;
+use anomaly_detect::query::network::NetworkQuery;
 use anomaly_detect::{Config, LogFile};
 
 /// The same allocator, on the same pages, as `anomaly-detect`: the query is bound by memory.

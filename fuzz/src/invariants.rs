@@ -10,9 +10,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use anomaly_detect::error::SkipClass;
-use anomaly_detect::event::{Action, IdRef, MAX_CENTS, NOT_SMALL, small_number};
-use anomaly_detect::parse::{IdHasher, LineParser, MAX_TRACKED, ParsedChunk, parse_params};
-use anomaly_detect::report::SkipLog;
+use anomaly_detect::ingest::event::{Action, IdRef, MAX_CENTS, NOT_SMALL, small_number};
+use anomaly_detect::ingest::parse::{IdHasher, LineParser, MAX_TRACKED, ParsedChunk, parse_params};
+use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::{Baseline, Checked, Config, FlaggedLines, LogFile, Sink, replay};
 
 /// Start of every line of `chunk` (split at `\n`; a final line without `\n` counts) and the

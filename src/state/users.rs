@@ -3,8 +3,8 @@
 
 use hashbrown::HashTable;
 
-use crate::event::{IdRef, NOT_SMALL, id_hash, small_number, small_number_digits};
-use crate::parse::{IdHasher, ParsedChunk};
+use crate::ingest::event::{IdRef, NOT_SMALL, id_hash, small_number, small_number_digits};
+use crate::ingest::parse::{IdHasher, ParsedChunk};
 use std::hash::BuildHasher;
 
 /// A dense user index, assigned in order of first appearance.

@@ -10,8 +10,8 @@
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
-use crate::graph::FriendGraph;
-use crate::users::UserId;
+use crate::state::graph::FriendGraph;
+use crate::state::users::UserId;
 
 /// An alive interval of an edge in sequence numbers: alive for queries with `from < s < to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

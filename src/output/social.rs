@@ -5,10 +5,10 @@
 use std::cmp::Ordering;
 use std::io::{self, Write};
 
-use crate::baseline::write_dollars;
-use crate::report::json_string;
-use crate::sink::{Checked, Sink};
-use crate::users::{UserId, UserIds};
+use crate::output::report::json_string;
+use crate::output::sink::{Checked, Sink};
+use crate::query::baseline::write_dollars;
+use crate::state::users::{UserId, UserIds};
 
 /// What a social sink writes for each flagged purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use smallvec::SmallVec;
 
-use crate::users::UserId;
+use crate::state::users::UserId;
 
 /// Adjacency lists indexed by [`UserId`]. Befriending an existing friend, unfriending a
 /// non-friend and befriending oneself change nothing.

@@ -7,8 +7,8 @@ use std::ops::Range;
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
 use crate::error::SkipReason;
-use crate::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
-use crate::input::{Lines, trim_line};
+use crate::ingest::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
+use crate::ingest::input::{Lines, trim_line};
 
 mod plain;
 

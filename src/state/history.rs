@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 
-use crate::event::{MAX_CENTS, Timestamp};
-use crate::recent::RecentPurchases;
-use crate::users::UserId;
+use crate::ingest::event::{MAX_CENTS, Timestamp};
+use crate::state::recent::RecentPurchases;
+use crate::state::users::UserId;
 
 /// One recorded purchase, packed into 16 bytes (four to a cache line): timestamp, sequence
 /// number and cents in one `u128`, most significant first, so that purchases compare by
@@ -22,7 +22,7 @@ impl Purchase {
     pub const SEQ_LIMIT: u64 = 1 << Self::SEQ_BITS;
 
     /// Packs a purchase. Timestamps come from [`Timestamp::parse`] (below 2^39), cents from
-    /// [`crate::event::parse_cents`] (at most [`MAX_CENTS`]), and `seq` is below
+    /// [`crate::ingest::event::parse_cents`] (at most [`MAX_CENTS`]), and `seq` is below
     /// [`Self::SEQ_LIMIT`].
     #[inline]
     pub fn new(timestamp: Timestamp, seq: u64, cents: u64) -> Self {

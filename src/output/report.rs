@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::clock::PhaseClock;
 use crate::error::{Fatal, SkipClass, SkipReason};
-use crate::event::Action;
-use crate::parse::ParsedChunk;
+use crate::ingest::event::Action;
+use crate::ingest::parse::ParsedChunk;
 
 /// How many skipped lines are reported in full before only counting them.
 pub const SHOWN_SKIPS: u64 = 10;

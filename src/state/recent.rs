@@ -1,9 +1,9 @@
 //! The latest purchases of the whole log with their buyers, oldest first: a query over a large
 //! network scans them from the newest for its members' purchases, instead of ranking every
-//! member by recency (see [`crate::network`]).
+//! member by recency (see [`crate::query::network`]).
 
-use crate::history::Purchase;
-use crate::users::UserId;
+use crate::state::history::Purchase;
+use crate::state::users::UserId;
 
 /// The purchases at or above a floor, ordered by (timestamp, sequence), with their buyers.
 ///
@@ -137,7 +137,7 @@ fn keep_latest(latest: &mut Vec<(Purchase, UserId)>, keep: usize) -> Purchase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Timestamp;
+    use crate::ingest::event::Timestamp;
 
     fn p(timestamp: u64, seq: u64) -> Purchase {
         Purchase::new(Timestamp(timestamp), seq, 1)

@@ -4,12 +4,12 @@
 //! merged. A query runs in three stages (gather, load, merge) so that a worker can keep several
 //! in flight.
 
-use crate::baseline::Baseline;
-use crate::event::Timestamp;
-use crate::graph::FriendGraph;
-use crate::history::{NEWEST, Newest, Purchase, PurchaseHistory};
-use crate::users::UserId;
-use crate::window::{Friendships, SkipMarks};
+use crate::ingest::event::Timestamp;
+use crate::query::baseline::Baseline;
+use crate::state::graph::FriendGraph;
+use crate::state::history::{NEWEST, Newest, Purchase, PurchaseHistory};
+use crate::state::users::UserId;
+use crate::state::window::{Friendships, SkipMarks};
 
 /// How far back from each candidate's newest purchase a query starts loading (in purchases; see
 /// [`PurchaseHistory::prefetch_latest`]): a fifth of a baseline comes from deeper than a
@@ -51,7 +51,7 @@ pub struct NetworkQuery {
     /// Scans that found a baseline, and scans that reached the oldest recent purchase first.
     #[cfg(test)]
     scans: [usize; 2],
-    /// Per query in flight: a [`crate::history::Recency::latest`] key that the oldest purchase of the baseline
+    /// Per query in flight: a [`crate::state::history::Recency::latest`] key that the oldest purchase of the baseline
     /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
     bounds: [u64; IN_FLIGHT],
     /// The members' latest keys, each packed with the member's position in `members`.
@@ -399,7 +399,7 @@ impl NetworkQuery {
     /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
     /// check at `before`, and returns a bound for them (0: none).
     ///
-    /// The `tracked`-th highest [`crate::history::Recency::latest`] key of the members is the bound: that many
+    /// The `tracked`-th highest [`crate::state::history::Recency::latest`] key of the members is the bound: that many
     /// members each made a purchase before the window, seen by every check in it, whose key
     /// reaches it, so the baseline's oldest purchase reaches it too. Members whose key is lower
     /// drop out, unless they bought inside the window before the check (purchases after it are
@@ -555,7 +555,7 @@ impl NetworkQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Timestamp;
+    use crate::ingest::event::Timestamp;
 
     fn sorted(mut v: Vec<UserId>) -> Vec<UserId> {
         v.sort_unstable();

@@ -5,11 +5,11 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::baseline::{Baseline, write_dollars};
 use crate::error::Fatal;
-use crate::event::Timestamp;
-use crate::network::Social;
-use crate::users::{UserId, UserIds};
+use crate::ingest::event::Timestamp;
+use crate::query::baseline::{Baseline, write_dollars};
+use crate::query::network::Social;
+use crate::state::users::{UserId, UserIds};
 
 /// A stream purchase after its check against the network's baseline.
 #[derive(Clone, Copy)]

@@ -401,8 +401,8 @@ fn skip_ws(raw: &[u8], mut at: usize) -> usize {
 mod tests {
     use super::*;
     use crate::SkipReason;
-    use crate::event::Action;
-    use crate::parse::{LineParser, event_fields};
+    use crate::ingest::event::Action;
+    use crate::ingest::parse::{LineParser, event_fields};
     use proptest::prelude::*;
 
     fn plain(line: &str) -> bool {
@@ -648,7 +648,7 @@ mod tests {
     fn both(line: &[u8]) -> Option<(Result<Action, SkipReason>, Result<Action, SkipReason>)> {
         let mut found = [None; 6];
         members(line, &mut found)?;
-        let hasher = crate::parse::IdHasher::default();
+        let hasher = crate::ingest::parse::IdHasher::default();
         let mut plain_ids = Vec::new();
         let plain = event_fields(line, &found).map(|f| f.into_action(&hasher, &mut plain_ids));
         let mut json_ids = Vec::new();

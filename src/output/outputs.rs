@@ -7,8 +7,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::Fatal;
-use crate::sink::{FlaggedLines, OutputFile, Sink};
-use crate::social::{SocialLines, SocialList};
+use crate::output::sink::{FlaggedLines, OutputFile, Sink};
+use crate::output::social::{SocialLines, SocialList};
 
 /// The sinks of a run, and the files to move into place at its end.
 pub struct Outputs {

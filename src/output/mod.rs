@@ -1,0 +1,7 @@
+//! Stage 4, output: where checked purchases go (sinks), the output files, skipped-line reports, the summary and the progress bar.
+
+pub mod outputs;
+pub mod progress;
+pub mod report;
+pub mod sink;
+pub mod social;
