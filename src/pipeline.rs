@@ -703,18 +703,6 @@ impl State {
 /// [`State::prefetch_ahead`]).
 const APPLY_AHEAD: usize = 8;
 
-/// Asks the CPU to start loading the cache line at `ptr`.
-#[inline(always)]
-pub(crate) fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
-
 /// Parses `log.body()[from..]` chunk by chunk and hands the chunks to `apply` in order.
 /// With more than one thread, chunks are parsed in parallel ahead of the applier.
 fn for_each_chunk(

@@ -1,4 +1,5 @@
-//! Stage 1, ingest: log files and pipes cut into lines and chunks, parsed into compact events.
+//! Stage 1, ingest: log files and pipes cut into lines and chunks, parsed into compact
+//! events.
 
 pub mod event;
 pub mod input;

@@ -1,4 +1,5 @@
-//! Stage 4, output: where checked purchases go (sinks), the output files, skipped-line reports, the summary and the progress bar.
+//! Stage 4, output: where checked purchases go (sinks), the output files, skipped-line
+//! reports, the run's summary and the progress bar.
 
 pub mod outputs;
 pub mod progress;

@@ -65,9 +65,9 @@ impl FriendGraph {
     pub fn prefetch(&self, user: UserId, deep: bool) {
         if let Some(list) = self.friends.get(user as usize) {
             if !deep {
-                crate::pipeline::prefetch(list);
+                crate::state::prefetch::prefetch(list);
             } else if list.0.spilled() {
-                crate::pipeline::prefetch(list.0.as_ptr());
+                crate::state::prefetch::prefetch(list.0.as_ptr());
             }
         }
     }

@@ -279,11 +279,11 @@ impl PurchaseHistory {
         let u = user as usize;
         if let Some(list) = self.by_user.get(u) {
             if !deep {
-                crate::pipeline::prefetch(list);
+                crate::state::prefetch::prefetch(list);
             } else if let Some(newest) = list.back() {
-                crate::pipeline::prefetch(newest);
+                crate::state::prefetch::prefetch(newest);
                 if ranked {
-                    crate::pipeline::prefetch(&self.recency[u]);
+                    crate::state::prefetch::prefetch(&self.recency[u]);
                 }
             }
         }
@@ -301,7 +301,7 @@ impl PurchaseHistory {
             let deepest = k.min(list.len());
             if deepest > 0 {
                 for back in (1..deepest).step_by(PER_LINE).chain([deepest]) {
-                    crate::pipeline::prefetch(&list[list.len() - back]);
+                    crate::state::prefetch::prefetch(&list[list.len() - back]);
                 }
             }
         }
@@ -320,7 +320,7 @@ impl PurchaseHistory {
     #[inline]
     pub fn prefetch_newest_line(&self, user: UserId) {
         if let Some(newest) = self.newest.get(user as usize) {
-            crate::pipeline::prefetch(newest);
+            crate::state::prefetch::prefetch(newest);
         }
     }
 

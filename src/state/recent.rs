@@ -1,6 +1,6 @@
 //! The latest purchases of the whole log with their buyers, oldest first: a query over a large
 //! network scans them from the newest for its members' purchases, instead of ranking every
-//! member by recency (see [`crate::query::network`]).
+//! member by recency (the query stage, `query/network.rs`, chooses which).
 
 use crate::state::history::Purchase;
 use crate::state::users::UserId;

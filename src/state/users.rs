@@ -72,7 +72,7 @@ impl UserIds {
     #[inline]
     pub fn prefetch(&self, id: IdRef) {
         if let Some(entry) = id.number().and_then(|n| self.by_number.get(n as usize)) {
-            crate::pipeline::prefetch(entry);
+            crate::state::prefetch::prefetch(entry);
         }
     }
 

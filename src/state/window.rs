@@ -146,7 +146,7 @@ impl EdgeChanges {
     #[inline]
     pub fn prefetch(&self, u: UserId) {
         if let Some(slot) = self.slot.get(u as usize) {
-            crate::pipeline::prefetch(slot);
+            crate::state::prefetch::prefetch(slot);
         }
     }
 
