@@ -18,11 +18,17 @@ pub enum Fatal {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// Two of the run's files are one: an output that would replace an input or another
+    /// output (nothing is read or written).
+    #[error("{}: {problem}", path.display())]
+    Clash { path: PathBuf, problem: String },
     #[error("{file}: the logs hold more than {limit} lines in all, beyond what a run can number")]
     TooManyLines { file: String, limit: u64 },
     #[error("interrupted: the output was not saved")]
     Interrupted,
-    #[error("cannot write the output: {0}")]
+    /// A write error from an output: it names its file when it comes from an output file's
+    /// writer (see [`NamedWriteError`]).
+    #[error("{}", output_message(.0))]
     Output(std::io::Error),
     #[error("{file}:{line}: skipped line in --strict mode: {reason}")]
     Strict {
@@ -30,6 +36,50 @@ pub enum Fatal {
         line: u64,
         reason: SkipReason,
     },
+}
+
+/// A write error that names the output it happened on: `flagged.json: cannot write: No space
+/// left on device (os error 28)`. Output writers return it inside an [`std::io::Error`], so
+/// that the sinks' plain I/O results carry the file's name to the message.
+#[derive(Debug)]
+pub struct NamedWriteError {
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl NamedWriteError {
+    /// `error`, of the same kind, naming `path`; an error that names its file already is kept.
+    pub fn wrap(path: &std::path::Path, error: std::io::Error) -> std::io::Error {
+        if error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<NamedWriteError>())
+        {
+            return error;
+        }
+        let kind = error.kind();
+        std::io::Error::new(
+            kind,
+            NamedWriteError {
+                path: path.to_path_buf(),
+                error,
+            },
+        )
+    }
+}
+
+impl fmt::Display for NamedWriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: cannot write: {}", self.path.display(), self.error)
+    }
+}
+
+impl std::error::Error for NamedWriteError {}
+
+fn output_message(error: &std::io::Error) -> String {
+    match error.get_ref() {
+        Some(inner) if inner.is::<NamedWriteError>() => inner.to_string(),
+        _ => format!("cannot write the output: {error}"),
+    }
 }
 
 /// Why one event line was skipped. Each variant is one class of dirty input.

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::Parser;
@@ -36,11 +37,20 @@ fn run() -> anyhow::Result<()> {
     }
     let (batch_path, stream_path, output_path) = options.paths();
     let mut config = options.config();
+    let live = stream_path.as_os_str() == "-" || options.follow;
+    // Before anything is read or written: no output may name an input or another output.
+    let plan = Outputs::plan(
+        [batch_path, stream_path],
+        output_path,
+        options.feed.as_deref(),
+        options.recommend.as_deref(),
+        options.stats.as_deref(),
+        live,
+    )?;
     let batch = LogFile::open(batch_path)?;
     let stream = StreamSource::open(stream_path, options.follow)?;
-    let (feed, recommend) = (options.feed.as_deref(), options.recommend.as_deref());
-    // Outputs are created once the batch has been read: a fatal problem there writes nothing.
-    Outputs::check(output_path, feed, recommend)?;
+    // Every output is prepared before the replay; none is visible before the batch is read.
+    let mut opened = plan.open(STDOUT_CLOSED.load(Ordering::Relaxed))?;
     let interrupt = Interrupt::install().context("cannot install the signal handler")?;
     let interrupt = INTERRUPT.get_or_init(|| interrupt);
     config.stop = Some(interrupt.flag.clone());
@@ -49,7 +59,10 @@ fn run() -> anyhow::Result<()> {
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
         let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
-        let mut outputs = Outputs::open(output_path, feed, recommend, stream.is_live())?;
+        for warning in opened.begin()? {
+            eprintln!("{warning}");
+        }
+        let mut outputs = Outputs::new(opened);
         let sinks = &mut outputs.sinks;
         match stream {
             StreamSource::File(log) => replay.stream_file(&log, sinks, &mut skips, &progress)?,
@@ -67,17 +80,28 @@ fn run() -> anyhow::Result<()> {
     let result = replay_all();
     skips.finish();
     let (summary, outputs) = result?;
-    outputs
-        .commit()
-        .context("the flagged purchases were not saved")?;
-    if let Some(path) = &options.stats {
-        std::fs::write(path, summary.to_json())
-            .with_context(|| format!("{}: cannot write the statistics", path.display()))?;
-    }
+    outputs.commit(|| summary.to_json())?;
     if !options.quiet {
         eprintln!("{summary}");
     }
     Ok(())
+}
+
+/// Whether standard output was closed (`>&-`) when the process started. The Rust runtime
+/// opens `/dev/null` in place of a closed standard descriptor before `main`, so a write to
+/// standard output would silently go nowhere; this is read before that, from a constructor.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static PROBE_STDOUT: extern "C" fn() = probe_stdout;
+
+#[cfg(target_os = "linux")]
+extern "C" fn probe_stdout() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, Ordering::Relaxed);
 }
 
 /// The run's signal handling, for the exit status of an interrupted run.

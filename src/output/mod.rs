@@ -1,6 +1,7 @@
 //! Stage 4, output: where checked purchases go (sinks), the output files, skipped-line
 //! reports, the run's summary and the progress bar.
 
+pub mod file;
 pub mod outputs;
 pub mod progress;
 pub mod report;

@@ -1,11 +1,8 @@
 //! Where checked stream purchases go. The replay hands every checked purchase to a [`Sink`];
 //! the flagged-purchases file is one sink, tests and other outputs are others.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
 
-use crate::error::Fatal;
 use crate::ingest::event::Timestamp;
 use crate::query::baseline::{Baseline, write_dollars};
 use crate::query::network::Social;
@@ -101,99 +98,6 @@ impl<W: Write> Sink for FlaggedLines<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
-}
-
-/// The output file, written to a temporary file beside it and renamed into place by
-/// [`OutputFile::commit`]: a failed run leaves an existing output as it was.
-pub struct OutputFile {
-    path: PathBuf,
-    temp: tempfile::NamedTempFile,
-}
-
-impl OutputFile {
-    /// Creates the temporary file; the writer writes into it.
-    pub fn create(path: &Path) -> Result<(OutputFile, BufWriter<File>), Fatal> {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let fail = |error| Fatal::Write {
-            path: path.to_path_buf(),
-            error,
-        };
-        if path.is_dir() {
-            return Err(fail(io::Error::other("is a directory")));
-        }
-        if !dir.is_dir() {
-            return Err(fail(io::Error::other("its directory does not exist")));
-        }
-        remove_stale_temporaries(dir);
-        // Name only the output in messages, not the temporary file.
-        let plain = |e: io::Error| fail(io::Error::from(e.kind()));
-        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
-        let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".tmp")
-            .permissions(output_permissions(path))
-            .tempfile_in(dir)
-            .map_err(plain)?;
-        let writer = BufWriter::with_capacity(1 << 16, temp.reopen().map_err(plain)?);
-        Ok((
-            OutputFile {
-                path: path.to_path_buf(),
-                temp,
-            },
-            writer,
-        ))
-    }
-
-    /// Moves the file into place; its writer must have been flushed.
-    pub fn commit(self) -> Result<(), Fatal> {
-        let fail = |error: io::Error| Fatal::Write {
-            path: self.path.clone(),
-            error: io::Error::from(error.kind()),
-        };
-        self.temp.as_file().sync_data().map_err(fail)?;
-        let path = self.path.clone();
-        self.temp.persist(&path).map_err(|e| fail(e.error))?;
-        Ok(())
-    }
-}
-
-/// Temporary outputs are named `.flagged-PID-XXXXXX.tmp`.
-const TEMP_PREFIX: &str = ".flagged-";
-
-/// Removes the temporary outputs that runs killed without a chance to clean up (SIGKILL, power
-/// loss) left in `dir`: those whose process no longer exists.
-fn remove_stale_temporaries(dir: &Path) {
-    // Whether a process is alive is read from /proc; without it, leave everything alone.
-    let (true, Ok(entries)) = (Path::new("/proc/self").exists(), std::fs::read_dir(dir)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
-            .filter(|n| n.ends_with(".tmp"))
-        else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// The permissions of an existing output file, or those of an ordinary new file.
-fn output_permissions(path: &Path) -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|meta| meta.permissions())
-        .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644))
 }
 
 #[cfg(test)]
