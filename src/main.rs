@@ -3,14 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use clap::Parser;
 
 use anomaly_detect::cli::Options;
 use anomaly_detect::ingest::input::StreamSource;
-use anomaly_detect::output::outputs::Outputs;
+use anomaly_detect::output::outputs::{self, Outputs};
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::Replay;
@@ -50,7 +50,7 @@ fn run() -> anyhow::Result<()> {
     let batch = LogFile::open(batch_path)?;
     let stream = StreamSource::open(stream_path, options.follow)?;
     // Every output is prepared before the replay; none is visible before the batch is read.
-    let mut opened = plan.open(STDOUT_CLOSED.load(Ordering::Relaxed))?;
+    let mut opened = plan.open()?;
     let interrupt = Interrupt::install().context("cannot install the signal handler")?;
     let interrupt = INTERRUPT.get_or_init(|| interrupt);
     config.stop = Some(interrupt.flag.clone());
@@ -87,11 +87,8 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether standard output was closed (`>&-`) when the process started. The Rust runtime
-/// opens `/dev/null` in place of a closed standard descriptor before `main`, so a write to
-/// standard output would silently go nowhere; this is read before that, from a constructor.
-static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
-
+/// Notes whether standard output is closed before the Rust runtime opens `/dev/null` in its
+/// place (see [`outputs::STDOUT_CLOSED`]): glibc runs `.init_array` before `main`.
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -101,7 +98,7 @@ static PROBE_STDOUT: extern "C" fn() = probe_stdout;
 extern "C" fn probe_stdout() {
     // SAFETY: F_GETFD only reads the descriptor's flags.
     let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
-    STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+    outputs::STDOUT_CLOSED.store(closed, Ordering::Relaxed);
 }
 
 /// The run's signal handling, for the exit status of an interrupted run.

@@ -16,8 +16,9 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::{Fatal, NamedWriteError};
+use crate::error::Fatal;
 use crate::output::file::{
     OutputWriter, Temp, duplicate, inherited_descriptor, remove_stale_temporaries, repair_tail,
     sync_dir,
@@ -71,6 +72,12 @@ enum Target {
 pub struct OutputPlan {
     outputs: Vec<(&'static str, PathBuf, Mode, Target)>,
 }
+
+/// Whether standard output was closed (`>&-`) when the process started. The Rust runtime puts
+/// `/dev/null` in place of a closed standard descriptor before `main` runs, so that writes to
+/// `-` would silently go nowhere: the binary sets this from a constructor that runs before
+/// the runtime (see `main.rs`).
+pub static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// What makes two paths the same file.
 #[derive(Debug, PartialEq, Eq)]
@@ -134,9 +141,10 @@ impl OutputPlan {
 
     /// Prepares every output: temporary files for those replaced, the files themselves for
     /// those appended to and for special files. Nothing visible changes yet (an output appended
-    /// to is created by [`OpenOutputs::begin`]). `stdout_closed`: standard output was closed
-    /// when the process started (`>&-`), so `-` is refused.
-    pub fn open(self, stdout_closed: bool) -> Result<OpenOutputs, Fatal> {
+    /// to is created by [`OpenOutputs::begin`]). `-` is refused when standard output was closed
+    /// as the process started (see [`STDOUT_CLOSED`]).
+    pub fn open(self) -> Result<OpenOutputs, Fatal> {
+        let stdout_closed = STDOUT_CLOSED.load(Ordering::Relaxed);
         let mut opened = OpenOutputs {
             outputs: Vec::new(),
         };
@@ -371,14 +379,6 @@ impl OpenOutputs {
                                 .open(&file)
                                 .map_err(fail)?;
                             output.place = Some(Place::Appended(appended));
-                            output.writer = Some(
-                                output
-                                    .place
-                                    .as_ref()
-                                    .expect("set")
-                                    .writer(&output.path)
-                                    .map_err(fail)?,
-                            );
                         }
                         Err(e) => return Err(fail(e)),
                     }
@@ -539,9 +539,4 @@ impl Outputs {
         drop(self.sinks);
         self.open.commit()
     }
-}
-
-/// An I/O error naming `path`, for callers that write outside an [`OutputWriter`].
-pub fn named(path: &Path, error: io::Error) -> io::Error {
-    NamedWriteError::wrap(path, error)
 }
