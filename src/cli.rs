@@ -23,7 +23,8 @@ pub struct Options {
     #[arg(required_unless_present = "generate")]
     pub stream: Option<PathBuf>,
     /// Where to write the flagged purchases (replaced at the end of a file run; appended to
-    /// and flushed as they are decided in live mode); `-` is standard output.
+    /// and flushed as they are decided in live mode); `-` is standard output; a device or FIFO
+    /// is written through. No output may name an input or another output.
     #[arg(required_unless_present = "generate")]
     pub output: Option<PathBuf>,
     /// Degrees of the social network, overriding the batch log's D.
@@ -38,14 +39,16 @@ pub struct Options {
     /// Keep reading STREAM as it grows (like `tail -f`) until interrupted: live mode.
     #[arg(short, long)]
     pub follow: bool,
-    /// Also write, for every flagged purchase, the buyer's friends who should see it.
+    /// Also write, for every flagged purchase, the buyer's friends who should see it (`-`:
+    /// standard output).
     #[arg(long, value_name = "FILE")]
     pub feed: Option<PathBuf>,
     /// Also write, for every flagged purchase, the friends of friends to suggest befriending the
-    /// buyer, with their number of mutual friends.
+    /// buyer, with their number of mutual friends (`-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub recommend: Option<PathBuf>,
-    /// Write the run's figures as JSON.
+    /// Write the run's figures as JSON (`-`: standard output), replaced with the other outputs
+    /// when the run succeeds.
     #[arg(long, value_name = "FILE")]
     pub stats: Option<PathBuf>,
     /// Print no progress bar and no summary line (skipped lines are still reported).

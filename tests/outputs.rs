@@ -125,6 +125,38 @@ fn an_output_naming_an_input_is_refused_before_anything_is_written() {
     }
 }
 
+#[test]
+fn standard_output_appended_to_an_input_is_refused() {
+    let case = official();
+    for (args, names) in [
+        (vec![BATCH, STREAM, "-"], ["-: OUTPUT", "BATCH", BATCH]),
+        (
+            vec![BATCH, STREAM, OUTPUT, "--stats", "-"],
+            ["-: --stats", "STREAM", STREAM],
+        ),
+    ] {
+        let target = if args.len() == 3 { BATCH } else { STREAM };
+        // As `anomaly-detect ... - >> batch_log.json` hands it over.
+        let out = fs::OpenOptions::new()
+            .append(true)
+            .open(case.path(target))
+            .unwrap();
+        let done = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
+            .current_dir(case.dir.path())
+            .args(&args)
+            .stdout(out)
+            .output()
+            .unwrap();
+        let run = Run {
+            code: done.status.code(),
+            stdout: String::new(),
+            stderr: show(&done.stderr),
+        };
+        assert_refused(&run, &names);
+        assert_untouched(&case);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row 2: outputs naming each other.
 

@@ -447,6 +447,32 @@ mod tests {
     }
 
     #[test]
+    fn a_named_temporary_replaces_a_file_and_links_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        std::fs::write(&target, "old").unwrap();
+        let temp = Temp::create_named(dir.path()).unwrap();
+        temp.file().write_all_at(b"new", 0).unwrap();
+        temp.rename_over(&target).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let temp = Temp::create_named(dir.path()).unwrap();
+        let linked = Temp::create_named(dir.path()).unwrap();
+        let exists = temp.link_new(&target).unwrap_err();
+        assert_eq!(exists.kind(), io::ErrorKind::AlreadyExists);
+        linked.link_new(&dir.path().join("fresh")).unwrap();
+        let mut names = names(dir.path());
+        names.sort();
+        assert_eq!(names, ["fresh", "out"], "no temporary left");
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
     fn an_unnamed_temporary_replaces_a_file_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out");

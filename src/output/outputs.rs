@@ -114,22 +114,24 @@ impl OutputPlan {
                 path: output.path.to_path_buf(),
                 error,
             })?;
-            if let Some(identity) = identity {
+            // Standard output redirected to a file (`- >> batch_log.json`) is that file too.
+            let redirected = (identity == Some(Identity::Stdout))
+                .then(stdout_file)
+                .flatten();
+            for identity in identity.into_iter().chain(redirected) {
                 if let Some((role, path, _)) = seen.iter().find(|(_, _, seen)| *seen == identity) {
-                    return Err(fail(
-                        if identity == Identity::Stdout && *path == Path::new("-") {
-                            format!(
-                                "{} and {role} are both standard output; at most one output may be `-`",
-                                output.role
-                            )
-                        } else {
-                            format!(
-                                "{} is the same file as {role} ({}); nothing was written",
-                                output.role,
-                                path.display()
-                            )
-                        },
-                    ));
+                    return Err(fail(if identity == Identity::Stdout {
+                        format!(
+                            "{} and {role} are both standard output; at most one output may be `-`",
+                            output.role
+                        )
+                    } else {
+                        format!(
+                            "{} is the same file as {role} ({}); nothing was written",
+                            output.role,
+                            path.display()
+                        )
+                    }));
                 }
                 seen.push((output.role, output.path, identity));
             }
@@ -258,6 +260,14 @@ fn resolve(path: &Path) -> io::Result<(Target, Option<Identity>)> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The file that standard output writes to, when it is a regular file.
+fn stdout_file() -> Option<Identity> {
+    let out = duplicate(1).ok()?;
+    let meta = out.metadata().ok()?;
+    meta.is_file()
+        .then(|| Identity::Inode(meta.dev(), meta.ino()))
 }
 
 /// The resolved path of a file that does not exist: a dangling symbolic link followed to the
