@@ -29,6 +29,9 @@ fn run() -> anyhow::Result<()> {
     };
     let options = Options::parse();
     if let Some(kind) = options.generate {
+        if outputs::STDOUT_CLOSED.load(Ordering::Relaxed) {
+            anyhow::bail!("-: cannot write: standard output is closed");
+        }
         let mut out = std::io::stdout().lock();
         kind.write(&mut out)
             .and_then(|()| out.flush())

@@ -646,6 +646,7 @@ fn a_closed_standard_output_is_an_error() {
     for args in [
         vec![BATCH, STREAM, "-", "-q"],
         vec![BATCH, STREAM, OUTPUT, "-q", "--stats", "-"],
+        vec!["--generate", "man"],
     ] {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"));
         cmd.current_dir(case.dir.path())

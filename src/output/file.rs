@@ -256,14 +256,20 @@ pub fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
-/// Opens `fd` N again for writing when `path` is `/dev/fd/N` or `/proc/self/fd/N` (a pipe or
-/// socket inherited from the shell, `>(cmd)`); `None` for other paths.
+/// Duplicates descriptor N when `path` is `/dev/fd/N`, `/proc/self/fd/N`, `/dev/stdout` or
+/// `/dev/stderr` (a pipe or socket inherited from the shell, `>(cmd)`: opening such a path
+/// fails for a socket); `None` for other paths.
 pub fn inherited_descriptor(path: &Path) -> Option<io::Result<File>> {
     let text = path.to_str()?;
-    let number = text
-        .strip_prefix("/dev/fd/")
-        .or_else(|| text.strip_prefix("/proc/self/fd/"))?;
-    let fd: i32 = number.parse().ok()?;
+    let fd: i32 = match text {
+        "/dev/stdout" => 1,
+        "/dev/stderr" => 2,
+        _ => text
+            .strip_prefix("/dev/fd/")
+            .or_else(|| text.strip_prefix("/proc/self/fd/"))?
+            .parse()
+            .ok()?,
+    };
     Some(duplicate(fd))
 }
 
