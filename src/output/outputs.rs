@@ -195,12 +195,7 @@ impl OutputPlan {
                             if let Some(meta) = &existing {
                                 keep_owner_and_mode(temp.file(), meta).map_err(fail)?;
                             }
-                            Place::Temp {
-                                temp,
-                                file,
-                                dir,
-                                new: existing.is_none(),
-                            }
+                            Place::Temp { temp, file, dir }
                         }
                     }
                 }
@@ -321,12 +316,11 @@ enum Place {
     Through(File),
     /// An existing regular file, appended to.
     Appended(File),
-    /// A temporary file beside `file`; `new`: `file` does not exist yet.
+    /// A temporary file in `dir`, to become `file`.
     Temp {
         temp: Temp,
         file: PathBuf,
         dir: PathBuf,
-        new: bool,
     },
 }
 
@@ -446,11 +440,10 @@ impl OpenOutputs {
                     mut temp,
                     file,
                     dir,
-                    new,
                 }) => {
                     temp.file().sync_all().map_err(fail)?;
                     temp.name().map_err(fail)?;
-                    ready.push((output.path, temp, file, dir, new));
+                    ready.push((output.path, temp, file, dir));
                 }
                 Some(Place::Appended(file)) => {
                     file.sync_data().map_err(fail)?;
@@ -459,7 +452,7 @@ impl OpenOutputs {
             }
         }
         let mut dirs = Vec::new();
-        for (path, temp, file, dir, _) in ready {
+        for (path, temp, file, dir) in ready {
             temp.rename_over(&file)
                 .map_err(|error| Fatal::Write { path, error })?;
             if !dirs.contains(&dir) {
