@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
-use crate::error::SkipReason;
+use crate::error::{SkipReason, escaped, quoted};
 use crate::ingest::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
 use crate::ingest::input::{Lines, trim_line};
 
@@ -429,7 +429,7 @@ fn find_members<'t, const K: usize>(
     let mut found = [None; K];
     // Wanted keys are checked for duplicates by their slot; only the other keys are compared
     // with each other.
-    let mut others: smallvec::SmallVec<[&str; 8]> = smallvec::SmallVec::new();
+    let mut others = OtherKeys::default();
     let mut at = 1;
     for ordinal in 0..len {
         let Node::String(key) = nodes[at] else {
@@ -438,7 +438,7 @@ fn find_members<'t, const K: usize>(
         match wanted.iter().position(|w| *w == key) {
             Some(slot) => {
                 if found[slot].is_some() {
-                    return Err(SkipReason::DuplicateKey(key.to_string()));
+                    return Err(SkipReason::DuplicateKey(quoted(key.as_bytes())));
                 }
                 let value = match nodes[at + 1] {
                     Node::String(s) => Value::Str(s.as_bytes()),
@@ -450,15 +450,47 @@ fn find_members<'t, const K: usize>(
                 found[slot] = Some(Member { ordinal, value });
             }
             None => {
-                if others.contains(&key) {
-                    return Err(SkipReason::DuplicateKey(key.to_string()));
+                if !others.insert(key) {
+                    return Err(SkipReason::DuplicateKey(quoted(key.as_bytes())));
                 }
-                others.push(key);
             }
         }
         at = skip_value(nodes, at + 1);
     }
     Ok(found)
+}
+
+/// Other keys compared one by one before a line's keys go into a hash set.
+const FEW_KEYS: usize = 16;
+
+/// The keys of an object other than the wanted ones, for the duplicate check: a few are compared
+/// in a small vector (no allocation, the usual line has none); beyond [`FEW_KEYS`] they move
+/// into a hash set (SipHash, randomly keyed: crafted keys cannot force collisions), so a line of a
+/// million keys costs time linear in its length.
+#[derive(Default)]
+struct OtherKeys<'a> {
+    few: smallvec::SmallVec<[&'a str; FEW_KEYS]>,
+    many: Option<std::collections::HashSet<&'a str>>,
+}
+
+impl<'a> OtherKeys<'a> {
+    /// Adds `key`; false when it was already there.
+    fn insert(&mut self, key: &'a str) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        if self.few.len() < FEW_KEYS {
+            self.few.push(key);
+        } else {
+            let mut many: std::collections::HashSet<&str> = self.few.drain(..).collect();
+            many.insert(key);
+            self.many = Some(many);
+        }
+        true
+    }
 }
 
 /// Index of the node after the value that starts at `at`.
@@ -487,15 +519,10 @@ fn user_id<'a>(
     }
 }
 
-/// A short rendering of a member's value for error messages: its literal text, shortened.
+/// A short rendering of a member's value for error messages: its literal text, shortened and
+/// [`escaped`].
 fn describe(raw: &[u8], m: Member<'_>) -> String {
-    let text = String::from_utf8_lossy(member_literal(raw, m.ordinal));
-    if text.chars().count() > 40 {
-        let short: String = text.chars().take(40).collect();
-        format!("{short}...")
-    } else {
-        text.into_owned()
-    }
+    escaped(member_literal(raw, m.ordinal), 40)
 }
 
 /// The literal text of the value of the `ordinal`-th member of the top-level object in `raw`,
@@ -610,7 +637,7 @@ pub fn tracked_of(value: u64) -> Option<u32> {
 pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     let mut buf = raw.to_vec();
     buf.resize(raw.len() + INPUT_PADDING, b' ');
-    let mut buffers = Buffers::new(raw.len());
+    let mut buffers = Buffers::with_max_depth(raw.len(), MAX_DEPTH);
     let mut tape = Tape(Vec::new());
     if fill_tape_padded(&mut buf, raw.len(), &mut buffers, &mut tape).is_err() {
         return Err(format!(
@@ -659,13 +686,9 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     Ok(Params { degree, tracked })
 }
 
+/// The start of a parameter line for error messages, [`escaped`].
 fn excerpt(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    if text.chars().count() > 60 {
-        format!("{}...", text.chars().take(60).collect::<String>())
-    } else {
-        text.into_owned()
-    }
+    escaped(raw, 60)
 }
 
 #[cfg(test)]
