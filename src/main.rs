@@ -8,13 +8,13 @@ use anyhow::Context;
 use clap::Parser;
 
 use anomaly_detect::cli::Options;
-use anomaly_detect::ingest::input::StreamSource;
+use anomaly_detect::ingest::input::{BatchSource, StreamSource};
 use anomaly_detect::output::outputs::Outputs;
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::Replay;
 use anomaly_detect::signals::Interrupt;
-use anomaly_detect::{Fatal, LogFile};
+use anomaly_detect::Fatal;
 
 /// mimalloc, on 2 MiB pages where the system allows: per-user state is many thousands of small
 /// buffers read in random order, and with 4 KiB pages most reads also miss the TLB.
@@ -36,7 +36,7 @@ fn run() -> anyhow::Result<()> {
     }
     let (batch_path, stream_path, output_path) = options.paths();
     let mut config = options.config();
-    let batch = LogFile::open(batch_path)?;
+    let batch = BatchSource::open(batch_path)?;
     let stream = StreamSource::open(stream_path, options.follow)?;
     let (feed, recommend) = (options.feed.as_deref(), options.recommend.as_deref());
     // Outputs are created once the batch has been read: a fatal problem there writes nothing.
@@ -48,18 +48,17 @@ fn run() -> anyhow::Result<()> {
     let progress = Progress::on_terminal(options.quiet || stream.is_live());
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
-        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
+        let mut replay = match batch {
+            BatchSource::File(log) => Replay::batch(&log, &config, &mut skips, &progress)?,
+            BatchSource::Read(log) => Replay::batch_read(log, &config, &mut skips, &progress)?,
+        };
         let mut outputs = Outputs::open(output_path, feed, recommend, stream.is_live())?;
         let sinks = &mut outputs.sinks;
         match stream {
             StreamSource::File(log) => replay.stream_file(&log, sinks, &mut skips, &progress)?,
-            StreamSource::Live {
-                name,
-                reader,
-                follow,
-            } => {
-                let stopped = &interrupt.stopped;
-                replay.stream_live(&name, reader, follow, sinks, &mut skips, stopped)?
+            StreamSource::Read(log) => replay.stream_read(log, sinks, &mut skips)?,
+            StreamSource::Live(log) => {
+                replay.stream_live(log, sinks, &mut skips, &interrupt.stopped)?
             }
         }
         Ok((replay.finish(&skips), outputs))

@@ -100,15 +100,60 @@ impl LogFile {
     }
 }
 
-/// Where stream events come from: a log file replayed whole, or a live source.
+/// The longest line read, in bytes (64 MiB, without its `\n`): a longer line is skipped as
+/// "line too long" and never held whole in memory (a reader keeps its first
+/// `MAX_LINE + 1` bytes, to tell the parser, and drops the rest up to the next `\n`).
+pub const MAX_LINE: usize = 64 << 20;
+
+/// A log read as it comes, from a pipe, a FIFO, a device or a followed file: never whole.
+pub struct LogReader {
+    /// The file name used in messages.
+    pub name: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// Where batch events come from: a regular file, memory-mapped, or any other file read as it
+/// comes (a pipe, a FIFO, a device), so that memory stays bounded whatever its length.
+pub enum BatchSource {
+    File(LogFile),
+    Read(LogReader),
+}
+
+impl BatchSource {
+    pub fn open(path: &Path) -> Result<BatchSource, Fatal> {
+        match open_special(path)? {
+            Some(reader) => Ok(BatchSource::Read(reader)),
+            None => LogFile::open(path).map(BatchSource::File),
+        }
+    }
+}
+
+/// Opens `path` as a [`LogReader`] when it is not a regular file (`None`: a regular file, to
+/// be mapped).
+fn open_special(path: &Path) -> Result<Option<LogReader>, Fatal> {
+    let fail = |error| Fatal::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if meta.is_file() || meta.is_dir() {
+        return Ok(None);
+    }
+    let file = File::open(path).map_err(fail)?;
+    Ok(Some(LogReader {
+        name: path.display().to_string(),
+        reader: Box::new(file),
+    }))
+}
+
+/// Where stream events come from: a log file replayed whole, a special file read as it comes
+/// (replayed like a file), or a live source.
 pub enum StreamSource {
     File(LogFile),
-    /// Standard input, or a file followed as it grows (`follow`).
-    Live {
-        name: String,
-        reader: Box<dyn Read + Send>,
-        follow: bool,
-    },
+    /// A pipe, FIFO or device named as STREAM: read incrementally, replayed like a file.
+    Read(LogReader),
+    /// Standard input, or a file followed as it grows (`--follow`, like `tail -F`).
+    Live(LogReader),
 }
 
 impl StreamSource {
@@ -117,42 +162,150 @@ impl StreamSource {
         let name = path.display().to_string();
         if path.as_os_str() == "-" {
             let reader = Box::new(std::io::stdin());
-            return Ok(StreamSource::Live {
-                name,
-                reader,
-                follow: false,
-            });
+            return Ok(StreamSource::Live(LogReader { name, reader }));
         }
         if !follow {
-            return LogFile::open(path).map(StreamSource::File);
+            return match open_special(path)? {
+                Some(reader) => Ok(StreamSource::Read(reader)),
+                None => LogFile::open(path).map(StreamSource::File),
+            };
         }
-        let file = File::open(path).map_err(|error| Fatal::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        Ok(StreamSource::Live {
-            name,
-            reader: Box::new(file),
-            follow,
-        })
+        let reader = Box::new(FollowedFile::open(path)?);
+        Ok(StreamSource::Live(LogReader { name, reader }))
     }
 
     pub fn is_live(&self) -> bool {
-        matches!(self, StreamSource::Live { .. })
+        matches!(self, StreamSource::Live(_))
     }
 }
 
-/// Reads a live stream (a pipe, or a file being appended to with `follow`) and sends blocks
-/// of whole lines as soon as they arrive; a final line without `\n` is sent at the end. With
-/// `follow`, the end of the input is waited out (polling) instead of ending the stream.
-pub fn read_live(
+/// A file followed by name as it grows, like `tail -F`: reading it never ends (at the end it
+/// polls). When the file shrinks below the read position (copytruncate), a warning names it
+/// and reading starts again from its start; when the path names another file (rename and
+/// create), the old file is read to its end and the new one from its start; while the path is
+/// gone, the old file is read and the path waited for. A last line without `\n` left at a
+/// rotation ends there: a `\n` is read in its place, so it is read as a line of its own (as
+/// the file replay reads a final line without `\n`), and the new file's first line never
+/// glues onto it.
+pub struct FollowedFile {
+    path: PathBuf,
+    file: File,
+    /// Device and inode of `file`.
+    id: (u64, u64),
+    /// Bytes of `file` read so far.
+    position: u64,
+    /// The last byte handed out, if not `\n`: a rotation then hands out a `\n` first.
+    open_line: bool,
+    /// How long to wait at the end of the file before looking again.
+    poll: std::time::Duration,
+}
+
+impl FollowedFile {
+    pub fn open(path: &Path) -> Result<FollowedFile, Fatal> {
+        let fail = |error| Fatal::Read {
+            path: path.to_path_buf(),
+            error,
+        };
+        let file = File::open(path).map_err(fail)?;
+        let id = file_id(&file.metadata().map_err(fail)?);
+        Ok(FollowedFile {
+            path: path.to_path_buf(),
+            file,
+            id,
+            position: 0,
+            open_line: false,
+            poll: std::time::Duration::from_millis(20),
+        })
+    }
+
+    /// At the end of the open file: what became of the path. `Ok(true)` when reading goes on
+    /// from the start of a truncated or new file.
+    fn rotated(&mut self) -> std::io::Result<bool> {
+        use std::io::{Seek, SeekFrom};
+        let now = std::fs::metadata(&self.path);
+        let open_len = self.file.metadata()?.len();
+        match now {
+            // Renamed away and replaced, and the old file read to its end (it may have grown
+            // since the read that found its end: then that is read first).
+            Ok(meta) if file_id(&meta) != self.id && open_len <= self.position => {
+                let Ok(file) = File::open(&self.path) else {
+                    return Ok(false);
+                };
+                eprintln!(
+                    "warning: {}: replaced by a new file; reading the new file from its start",
+                    self.path.display()
+                );
+                self.id = file_id(&file.metadata()?);
+                self.file = file;
+                self.position = 0;
+                Ok(true)
+            }
+            Ok(meta) if file_id(&meta) == self.id && open_len < self.position => {
+                eprintln!(
+                    "warning: {}: truncated; reading it again from its start",
+                    self.path.display()
+                );
+                self.file.seek(SeekFrom::Start(0))?;
+                self.position = 0;
+                Ok(true)
+            }
+            // Unchanged, grown, or gone (waited for): the open file may still grow.
+            _ => Ok(false),
+        }
+    }
+}
+
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+impl Read for FollowedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                self.position += n as u64;
+                self.open_line = buf[n - 1] != b'\n';
+                return Ok(n);
+            }
+            let grew = self.file.metadata()?.len() > self.position;
+            if self.rotated()? {
+                if std::mem::take(&mut self.open_line) {
+                    buf[0] = b'\n';
+                    return Ok(1);
+                }
+                continue;
+            }
+            if !grew {
+                std::thread::sleep(self.poll);
+            }
+        }
+    }
+}
+
+/// How many blocks a reader may have sent ahead of the parser: few, since a block holding a
+/// too-long line's first `max_line + 1` bytes is large.
+pub const BLOCKS_AHEAD: usize = 4;
+
+/// Reads a log as it comes (a pipe, a FIFO, a device, a followed file) and sends blocks of
+/// whole lines as soon as they arrive; a final line without `\n` is sent at the end. A line
+/// longer than `max_line` is cut after `max_line + 1` bytes (so that the parser skips it as
+/// too long) and the rest of it, up to its `\n`, is dropped as it is read: memory stays
+/// bounded whatever the input. Ends when the input ends or the receiver is gone.
+pub fn read_blocks(
     mut source: Box<dyn Read + Send>,
-    follow: bool,
+    max_line: usize,
     blocks: &crossbeam_channel::Sender<Vec<u8>>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
     let mut at_start = true;
+    // Inside a too-long line: its bytes are dropped up to the next `\n`.
+    let mut dropping = false;
     loop {
         let n = match source.read(&mut buf) {
             Ok(n) => n,
@@ -160,24 +313,37 @@ pub fn read_live(
             Err(e) => return Err(e),
         };
         if n == 0 {
-            if follow {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                continue;
-            }
             if !pending.is_empty() {
                 let _ = blocks.send(pending);
             }
             return Ok(());
         }
-        pending.extend_from_slice(&buf[..n]);
+        let mut data = &buf[..n];
+        if dropping {
+            match memchr::memchr(b'\n', data) {
+                None => continue,
+                Some(end) => {
+                    pending.push(b'\n');
+                    data = &data[end + 1..];
+                    dropping = false;
+                }
+            }
+        }
+        pending.extend_from_slice(data);
         if at_start && (pending.len() >= 3 || pending.contains(&b'\n')) {
             if pending.starts_with(b"\xEF\xBB\xBF") {
                 pending.drain(..3);
             }
             at_start = false;
         }
-        if let Some(last) = memchr::memrchr(b'\n', &pending) {
-            let rest = pending.split_off(last + 1);
+        let line_start = memchr::memrchr(b'\n', &pending).map_or(0, |last| last + 1);
+        if pending.len() - line_start > max_line {
+            // Keep one byte more than a line may hold: the parser skips the line as too long.
+            pending.truncate(line_start + max_line + 1);
+            dropping = true;
+        }
+        if line_start > 0 {
+            let rest = pending.split_off(line_start);
             if blocks.send(std::mem::replace(&mut pending, rest)).is_err() {
                 return Ok(()); // the replay stopped
             }

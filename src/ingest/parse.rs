@@ -8,7 +8,7 @@ use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded
 
 use crate::error::{SkipReason, escaped, quoted};
 use crate::ingest::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
-use crate::ingest::input::{Lines, trim_line};
+use crate::ingest::input::{Lines, MAX_LINE, trim_line};
 
 mod plain;
 
@@ -101,6 +101,8 @@ pub struct LineParser {
     hasher: IdHasher,
     /// The shapes of the plain lines read lately.
     shapes: plain::Shapes,
+    /// Longer lines are skipped as too long, unread.
+    max_line: usize,
 }
 
 impl LineParser {
@@ -111,7 +113,13 @@ impl LineParser {
             scratch: Vec::new(),
             hasher,
             shapes: plain::Shapes::default(),
+            max_line: MAX_LINE,
         }
+    }
+
+    /// Sets the longest line parsed (default [`MAX_LINE`]); longer ones are skipped unread.
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
     }
 
     /// Parses the lines of `body[range]` (which starts at a line start) into `out`.
@@ -129,6 +137,11 @@ impl LineParser {
         let mut members: EventMembers<'_> = [None; 6];
         for (index, line) in Lines::new(chunk).enumerate() {
             out.lines = index as u32 + 1;
+            if line.len() > self.max_line {
+                out.skipped
+                    .push((index as u32, SkipReason::LineTooLong(self.max_line)));
+                continue;
+            }
             let (start, len) = trim_line(chunk, line);
             if len == 0 {
                 continue;
