@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use clap::Parser;
 
+use anomaly_detect::Fatal;
 use anomaly_detect::cli::Options;
 use anomaly_detect::ingest::input::{BatchSource, StreamSource};
 use anomaly_detect::output::outputs::Outputs;
@@ -14,7 +15,6 @@ use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::Replay;
 use anomaly_detect::signals::Interrupt;
-use anomaly_detect::Fatal;
 
 /// mimalloc, on 2 MiB pages where the system allows: per-user state is many thousands of small
 /// buffers read in random order, and with 4 KiB pages most reads also miss the TLB.

@@ -113,7 +113,11 @@ fn find_params(
             continue;
         }
         let params = parse_params(&body[start..start + len]).map_err(problem)?;
-        return Ok(Some((params, (line.end + 1).min(body.len()), index as u64 + 1)));
+        return Ok(Some((
+            params,
+            (line.end + 1).min(body.len()),
+            index as u64 + 1,
+        )));
     }
     Ok(None)
 }
@@ -482,7 +486,10 @@ impl BlockFeed {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return Err(Fatal::Interrupted);
             }
-            match self.blocks.recv_timeout(std::time::Duration::from_millis(100)) {
+            match self
+                .blocks
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
                 Ok(block) => return Ok(Some(block)),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return Ok(None),
