@@ -11,6 +11,8 @@ pub enum Fatal {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("{}: the file shrank while it was being read (truncated by another program)", path.display())]
+    Shrank { path: PathBuf },
     #[error("{}: {problem}", path.display())]
     Parameters { path: PathBuf, problem: String },
     #[error("{}: cannot write: {error}", path.display())]

@@ -173,9 +173,9 @@ impl Replay {
     ) -> Result<Replay, Fatal> {
         let started = Instant::now();
         let clock = PhaseClock::start();
-        let (header, batch_start, header_lines) =
-            find_params(batch.body(), &batch.path, config.max_line)?
-                .ok_or_else(|| no_params(&batch.path))?;
+        let found = find_params(batch.body(), &batch.path, config.max_line);
+        batch.check_size()?;
+        let (header, batch_start, header_lines) = found?.ok_or_else(|| no_params(&batch.path))?;
         let mut replay = Replay::new(&batch.name, header, header_lines, config, started)?;
         replay.summary.batch_bytes = batch.body().len() as u64;
         progress.start("batch", batch.body().len() as u64);
@@ -910,6 +910,8 @@ fn for_each_chunk(
         if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
             return Err(Fatal::Interrupted);
         }
+        // Before anything of the chunk is used: it may hold zeros for bytes the file lost.
+        log.check_size()?;
         apply(chunk)
     };
     let body = log.body();
@@ -923,7 +925,8 @@ fn for_each_chunk(
             apply(&chunk)?;
             log.release(range);
         }
-        return Ok(());
+        // The last chunk's lines may have been read during its application.
+        return log.check_size();
     }
     // A fixed set of chunk buffers circulates: the producer takes a free one for each range
     // and has a pool worker parse into it, the applier takes parsed chunks back in order and
@@ -978,7 +981,7 @@ fn for_each_chunk(
                 next += 1;
             }
         }
-        Ok(())
+        log.check_size()
     })
 }
 

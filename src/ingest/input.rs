@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::Fatal;
+use crate::ingest::shrink::Watch;
 
 /// The bytes of one log, with a name for messages.
 pub struct LogFile {
@@ -21,7 +22,11 @@ pub struct LogFile {
 }
 
 enum Data {
-    Mapped(Mmap),
+    /// The watch is dropped before the map is unmapped (fields drop in order).
+    Mapped {
+        watch: Option<Watch>,
+        map: Mmap,
+    },
     Owned(Vec<u8>),
 }
 
@@ -38,12 +43,14 @@ impl LogFile {
             return Err(fail(std::io::Error::other("is a directory")));
         }
         let data = if meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is read-only; like every reader of a log file, we rely on no one
-            // truncating it while the run lasts.
+            // SAFETY: the map is read-only. A file truncated while the run lasts would raise
+            // SIGBUS: the watch turns that into zero pages and a mark (see `shrink`), which
+            // the replay checks before using a chunk.
             let map = unsafe { Mmap::map(&file) }.map_err(fail)?;
+            let watch = Watch::map(map.as_ptr(), map.len());
             // A hint only: read ahead, the log is read front to back.
             let _ = map.advise(memmap2::Advice::Sequential);
-            Data::Mapped(map)
+            Data::Mapped { watch, map }
         } else {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(fail)?;
@@ -73,7 +80,7 @@ impl LogFile {
 
     fn bytes(&self) -> &[u8] {
         match &self.data {
-            Data::Mapped(map) => map,
+            Data::Mapped { map, .. } => map,
             Data::Owned(bytes) => bytes,
         }
     }
@@ -81,7 +88,7 @@ impl LogFile {
     /// Tells the kernel that `body()[range]` has been consumed: its pages leave this process's
     /// resident memory (they stay in the page cache), so memory does not grow with the log.
     pub fn release(&self, range: Range<usize>) {
-        if let Data::Mapped(map) = &self.data {
+        if let Data::Mapped { map, .. } = &self.data {
             // SAFETY: the map is a read-only, shared file mapping: dropped pages are read back
             // from the file, unchanged, if they are ever touched again.
             let _ = unsafe {
@@ -92,6 +99,22 @@ impl LogFile {
                 )
             };
         }
+    }
+
+    /// Whether the file shrank while mapped: the bytes it lost read as zeros, and nothing read
+    /// since it shrank may be used.
+    pub fn shrank(&self) -> bool {
+        matches!(&self.data, Data::Mapped { watch: Some(watch), .. } if watch.shrank())
+    }
+
+    /// Fails when the file shrank while mapped (see [`Self::shrank`]).
+    pub fn check_size(&self) -> Result<(), Fatal> {
+        if self.shrank() {
+            return Err(Fatal::Shrank {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The log's bytes after any byte-order mark.
