@@ -187,11 +187,12 @@ impl StreamSource {
             let reader = Box::new(std::io::stdin());
             return Ok(StreamSource::Live(LogReader { name, reader }));
         }
-        if !follow {
-            return match open_special(path)? {
-                Some(reader) => Ok(StreamSource::Read(reader)),
-                None => LogFile::open(path).map(StreamSource::File),
-            };
+        match (open_special(path)?, follow) {
+            (None, false) => return LogFile::open(path).map(StreamSource::File),
+            (Some(reader), false) => return Ok(StreamSource::Read(reader)),
+            // A FIFO or device has no size nor rotation to follow: read live to its end.
+            (Some(reader), true) => return Ok(StreamSource::Live(reader)),
+            (None, true) => {}
         }
         let reader = Box::new(FollowedFile::open(path)?);
         Ok(StreamSource::Live(LogReader { name, reader }))
