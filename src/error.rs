@@ -43,8 +43,8 @@ pub enum SkipReason {
     NotJson,
     #[error("not a JSON object")]
     NotObject,
-    /// The key, already [`escaped`] and quoted.
-    #[error("key {0} appears twice")]
+    /// The key, unescaped; shown [`quoted`].
+    #[error("key {} appears twice", quoted(.0.as_bytes()))]
     DuplicateKey(String),
     #[error("missing field {0:?}")]
     MissingField(&'static str),

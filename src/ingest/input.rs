@@ -484,6 +484,50 @@ mod tests {
         }
     }
 
+    /// What [`read_blocks`] sends for `input` read in pieces of `piece` bytes, joined.
+    fn blocks_of(input: &[u8], piece: usize, max_line: usize) -> Vec<u8> {
+        struct Pieces(Vec<u8>, usize);
+        impl Read for Pieces {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(self.0.len()).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        read_blocks(Box::new(Pieces(input.to_vec(), piece)), max_line, &tx).unwrap();
+        drop(tx);
+        let blocks: Vec<Vec<u8>> = rx.iter().collect();
+        for block in &blocks[..blocks.len().saturating_sub(1)] {
+            assert_eq!(block.last(), Some(&b'\n'), "blocks end at line ends");
+        }
+        blocks.concat()
+    }
+
+    #[test]
+    fn a_reader_keeps_short_lines_whole_and_too_long_ones_too_long() {
+        let input = b"ab\nxxxxxxxxxx\ncd\n\nyyyyy\nzzzzzz\nlast-too-long";
+        for piece in [1, 2, 5, 64] {
+            let read = blocks_of(input, piece, 5);
+            let (wanted, got): (Vec<_>, Vec<_>) = (
+                input.split(|&b| b == b'\n').collect(),
+                read.split(|&b| b == b'\n').collect(),
+            );
+            assert_eq!(wanted.len(), got.len(), "one line for one line");
+            for (want, got) in wanted.iter().zip(&got) {
+                if want.len() <= 5 {
+                    assert_eq!(want, got);
+                } else {
+                    assert!(want.starts_with(got) && got.len() > 5, "{got:?}");
+                }
+            }
+        }
+        // An endless line is cut after one byte more than the maximum.
+        assert_eq!(blocks_of(&[b'x'; 100], 1, 5), b"xxxxxx");
+        assert_eq!(blocks_of(b"\xEF\xBB\xBFabc\n", 1, 3), b"abc\n");
+    }
+
     #[test]
     fn byte_order_mark_is_skipped() {
         let log = LogFile::from_bytes("x", b"\xEF\xBB\xBF{}\n".to_vec());

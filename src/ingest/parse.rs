@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
-use crate::error::{SkipReason, escaped, quoted};
+use crate::error::{SkipReason, escaped};
 use crate::ingest::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
 use crate::ingest::input::{Lines, MAX_LINE, trim_line};
 
@@ -451,7 +451,7 @@ fn find_members<'t, const K: usize>(
         match wanted.iter().position(|w| *w == key) {
             Some(slot) => {
                 if found[slot].is_some() {
-                    return Err(SkipReason::DuplicateKey(quoted(key.as_bytes())));
+                    return Err(SkipReason::DuplicateKey(key.to_string()));
                 }
                 let value = match nodes[at + 1] {
                     Node::String(s) => Value::Str(s.as_bytes()),
@@ -464,7 +464,7 @@ fn find_members<'t, const K: usize>(
             }
             None => {
                 if !others.insert(key) {
-                    return Err(SkipReason::DuplicateKey(quoted(key.as_bytes())));
+                    return Err(SkipReason::DuplicateKey(key.to_string()));
                 }
             }
         }
