@@ -915,13 +915,20 @@ fn for_each_chunk(
         apply(chunk)
     };
     let body = log.body();
-    let mut ranges = chunks(body, from, config.chunk_bytes);
+    // A line longer than the limit comes as a piece of its own, its pages given back as they
+    // are looked through: it is never parsed nor kept resident.
+    let release = |range| log.release(range);
+    let mut ranges = chunks(body, from, config.chunk_bytes).with_limit(config.max_line, &release);
     if config.threads <= 1 {
         let mut parser = LineParser::new(hasher);
         parser.set_max_line(config.max_line);
         let mut chunk = ParsedChunk::default();
-        for range in ranges {
-            parser.parse_chunk(body, range.clone(), &mut chunk);
+        while let Some((range, too_long)) = ranges.next_piece() {
+            if too_long {
+                chunk.one_too_long_line(range.clone(), config.max_line);
+            } else {
+                parser.parse_chunk(body, range.clone(), &mut chunk);
+            }
             apply(&chunk)?;
             log.release(range);
         }
@@ -944,16 +951,25 @@ fn for_each_chunk(
             WorkerParser(Mutex::new(parser))
         })
         .collect();
+    let max_line = config.max_line;
     std::thread::scope(|scope| {
         // The producer runs on a thread of its own: waiting for a free chunk must never hold a
         // pool worker that parsing or checks could use.
         scope.spawn(move || {
             pool.in_place_scope(|jobs| {
-                for (index, range) in ranges.by_ref().enumerate() {
+                for index in 0.. {
+                    let Some((range, too_long)) = ranges.next_piece() else {
+                        return;
+                    };
                     // No free chunk and no applier to free one: the applier stopped.
                     let Ok(mut chunk) = free_rx.recv() else {
                         return;
                     };
+                    if too_long {
+                        chunk.one_too_long_line(range, max_line);
+                        let _ = parsed_tx.send((index, chunk));
+                        continue;
+                    }
                     let parsed_tx = parsed_tx.clone();
                     let parsers = &parsers;
                     jobs.spawn(move |_| {

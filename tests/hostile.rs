@@ -1146,27 +1146,35 @@ fn a_line_longer_than_the_maximum_is_skipped_as_too_long_and_counted() {
     .concat();
     let batch = [join(&base_batch(&[]), false), pad(2000), b"\n".to_vec()].concat();
     let case = Case::new(batch, stream);
-    let run = case.run(&["--max-line-bytes", "1000"]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let reason = "skipped: line too long (more than 1000 bytes)";
-    let lines = run.stderr_lines();
-    assert_eq!(
-        lines[..4],
-        [
-            format!("warning: batch_log.json:6: {reason}"),
-            format!("warning: stream_log.json:1: {reason}"),
-            format!("warning: stream_log.json:2: {reason}"),
-            format!("warning: stream_log.json:4: {reason}"),
-        ]
-    );
-    assert!(
-        lines[4].contains("4 lines skipped (4 line too long)"),
-        "{}",
-        lines[4]
-    );
-    let trimmed = &at_limit[..at_limit.iter().rposition(|&b| b == b'}').unwrap()];
-    let expected = [trimmed, br#", "mean": "11.00", "sd": "1.00"}"#, b"\n"].concat();
-    assert_eq!(show(&case.output().unwrap()), show(&expected));
+    // Chunks of 1 MiB hold the long lines whole (the parser skips them); chunks of 64 bytes end
+    // inside them (each comes as a piece of its own, never parsed), at one thread or two.
+    for extra in [
+        &[][..],
+        &["--chunk-bytes", "64", "--threads", "1"],
+        &["--chunk-bytes", "64", "--threads", "2"],
+    ] {
+        let run = case.run(&[&["--max-line-bytes", "1000"], extra].concat());
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let reason = "skipped: line too long (more than 1000 bytes)";
+        let lines = run.stderr_lines();
+        assert_eq!(
+            lines[..4],
+            [
+                format!("warning: batch_log.json:6: {reason}"),
+                format!("warning: stream_log.json:1: {reason}"),
+                format!("warning: stream_log.json:2: {reason}"),
+                format!("warning: stream_log.json:4: {reason}"),
+            ]
+        );
+        assert!(
+            lines[4].contains("4 lines skipped (4 line too long)"),
+            "{}",
+            lines[4]
+        );
+        let trimmed = &at_limit[..at_limit.iter().rposition(|&b| b == b'}').unwrap()];
+        let expected = [trimmed, br#", "mean": "11.00", "sd": "1.00"}"#, b"\n"].concat();
+        assert_eq!(show(&case.output().unwrap()), show(&expected), "{extra:?}");
+    }
 }
 
 #[test]

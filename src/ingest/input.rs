@@ -422,32 +422,107 @@ pub fn chunks(bytes: &[u8], from: usize, target: usize) -> Chunks<'_> {
         bytes,
         start: from,
         target: target.max(1),
+        max_line: usize::MAX,
+        release: None,
+        too_long: None,
     }
 }
+
+/// How far the end of a chunk is looked for at a time once it lies in a too-long line: the
+/// pages looked through are released window by window.
+const SCAN_WINDOW: usize = 8 << 20;
 
 /// The iterator of [`chunks`].
 pub struct Chunks<'a> {
     bytes: &'a [u8],
     start: usize,
     target: usize,
+    /// A line longer than this that a chunk's end would fall in becomes a piece of its own.
+    max_line: usize,
+    /// Gives back pages looked through in a too-long line (see [`LogFile::release`]).
+    release: Option<&'a (dyn Fn(Range<usize>) + Sync)>,
+    /// The too-long line that comes after the chunk handed out last.
+    too_long: Option<Range<usize>>,
+}
+
+impl<'a> Chunks<'a> {
+    /// Hands out a line longer than `max_line` that a chunk's end would fall in as a piece of
+    /// its own (see [`Self::next_piece`]), found without keeping its pages: `release` gives
+    /// them back, window by window, as they are looked through.
+    pub fn with_limit(
+        mut self,
+        max_line: usize,
+        release: &'a (dyn Fn(Range<usize>) + Sync),
+    ) -> Self {
+        self.max_line = max_line;
+        self.release = Some(release);
+        self
+    }
+
+    /// The next piece and whether it is one line longer than the limit, which needs no
+    /// parsing: it is skipped as too long.
+    pub fn next_piece(&mut self) -> Option<(Range<usize>, bool)> {
+        if let Some(line) = self.too_long.take() {
+            self.start = line.end;
+            return Some((line, true));
+        }
+        let (bytes, start) = (self.bytes, self.start);
+        if start >= bytes.len() {
+            return None;
+        }
+        let probe = (start + self.target).min(bytes.len());
+        if probe >= bytes.len() {
+            self.start = bytes.len();
+            return Some((start..bytes.len(), false));
+        }
+        // The usual case: a `\n` within the line limit after the probe.
+        let near = (probe - 1)
+            .saturating_add(self.max_line.saturating_add(1))
+            .min(bytes.len());
+        if let Some(p) = memchr::memchr(b'\n', &bytes[probe - 1..near]) {
+            self.start = probe + p;
+            return Some((start..probe + p, false));
+        }
+        if near == bytes.len() {
+            self.start = bytes.len();
+            return Some((start..bytes.len(), false));
+        }
+        // The chunk's end falls in a line longer than the limit: the line becomes a piece of its
+        // own, its end found window by window, each given back once looked through.
+        let line_start =
+            memchr::memrchr(b'\n', &bytes[start..probe - 1]).map_or(start, |p| start + p + 1);
+        let release = |range: Range<usize>| {
+            if let Some(release) = self.release {
+                release(range);
+            }
+        };
+        release(line_start.max(probe - 1)..near);
+        let mut at = near;
+        let end = loop {
+            let window = (at + SCAN_WINDOW).min(bytes.len());
+            let found = memchr::memchr(b'\n', &bytes[at..window]);
+            release(at..window);
+            match found {
+                Some(p) => break at + p + 1,
+                None if window == bytes.len() => break bytes.len(),
+                None => at = window,
+            }
+        };
+        if line_start > start {
+            self.too_long = Some(line_start..end);
+            self.start = line_start;
+            return Some((start..line_start, false));
+        }
+        self.start = end;
+        Some((line_start..end, true))
+    }
 }
 
 impl Iterator for Chunks<'_> {
     type Item = Range<usize>;
 
     fn next(&mut self) -> Option<Range<usize>> {
-        let (bytes, start) = (self.bytes, self.start);
-        if start >= bytes.len() {
-            return None;
-        }
-        let probe = (start + self.target).min(bytes.len());
-        let end = if probe >= bytes.len() {
-            bytes.len()
-        } else {
-            memchr::memchr(b'\n', &bytes[probe - 1..]).map_or(bytes.len(), |p| probe + p)
-        };
-        self.start = end;
-        Some(start..end)
+        self.next_piece().map(|(range, _)| range)
     }
 }
 
@@ -526,6 +601,37 @@ mod tests {
         // An endless line is cut after one byte more than the maximum.
         assert_eq!(blocks_of(&[b'x'; 100], 1, 5), b"xxxxxx");
         assert_eq!(blocks_of(b"\xEF\xBB\xBFabc\n", 1, 3), b"abc\n");
+    }
+
+    #[test]
+    fn a_too_long_line_that_a_chunk_end_falls_in_is_a_piece_of_its_own() {
+        let text = b"ab\ncd\nxxxxxxxxxxxxxxxx\nef\nyyyyyyyyyyyyyyyyyyyy";
+        let released = std::sync::Mutex::new(Vec::new());
+        let release = |range: Range<usize>| released.lock().unwrap().push(range);
+        for target in 1..12 {
+            released.lock().unwrap().clear();
+            let mut cut = chunks(text, 0, target).with_limit(8, &release);
+            let mut pieces = Vec::new();
+            while let Some(piece) = cut.next_piece() {
+                pieces.push(piece);
+            }
+            assert_eq!(pieces.first().unwrap().0.start, 0);
+            assert_eq!(pieces.last().unwrap().0.end, text.len());
+            for pair in pieces.windows(2) {
+                assert_eq!(pair[0].0.end, pair[1].0.start);
+                assert_eq!(text[pair[0].0.end - 1], b'\n');
+            }
+            for (range, too_long) in &pieces {
+                if *too_long {
+                    let line = &text[range.clone()];
+                    assert!(line.len() > 9, "target {target}: {range:?}");
+                    assert!(!line[..line.len() - 1].contains(&b'\n'), "one line");
+                }
+            }
+            let long: Vec<_> = pieces.iter().filter(|p| p.1).map(|p| p.0.clone()).collect();
+            assert_eq!(long.last(), Some(&(26..text.len())), "target {target}");
+            assert!(!released.lock().unwrap().is_empty());
+        }
     }
 
     #[test]

@@ -67,6 +67,15 @@ impl ParsedChunk {
         &self.ids[id.start as usize..(id.start + id.len) as usize]
     }
 
+    /// Makes this the chunk of one line longer than `max_line` at `range`, skipped unread.
+    pub fn one_too_long_line(&mut self, range: Range<usize>, max_line: usize) {
+        self.clear();
+        self.offset = range.start;
+        self.len = range.len();
+        self.lines = 1;
+        self.skipped.push((0, SkipReason::LineTooLong(max_line)));
+    }
+
     fn clear(&mut self) {
         self.lines = 0;
         self.events.clear();
