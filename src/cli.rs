@@ -63,6 +63,9 @@ pub struct Options {
     /// Size of a parsing chunk in bytes (for tests and tuning).
     #[arg(long, hide = true, default_value_t = 1 << 20)]
     pub chunk_bytes: usize,
+    /// The longest line read in bytes; longer ones are skipped as too long (for tests).
+    #[arg(long, hide = true, default_value_t = crate::ingest::input::MAX_LINE)]
+    pub max_line_bytes: usize,
     /// Stream events per window of parallel checks (for tests and tuning).
     #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
     pub window: usize,
@@ -160,6 +163,7 @@ impl Options {
             tracked: self.tracked,
             chunk_bytes: self.chunk_bytes.max(1),
             window: self.window.max(1),
+            max_line: self.max_line_bytes.max(1),
             social: self.feed.is_some() || self.recommend.is_some(),
             ..crate::Config::default()
         };

@@ -11,6 +11,8 @@ pub enum Fatal {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("{}: the file shrank while it was being read (truncated by another program)", path.display())]
+    Shrank { path: PathBuf },
     #[error("{}: {problem}", path.display())]
     Parameters { path: PathBuf, problem: String },
     #[error("{}: cannot write: {error}", path.display())]
@@ -91,7 +93,8 @@ pub enum SkipReason {
     NotJson,
     #[error("not a JSON object")]
     NotObject,
-    #[error("key {0:?} appears twice")]
+    /// The key, unescaped; shown [`quoted`].
+    #[error("key {} appears twice", quoted(.0.as_bytes()))]
     DuplicateKey(String),
     #[error("missing field {0:?}")]
     MissingField(&'static str),
@@ -103,6 +106,9 @@ pub enum SkipReason {
     InvalidAmount(String),
     #[error("invalid user id in {field:?}: {value} (expected a non-empty string or an integer)")]
     InvalidId { field: &'static str, value: String },
+    /// Longer than the longest line read (`--max-line-bytes`); the line is not held in memory.
+    #[error("line too long (more than {0} bytes)")]
+    LineTooLong(usize),
 }
 
 impl SkipReason {
@@ -118,6 +124,7 @@ impl SkipReason {
             SkipReason::InvalidTimestamp(_) => SkipClass::InvalidTimestamp,
             SkipReason::InvalidAmount(_) => SkipClass::InvalidAmount,
             SkipReason::InvalidId { .. } => SkipClass::InvalidId,
+            SkipReason::LineTooLong(_) => SkipClass::LineTooLong,
         }
     }
 }
@@ -134,10 +141,11 @@ pub enum SkipClass {
     InvalidTimestamp,
     InvalidAmount,
     InvalidId,
+    LineTooLong,
 }
 
 impl SkipClass {
-    pub const ALL: [SkipClass; 9] = [
+    pub const ALL: [SkipClass; 10] = [
         SkipClass::InvalidUtf8,
         SkipClass::NotJson,
         SkipClass::NotObject,
@@ -147,6 +155,7 @@ impl SkipClass {
         SkipClass::InvalidTimestamp,
         SkipClass::InvalidAmount,
         SkipClass::InvalidId,
+        SkipClass::LineTooLong,
     ];
 
     pub fn name(self) -> &'static str {
@@ -160,6 +169,7 @@ impl SkipClass {
             SkipClass::InvalidTimestamp => "invalid timestamp",
             SkipClass::InvalidAmount => "invalid amount",
             SkipClass::InvalidId => "invalid id",
+            SkipClass::LineTooLong => "line too long",
         }
     }
 }
@@ -167,5 +177,69 @@ impl SkipClass {
 impl fmt::Display for SkipClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Input bytes as they may appear in a message: text passes unchanged, but control characters
+/// (C0, DEL, C1) and bytes that are not UTF-8 become `\xNN` (or `\u{NNNN}` beyond a byte), so a
+/// log line can never send escape sequences or bells to a terminal. At most `max_chars` units
+/// (a character or an invalid byte) are kept; `...` marks a cut. Every message that quotes input
+/// goes through here (or [`quoted`]).
+pub fn escaped(bytes: &[u8], max_chars: usize) -> String {
+    let mut out = String::new();
+    escape_into(&mut out, bytes, max_chars, false);
+    out
+}
+
+/// A key quoted for a message: `"..."` around its [`escaped`] text, with `"` and `\` escaped
+/// too, as Rust's `{:?}` quotes them.
+pub fn quoted(text: &[u8]) -> String {
+    let mut out = String::from("\"");
+    escape_into(&mut out, text, usize::MAX, true);
+    out.push('"');
+    out
+}
+
+fn escape_into(out: &mut String, bytes: &[u8], max_chars: usize, quoting: bool) {
+    use std::fmt::Write;
+    let mut kept = 0;
+    for chunk in bytes.utf8_chunks() {
+        let invalid = chunk.invalid().iter().map(|&b| Err(b));
+        for unit in chunk.valid().chars().map(Ok).chain(invalid) {
+            if kept == max_chars {
+                out.push_str("...");
+                return;
+            }
+            kept += 1;
+            let _ = match unit {
+                Err(byte) => write!(out, "\\x{byte:02x}"),
+                Ok(c) if c.is_control() && u32::from(c) < 0x100 => {
+                    write!(out, "\\x{:02x}", u32::from(c))
+                }
+                Ok(c) if c.is_control() => write!(out, "\\u{{{:04x}}}", u32::from(c)),
+                Ok(c @ ('"' | '\\')) if quoting => write!(out, "\\{c}"),
+                Ok(c) => write!(out, "{c}"),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_invalid_bytes_are_escaped() {
+        assert_eq!(escaped(b"a\x1b[31mb\x07", 100), "a\\x1b[31mb\\x07");
+        assert_eq!(escaped(b"\xff\xc3", 100), "\\xff\\xc3");
+        assert_eq!(escaped("\u{9b}\u{2028}é".as_bytes(), 100), "\\x9b\u{2028}é");
+        assert_eq!(escaped(b"abcdef", 3), "abc...");
+        assert_eq!(escaped(b"\x1b\x1b\x1b", 2), "\\x1b\\x1b...");
+    }
+
+    #[test]
+    fn quoting_escapes_quotes_and_backslashes() {
+        assert_eq!(quoted(b"a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(quoted(b"k\x1b"), r#""k\x1b""#);
     }
 }

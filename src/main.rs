@@ -8,14 +8,14 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use clap::Parser;
 
+use anomaly_detect::Fatal;
 use anomaly_detect::cli::Options;
-use anomaly_detect::ingest::input::StreamSource;
+use anomaly_detect::ingest::input::{BatchSource, StreamSource};
 use anomaly_detect::output::outputs::{self, Outputs};
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::Replay;
 use anomaly_detect::signals::Interrupt;
-use anomaly_detect::{Fatal, LogFile};
 
 /// mimalloc, on 2 MiB pages where the system allows: per-user state is many thousands of small
 /// buffers read in random order, and with 4 KiB pages most reads also miss the TLB.
@@ -50,7 +50,7 @@ fn run() -> anyhow::Result<()> {
         options.stats.as_deref(),
         live,
     )?;
-    let batch = LogFile::open(batch_path)?;
+    let batch = BatchSource::open(batch_path)?;
     let stream = StreamSource::open(stream_path, options.follow)?;
     // Every output is prepared before the replay; none is visible before the batch is read.
     let mut opened = plan.open()?;
@@ -61,7 +61,10 @@ fn run() -> anyhow::Result<()> {
     let progress = Progress::on_terminal(options.quiet || stream.is_live());
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
-        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
+        let mut replay = match batch {
+            BatchSource::File(log) => Replay::batch(&log, &config, &mut skips, &progress)?,
+            BatchSource::Read(log) => Replay::batch_read(log, &config, &mut skips, &progress)?,
+        };
         for warning in opened.begin()? {
             eprintln!("{warning}");
         }
@@ -69,13 +72,9 @@ fn run() -> anyhow::Result<()> {
         let sinks = &mut outputs.sinks;
         match stream {
             StreamSource::File(log) => replay.stream_file(&log, sinks, &mut skips, &progress)?,
-            StreamSource::Live {
-                name,
-                reader,
-                follow,
-            } => {
-                let stopped = &interrupt.stopped;
-                replay.stream_live(&name, reader, follow, sinks, &mut skips, stopped)?
+            StreamSource::Read(log) => replay.stream_read(log, sinks, &mut skips)?,
+            StreamSource::Live(log) => {
+                replay.stream_live(log, sinks, &mut skips, &interrupt.stopped)?
             }
         }
         Ok((replay.finish(&skips), outputs))

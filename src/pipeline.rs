@@ -11,7 +11,9 @@ use rayon::prelude::*;
 use crate::clock::PhaseClock;
 use crate::error::Fatal;
 use crate::ingest::event::{Action, Event, Timestamp};
-use crate::ingest::input::{Lines, LogFile, chunks, trim_line};
+use crate::ingest::input::{
+    BLOCKS_AHEAD, Lines, LogFile, LogReader, MAX_LINE, chunks, read_blocks, trim_line,
+};
 use crate::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
 use crate::output::progress::Progress;
 use crate::output::report::{SkipLog, Summary};
@@ -56,6 +58,8 @@ pub struct Config {
     /// Set (by a signal handler) to interrupt reading logs: the replay fails with
     /// [`Fatal::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
+    /// The longest line read (see [`MAX_LINE`]); longer ones are skipped as too long.
+    pub max_line: usize,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             recent: RecentPurchases::KEEP,
             social: false,
             stop: None,
+            max_line: MAX_LINE,
         }
     }
 }
@@ -83,22 +88,45 @@ pub struct State {
 /// Reads the parameter line: the first non-blank line of the batch log. Returns the
 /// parameters, the byte offset just after that line and the number of lines it took.
 pub fn read_params(batch: &LogFile) -> Result<(Params, usize, u64), Fatal> {
-    let body = batch.body();
+    find_params(batch.body(), &batch.path, MAX_LINE)?.ok_or_else(|| no_params(&batch.path))
+}
+
+/// The parameter line among the lines of `body`: the parameters, the offset after the line and
+/// the lines it took; `None` when every line is blank.
+fn find_params(
+    body: &[u8],
+    path: &std::path::Path,
+    max_line: usize,
+) -> Result<Option<(Params, usize, u64)>, Fatal> {
     let problem = |problem: String| Fatal::Parameters {
-        path: batch.path.clone(),
+        path: path.to_path_buf(),
         problem,
     };
     for (index, line) in Lines::new(body).enumerate() {
+        if line.len() > max_line {
+            return Err(problem(format!(
+                "the parameter line is too long (more than {max_line} bytes)"
+            )));
+        }
         let (start, len) = trim_line(body, line.clone());
         if len == 0 {
             continue;
         }
         let params = parse_params(&body[start..start + len]).map_err(problem)?;
-        return Ok((params, (line.end + 1).min(body.len()), index as u64 + 1));
+        return Ok(Some((
+            params,
+            (line.end + 1).min(body.len()),
+            index as u64 + 1,
+        )));
     }
-    Err(problem(
-        "missing parameter line: the file has no non-blank line".to_string(),
-    ))
+    Ok(None)
+}
+
+fn no_params(path: &std::path::Path) -> Fatal {
+    Fatal::Parameters {
+        path: path.to_path_buf(),
+        problem: "missing parameter line: the file has no non-blank line".to_string(),
+    }
 }
 
 /// Replays the batch then the stream, handing every checked stream purchase to `sink`.
@@ -145,13 +173,97 @@ impl Replay {
     ) -> Result<Replay, Fatal> {
         let started = Instant::now();
         let clock = PhaseClock::start();
-        let (header, batch_start, header_lines) = read_params(batch)?;
+        let found = find_params(batch.body(), &batch.path, config.max_line);
+        batch.check_size()?;
+        let (header, batch_start, header_lines) = found?.ok_or_else(|| no_params(&batch.path))?;
+        let mut replay = Replay::new(&batch.name, header, header_lines, config, started)?;
+        replay.summary.batch_bytes = batch.body().len() as u64;
+        progress.start("batch", batch.body().len() as u64);
+        let hasher = replay.hasher;
+        let Replay {
+            pool,
+            state,
+            summary,
+            seq,
+            interned,
+            ..
+        } = &mut replay;
+        for_each_chunk(batch, batch_start, config, pool, hasher, |chunk| {
+            apply_batch_chunk(&batch.name, chunk, state, summary, seq, interned, skips)?;
+            progress.set((chunk.offset + chunk.len) as u64);
+            Ok(())
+        })?;
+        replay.end_batch(&clock, progress);
+        Ok(replay)
+    }
+
+    /// Reads a batch log as it comes (a pipe, a FIFO, a device): block by block, never whole.
+    pub fn batch_read(
+        batch: LogReader,
+        config: &Config,
+        skips: &mut SkipLog,
+        progress: &Progress,
+    ) -> Result<Replay, Fatal> {
+        let started = Instant::now();
+        let clock = PhaseClock::start();
+        let name = batch.name.clone();
+        let path = std::path::PathBuf::from(&name);
+        let feed = BlockFeed::start(batch, config.max_line);
+        let stop = config.stop.as_deref();
+        // The parameter line: the first non-blank line, maybe after blocks of blank lines.
+        let mut lines_before = 0;
+        let mut bytes = 0;
+        let (header, first, from, header_lines) = loop {
+            let Some(block) = feed.next(stop)? else {
+                feed.finish(&path)?;
+                return Err(no_params(&path));
+            };
+            bytes += block.len() as u64;
+            match find_params(&block, &path, config.max_line)? {
+                Some((header, from, lines)) => break (header, block, from, lines_before + lines),
+                None => lines_before += Lines::new(&block).count() as u64,
+            }
+        };
+        let mut replay = Replay::new(&name, header, header_lines, config, started)?;
+        let mut parser = LineParser::new(replay.hasher);
+        parser.set_max_line(config.max_line);
+        let mut chunk = ParsedChunk::default();
+        let Replay {
+            state,
+            summary,
+            seq,
+            interned,
+            ..
+        } = &mut replay;
+        let mut block = first;
+        let mut from = from;
+        loop {
+            parser.parse_chunk(&block, from..block.len(), &mut chunk);
+            apply_batch_chunk(&name, &chunk, state, summary, seq, interned, skips)?;
+            let Some(next) = feed.next(stop)? else { break };
+            bytes += next.len() as u64;
+            (block, from) = (next, 0);
+        }
+        feed.finish(&path)?;
+        replay.summary.batch_bytes = bytes;
+        replay.end_batch(&clock, progress);
+        Ok(replay)
+    }
+
+    /// A replay with no event yet, after the parameter line of the batch log `name`.
+    fn new(
+        name: &str,
+        header: Params,
+        header_lines: u64,
+        config: &Config,
+        started: Instant,
+    ) -> Result<Replay, Fatal> {
         let params = Params {
             degree: config.degree.unwrap_or(header.degree),
             tracked: config.tracked.unwrap_or(header.tracked),
         };
         let hasher = IdHasher::random();
-        let mut state = State {
+        let state = State {
             users: UserIds::new(hasher),
             graph: FriendGraph::new(),
             history: PurchaseHistory::keeping_recent(params.tracked, config.recent),
@@ -160,30 +272,10 @@ impl Replay {
             .num_threads(config.threads.max(1))
             .build()
             .map_err(|e| Fatal::Output(std::io::Error::other(e)))?;
-        let mut summary = Summary {
-            batch_file: batch.name.clone(),
+        let summary = Summary {
+            batch_file: name.to_string(),
             ..Summary::default()
         };
-        let mut seq = header_lines;
-        let mut interned = Vec::new();
-        summary.batch_bytes = batch.body().len() as u64;
-        progress.start("batch", batch.body().len() as u64);
-        for_each_chunk(batch, batch_start, config, &pool, hasher, |chunk| {
-            check_numbering(&batch.name, seq, chunk)?;
-            for &(line, ref reason) in &chunk.skipped {
-                skips.skip(&batch.name, seq + u64::from(line) + 1, reason)?;
-            }
-            state.apply_batch(chunk, seq, &mut interned);
-            summary.count_batch(chunk);
-            seq += u64::from(chunk.lines);
-            progress.set((chunk.offset + chunk.len) as u64);
-            Ok(())
-        })?;
-        state.history.rank_all();
-        progress.finish();
-        summary.batch_elapsed = clock.wall();
-        summary.batch_cpu = clock.cpu();
-        summary.batch_system = clock.system();
         let window = StreamWindow::new(config, params, pool.current_num_threads());
         Ok(Replay {
             config: config.clone(),
@@ -193,10 +285,20 @@ impl Replay {
             window,
             summary,
             started,
-            seq,
-            batch_lines: seq,
-            interned,
+            seq: header_lines,
+            batch_lines: header_lines,
+            interned: Vec::new(),
         })
+    }
+
+    /// Ends the batch: histories ranked, the batch's times taken.
+    fn end_batch(&mut self, clock: &PhaseClock, progress: &Progress) {
+        self.state.history.rank_all();
+        progress.finish();
+        self.batch_lines = self.seq;
+        self.summary.batch_elapsed = clock.wall();
+        self.summary.batch_cpu = clock.cpu();
+        self.summary.batch_system = clock.system();
     }
 
     /// Applies one parsed chunk of stream lines; `text` is the chunk's bytes. Checks run when a
@@ -262,34 +364,58 @@ impl Replay {
         Ok(())
     }
 
+    /// Replays a stream read as it comes (a pipe, a FIFO, a device) like a file: block by
+    /// block, never whole; a signal interrupts it ([`Fatal::Interrupted`]).
+    pub fn stream_read(
+        &mut self,
+        stream: LogReader,
+        sink: &mut dyn Sink,
+        skips: &mut SkipLog,
+    ) -> Result<(), Fatal> {
+        let clock = PhaseClock::start();
+        let name = stream.name.clone();
+        self.summary.stream_file = name.clone();
+        let feed = BlockFeed::start(stream, self.config.max_line);
+        let stop = self.config.stop.clone();
+        let mut parser = LineParser::new(self.hasher);
+        parser.set_max_line(self.config.max_line);
+        let mut chunk = ParsedChunk::default();
+        while let Some(text) = feed.next(stop.as_deref())? {
+            self.summary.stream_bytes += text.len() as u64;
+            parser.parse_chunk(&text, 0..text.len(), &mut chunk);
+            self.stream_chunk(&name, &chunk, &text, sink, skips)?;
+        }
+        feed.finish(std::path::Path::new(&name))?;
+        self.flush(sink)?;
+        self.summary.add_stream_time(&clock);
+        Ok(())
+    }
+
     /// Replays a live stream: lines are read from `source` as they arrive (a separate thread
     /// reads), and every pending check runs as soon as the input stalls, so nothing waits for a
-    /// window to fill. With `follow`, the end of the input is waited out instead of ending the
-    /// replay. A message on `stop` ends it normally after the lines already read.
+    /// window to fill. A followed file never ends (see [`crate::ingest::input::FollowedFile`]).
+    /// A message on `stop` ends the replay normally after the lines already read.
     pub fn stream_live(
         &mut self,
-        name: &str,
-        source: Box<dyn std::io::Read + Send>,
-        follow: bool,
+        source: LogReader,
         sink: &mut dyn Sink,
         skips: &mut SkipLog,
         stop: &crossbeam_channel::Receiver<()>,
     ) -> Result<(), Fatal> {
         let clock = PhaseClock::start();
-        self.summary.stream_file = name.to_string();
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
-        let path = std::path::PathBuf::from(name);
-        let reader =
-            std::thread::spawn(move || crate::ingest::input::read_live(source, follow, &tx));
+        let name = source.name.clone();
+        self.summary.stream_file = name.clone();
+        let feed = BlockFeed::start(source, self.config.max_line);
         let mut parser = LineParser::new(self.hasher);
+        parser.set_max_line(self.config.max_line);
         let mut chunk = ParsedChunk::default();
         loop {
             crossbeam_channel::select! {
-                recv(rx) -> text => {
+                recv(feed.blocks) -> text => {
                     let Ok(text) = text else { break };
                     parser.parse_chunk(&text, 0..text.len(), &mut chunk);
-                    self.stream_chunk(name, &chunk, &text, sink, skips)?;
-                    if rx.is_empty() {
+                    self.stream_chunk(&name, &chunk, &text, sink, skips)?;
+                    if feed.blocks.is_empty() {
                         // The input stalls: decide what is pending now.
                         self.flush(sink)?;
                         sink.flush().map_err(Fatal::Output)?;
@@ -301,10 +427,8 @@ impl Replay {
         self.flush(sink)?;
         sink.flush().map_err(Fatal::Output)?;
         self.summary.add_stream_time(&clock);
-        if reader.is_finished()
-            && let Ok(Err(error)) = reader.join()
-        {
-            return Err(Fatal::Read { path, error });
+        if feed.reader.is_finished() {
+            feed.finish(std::path::Path::new(&name))?;
         }
         Ok(())
     }
@@ -316,6 +440,74 @@ impl Replay {
         self.summary.friendships = self.state.graph.edges();
         self.summary.elapsed = self.started.elapsed();
         self.summary
+    }
+}
+
+/// Applies a parsed chunk of batch lines of the log `name`; `seq` is the sequence number of the
+/// chunk's first line, advanced past it.
+fn apply_batch_chunk(
+    name: &str,
+    chunk: &ParsedChunk,
+    state: &mut State,
+    summary: &mut Summary,
+    seq: &mut u64,
+    interned: &mut Vec<[UserId; 2]>,
+    skips: &mut SkipLog,
+) -> Result<(), Fatal> {
+    check_numbering(name, *seq, chunk)?;
+    for &(line, ref reason) in &chunk.skipped {
+        skips.skip(name, *seq + u64::from(line) + 1, reason)?;
+    }
+    state.apply_batch(chunk, *seq, interned);
+    summary.count_batch(chunk);
+    *seq += u64::from(chunk.lines);
+    Ok(())
+}
+
+/// Blocks of whole lines read from a [`LogReader`] by a thread of their own.
+struct BlockFeed {
+    blocks: crossbeam_channel::Receiver<Vec<u8>>,
+    reader: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl BlockFeed {
+    fn start(log: LogReader, max_line: usize) -> BlockFeed {
+        let (tx, blocks) = crossbeam_channel::bounded::<Vec<u8>>(BLOCKS_AHEAD);
+        let source = log.reader;
+        let reader = std::thread::spawn(move || read_blocks(source, max_line, &tx));
+        BlockFeed { blocks, reader }
+    }
+
+    /// The next block, `None` at the end of the input; waiting for it, looks at `stop` every
+    /// tenth of a second (an endless line without `\n` sends no block).
+    fn next(&self, stop: Option<&AtomicBool>) -> Result<Option<Vec<u8>>, Fatal> {
+        use crossbeam_channel::RecvTimeoutError;
+        loop {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(Fatal::Interrupted);
+            }
+            match self
+                .blocks
+                .recv_timeout(std::time::Duration::from_millis(100))
+            {
+                Ok(block) => return Ok(Some(block)),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    }
+
+    /// Waits for the reader (ended, or ending now that the blocks are dropped) and reports
+    /// its error.
+    fn finish(self, path: &std::path::Path) -> Result<(), Fatal> {
+        drop(self.blocks);
+        match self.reader.join() {
+            Ok(Err(error)) => Err(Fatal::Read {
+                path: path.to_path_buf(),
+                error,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -718,19 +910,30 @@ fn for_each_chunk(
         if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
             return Err(Fatal::Interrupted);
         }
+        // Before anything of the chunk is used: it may hold zeros for bytes the file lost.
+        log.check_size()?;
         apply(chunk)
     };
     let body = log.body();
-    let mut ranges = chunks(body, from, config.chunk_bytes);
+    // A line longer than the limit comes as a piece of its own, its pages given back as they
+    // are looked through: it is never parsed nor kept resident.
+    let release = |range| log.release(range);
+    let mut ranges = chunks(body, from, config.chunk_bytes).with_limit(config.max_line, &release);
     if config.threads <= 1 {
         let mut parser = LineParser::new(hasher);
+        parser.set_max_line(config.max_line);
         let mut chunk = ParsedChunk::default();
-        for range in ranges {
-            parser.parse_chunk(body, range.clone(), &mut chunk);
+        while let Some((range, too_long)) = ranges.next_piece() {
+            if too_long {
+                chunk.one_too_long_line(range.clone(), config.max_line);
+            } else {
+                parser.parse_chunk(body, range.clone(), &mut chunk);
+            }
             apply(&chunk)?;
             log.release(range);
         }
-        return Ok(());
+        // The last chunk's lines may have been read during its application.
+        return log.check_size();
     }
     // A fixed set of chunk buffers circulates: the producer takes a free one for each range
     // and has a pool worker parse into it, the applier takes parsed chunks back in order and
@@ -742,18 +945,31 @@ fn for_each_chunk(
         let _ = free_tx.send(ParsedChunk::default());
     }
     let parsers: Vec<WorkerParser> = (0..pool.current_num_threads())
-        .map(|_| WorkerParser(Mutex::new(LineParser::new(hasher))))
+        .map(|_| {
+            let mut parser = LineParser::new(hasher);
+            parser.set_max_line(config.max_line);
+            WorkerParser(Mutex::new(parser))
+        })
         .collect();
+    let max_line = config.max_line;
     std::thread::scope(|scope| {
         // The producer runs on a thread of its own: waiting for a free chunk must never hold a
         // pool worker that parsing or checks could use.
         scope.spawn(move || {
             pool.in_place_scope(|jobs| {
-                for (index, range) in ranges.by_ref().enumerate() {
+                for index in 0.. {
+                    let Some((range, too_long)) = ranges.next_piece() else {
+                        return;
+                    };
                     // No free chunk and no applier to free one: the applier stopped.
                     let Ok(mut chunk) = free_rx.recv() else {
                         return;
                     };
+                    if too_long {
+                        chunk.one_too_long_line(range, max_line);
+                        let _ = parsed_tx.send((index, chunk));
+                        continue;
+                    }
                     let parsed_tx = parsed_tx.clone();
                     let parsers = &parsers;
                     jobs.spawn(move |_| {
@@ -781,7 +997,7 @@ fn for_each_chunk(
                 next += 1;
             }
         }
-        Ok(())
+        log.check_size()
     })
 }
 

@@ -231,6 +231,7 @@ fn allocations(
         recent: anomaly_detect::state::recent::RecentPurchases::KEEP,
         social: false,
         stop: None,
+        max_line: anomaly_detect::ingest::input::MAX_LINE,
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
     let mut flagged = FlaggedLines::new(io::sink());

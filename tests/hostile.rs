@@ -745,13 +745,13 @@ fn invalid_parameter_lines_are_fatal() {
         ),
         (
             b"{\"D\":\"1\", \"T\":\"10\"}\0",
-            "the parameter line is not valid JSON: {\"D\":\"1\", \"T\":\"10\"}\0",
+            "the parameter line is not valid JSON: {\"D\":\"1\", \"T\":\"10\"}\\x00",
         ),
         (
             b"{\"D\":\"1\", \"T\":\"1\xff\"}",
-            "the parameter line is not valid UTF-8: {\"D\":\"1\", \"T\":\"1\u{FFFD}\"}",
+            "the parameter line is not valid UTF-8: {\"D\":\"1\", \"T\":\"1\\xff\"}",
         ),
-        (b"\xff", "the parameter line is not valid UTF-8: \u{FFFD}"),
+        (b"\xff", "the parameter line is not valid UTF-8: \\xff"),
     ];
     for (first, problem) in table {
         let case = with_params(first);
@@ -1076,4 +1076,169 @@ fn a_run_killed_midway_leaves_the_previous_output_and_its_temporary_is_removed_l
         show(&fs::read(&output).unwrap()),
         format!("{OFFICIAL_FLAGGED}\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lines built to cost time or memory, and input bytes in messages.
+
+/// A run that must end well within `limit` (a guard against a hang, not a speed target).
+fn run_within(case: &Case, extra: &[&str], limit: Duration) -> Run {
+    let mut cmd = case.cmd();
+    cmd.args([BATCH, STREAM, OUTPUT]).args(extra).timeout(limit);
+    Run::of(&mut cmd)
+}
+
+#[test]
+fn a_line_of_a_million_keys_is_read_and_its_duplicate_key_found() {
+    let keys: String = (0..1_000_000).map(|i| format!(", \"k{i}\": {i}")).collect();
+    let line = raw_purchase(r#""1""#, r#""20.00""#, &keys);
+    let twice = raw_purchase(r#""1""#, r#""20.00""#, &format!("{keys}, \"k999999\": 0"));
+    let mut stream = line.clone();
+    stream.push(b'\n');
+    stream.extend_from_slice(&twice);
+    stream.push(b'\n');
+    let case = Case::new(join(&base_batch(&[]), false), stream);
+    // Quadratic in its keys, the check ran for more than ten minutes on this line.
+    let run = run_within(&case, &["-q"], Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "warning: stream_log.json:2: skipped: key \"k999999\" appears twice\n"
+    );
+    let mut expected = line[..line.len() - 1].to_vec();
+    expected.extend_from_slice(br#", "mean": "11.00", "sd": "1.00"}"#);
+    expected.push(b'\n');
+    assert!(case.output().unwrap() == expected, "the line is flagged");
+}
+
+#[test]
+fn a_line_longer_than_the_maximum_is_skipped_as_too_long_and_counted() {
+    // 1000 bytes is the limit here (hidden --max-line-bytes); the default is 64 MiB.
+    let pad = |len: usize| {
+        let line = raw_purchase(r#""2""#, r#""900.00""#, ", \"pad\": \"\"");
+        let fill = "x".repeat(len - line.len());
+        raw_purchase(r#""2""#, r#""900.00""#, &format!(", \"pad\": \"{fill}\""))
+    };
+    let at_limit = raw_purchase(
+        r#""1""#,
+        r#""20.00""#,
+        &format!(", \"pad\": \"{}\"", "y".repeat(800)),
+    );
+    let at_limit = [&at_limit[..], &b" ".repeat(1000 - at_limit.len())].concat();
+    assert_eq!(at_limit.len(), 1000);
+    let stream = [
+        pad(1001),
+        b"\n".to_vec(),
+        pad(5000),
+        b"\n".to_vec(),
+        at_limit.clone(),
+        b"\n".to_vec(),
+        pad(3000), // the last line, without `\n`
+    ]
+    .concat();
+    let batch = [join(&base_batch(&[]), false), pad(2000), b"\n".to_vec()].concat();
+    let case = Case::new(batch, stream);
+    // Chunks of 1 MiB hold the long lines whole (the parser skips them); chunks of 64 bytes end
+    // inside them (each comes as a piece of its own, never parsed), at one thread or two.
+    for extra in [
+        &[][..],
+        &["--chunk-bytes", "64", "--threads", "1"],
+        &["--chunk-bytes", "64", "--threads", "2"],
+    ] {
+        let run = case.run(&[&["--max-line-bytes", "1000"], extra].concat());
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let reason = "skipped: line too long (more than 1000 bytes)";
+        let lines = run.stderr_lines();
+        assert_eq!(
+            lines[..4],
+            [
+                format!("warning: batch_log.json:6: {reason}"),
+                format!("warning: stream_log.json:1: {reason}"),
+                format!("warning: stream_log.json:2: {reason}"),
+                format!("warning: stream_log.json:4: {reason}"),
+            ]
+        );
+        assert!(
+            lines[4].contains("4 lines skipped (4 line too long)"),
+            "{}",
+            lines[4]
+        );
+        let trimmed = &at_limit[..at_limit.iter().rposition(|&b| b == b'}').unwrap()];
+        let expected = [trimmed, br#", "mean": "11.00", "sd": "1.00"}"#, b"\n"].concat();
+        assert_eq!(show(&case.output().unwrap()), show(&expected), "{extra:?}");
+    }
+}
+
+#[test]
+fn a_parameter_line_longer_than_the_maximum_is_fatal() {
+    let first = format!(r#"{{"D":"1", "T":"10", "pad": "{}"}}"#, "x".repeat(2000));
+    let case = with_params(first.as_bytes());
+    case.write(OUTPUT, "previous\n");
+    let run = case.run(&["--max-line-bytes", "1000"]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(
+        run.stderr,
+        "Error: batch_log.json: the parameter line is too long (more than 1000 bytes)\n"
+    );
+    assert_eq!(show(&case.output().unwrap()), "previous\n");
+}
+
+#[test]
+fn a_parameter_line_nested_as_deep_as_an_event_line_is_accepted() {
+    for depth in [1100, 60_000] {
+        let first = format!(
+            r#"{{"D":"1", "T":"10", "deep": {}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let case = with_params(first.as_bytes());
+        let run = case.run(&["-q"]);
+        assert_eq!(run.code, Some(0), "depth {depth}: {}", run.stderr);
+        assert_eq!(case.output().unwrap(), base_output());
+    }
+}
+
+#[test]
+fn input_bytes_are_escaped_in_every_message() {
+    // A parameter line with ESC and BEL: fatal, quoted escaped.
+    let case = with_params(b"{\"D\":\"1\", \"T\":\"10\"}\x1b[2J\x07");
+    let run = case.run(&[]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(
+        run.stderr,
+        "Error: batch_log.json: the parameter line is not valid JSON: {\"D\":\"1\", \"T\":\"10\"}\\x1b[2J\\x07\n"
+    );
+    // Skipped lines: a key with an escaped ESC, C1 controls (CSI) written raw in strings.
+    let key = br#"{"event_type":"purchase", "timestamp":"2017-06-13 10:05:00", "id": "2", "amount": "1.00", "a\u001b]0;x\u0007": 1, "a\u001b]0;x\u0007": 2}"#;
+    let kind = "{\"event_type\":\"\u{9b}31m\", \"timestamp\":\"2017-06-13 10:05:00\"}";
+    let id = "{\"event_type\":\"purchase\", \"timestamp\":\"2017-06-13 10:05:00\", \"id\": [\"\u{9b}2J\"], \"amount\": \"1.00\"}";
+    let case = Case::new(
+        join(&base_batch(&[]), false),
+        [
+            &key[..],
+            b"\n",
+            kind.as_bytes(),
+            b"\n",
+            id.as_bytes(),
+            b"\n",
+        ]
+        .concat(),
+    );
+    let run = case.run(&["-q"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stderr_lines(),
+        [
+            r#"warning: stream_log.json:1: skipped: key "a\x1b]0;x\x07" appears twice"#,
+            r#"warning: stream_log.json:2: skipped: unknown event_type "\x9b31m""#,
+            r#"warning: stream_log.json:3: skipped: invalid user id in "id": ["\x9b2J"] (expected a non-empty string or an integer)"#,
+        ]
+    );
+    assert!(
+        !run.stderr
+            .bytes()
+            .any(|b| b.is_ascii_control() && b != b'\n'),
+        "no control byte reaches the terminal"
+    );
+    assert!(!run.stderr.contains('\u{9b}'));
 }

@@ -590,3 +590,317 @@ fn a_second_interrupt_leaves_no_temporary_file() {
     let dir = big_case();
     assert_interrupted_run_fails(dir.path(), "INT", 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// --follow across rotations, like `tail -F`.
+
+/// A generated log, the file replay's output, and for each flagged output line the index of
+/// its stream line.
+fn rotation_case() -> (Case, Vec<String>, Vec<String>, Vec<usize>) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Command::new(assert_cmd::cargo::cargo_bin("gen-log"))
+        .args(["--users", "300", "--batch-events", "20000"])
+        .args([
+            "--stream-events",
+            "3000",
+            "--anomaly-rate",
+            "0.05",
+            "--seed",
+            "5",
+        ])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    let case = Case::new(
+        fs::read(dir.path().join(BATCH)).unwrap(),
+        fs::read(dir.path().join(STREAM)).unwrap(),
+    );
+    case.run(&["--threads", "2"]).success();
+    let flagged: Vec<String> = show(&case.output().unwrap())
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(flagged.len() > 30, "the case flags enough lines");
+    let stream = show(&fs::read(case.path(STREAM)).unwrap());
+    let lines: Vec<String> = stream.lines().map(|l| format!("{l}\n")).collect();
+    let mut at = Vec::new();
+    for out in &flagged {
+        let from = at.last().map_or(0, |&i| i + 1);
+        let index = (from..lines.len())
+            .find(|&i| out.starts_with(lines[i].trim_end().strip_suffix('}').unwrap()))
+            .expect("every flagged line is a stream line");
+        at.push(index);
+    }
+    fs::remove_file(case.path(OUTPUT)).unwrap();
+    (case, lines, flagged, at)
+}
+
+/// Follows the stream's first part, rotates it with `rotate` (given the lines after that
+/// part), and checks that the output is the file replay's, nothing lost or read twice.
+fn assert_follow_survives(rotate: impl FnOnce(&Case, &[String]), warning: &str) {
+    let (case, lines, flagged, at) = rotation_case();
+    let first = flagged.len() / 3;
+    let cut = at[first] + 1;
+    fs::write(case.path(STREAM), lines[..cut].concat()).unwrap();
+    let mut live = Live::spawn(
+        case.dir.path(),
+        &[BATCH, STREAM, OUTPUT, "--follow", "--threads", "2"],
+    );
+    live.stdin = None;
+    // Everything of the first part has been read once its last line is flagged.
+    wait_for_file(&case.path(OUTPUT), &flagged[..=first].concat());
+    rotate(&case, &lines[cut..]);
+    wait_for_file(&case.path(OUTPUT), &flagged.concat());
+    // A little longer: nothing is read twice.
+    thread::sleep(Duration::from_millis(200));
+    live.signal("TERM");
+    let done = live.finish(TIMEOUT);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(show(&case.output().unwrap()), flagged.concat());
+    let lines_of: Vec<&str> = done.stderr.lines().collect();
+    assert_eq!(lines_of[0], format!("warning: {STREAM}: {warning}"));
+    assert!(
+        lines_of[1].starts_with(&format!(
+            "batch_log.json: 20000 events, stream_log.json: {} events; 0 lines skipped;",
+            lines.len()
+        )),
+        "every line read once: {}",
+        done.stderr
+    );
+}
+
+#[test]
+fn follow_reads_on_after_a_copytruncate_rotation() {
+    assert_follow_survives(
+        |case, rest| {
+            fs::copy(case.path(STREAM), case.path("stream_log.json.1")).unwrap();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(case.path(STREAM))
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+            thread::sleep(Duration::from_millis(100));
+            // The first write is far shorter than the first part: the file is seen shrunk.
+            append(&case.path(STREAM), &rest[..10].concat());
+            append(&case.path(STREAM), &rest[10..].concat());
+        },
+        "truncated; reading it again from its start",
+    );
+}
+
+#[test]
+fn follow_reads_the_old_file_to_its_end_then_the_new_one_after_rename_and_create() {
+    assert_follow_survives(
+        |case, rest| {
+            let old = case.path("stream_log.json.1");
+            fs::rename(case.path(STREAM), &old).unwrap();
+            // Written to the renamed file before the new one exists: still read.
+            append(&old, &rest[..20].concat());
+            thread::sleep(Duration::from_millis(100));
+            // The last line of the old file has no `\n` yet; it ends at the rotation.
+            let (head, tail) = rest[20].split_at(rest[20].len() - 1);
+            append(&old, head);
+            assert_eq!(tail, "\n");
+            fs::write(case.path(STREAM), rest[21..].concat()).unwrap();
+        },
+        "replaced by a new file; reading the new file from its start",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipes, FIFOs and devices are read as they come, never whole.
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Writes `bytes` into the FIFO at `path` from a thread (opening blocks until a reader comes).
+fn feed_fifo(path: PathBuf, bytes: Vec<u8>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut fifo = fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = fifo.write_all(&bytes);
+    })
+}
+
+#[test]
+fn fifos_as_batch_and_stream_give_the_file_replay() {
+    let case = dirty_case();
+    for threads in ["1", "2"] {
+        let file = case.run(&["--threads", threads, "-q"]).success();
+        let expected = case.output().unwrap();
+        let (batch, stream) = (case.path("batch.fifo"), case.path("stream.fifo"));
+        let _ = fs::remove_file(&batch);
+        let _ = fs::remove_file(&stream);
+        mkfifo(&batch);
+        mkfifo(&stream);
+        let feeds = [
+            feed_fifo(batch, fs::read(case.path(BATCH)).unwrap()),
+            feed_fifo(stream, fs::read(case.path(STREAM)).unwrap()),
+        ];
+        let mut run = Live::spawn(
+            case.dir.path(),
+            &[
+                "batch.fifo",
+                "stream.fifo",
+                "out.json",
+                "--threads",
+                threads,
+                "-q",
+            ],
+        );
+        run.stdin = None;
+        let done = run.finish(TIMEOUT);
+        for feed in feeds {
+            feed.join().unwrap();
+        }
+        assert_eq!(done.code, Some(0), "{}", done.stderr);
+        assert!(fs::read(case.path("out.json")).unwrap() == expected);
+        let renamed = file
+            .stderr
+            .replace(BATCH, "batch.fifo")
+            .replace(STREAM, "stream.fifo");
+        assert_eq!(done.stderr, renamed);
+    }
+}
+
+/// Peak resident memory of a running process in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs with a FIFO fed with endless NUL bytes (like `/dev/zero`, without `\n`) as `role`
+/// (BATCH or STREAM); once 512 MiB went in, memory is small and Ctrl-C stops the run at once.
+fn assert_endless_input_is_read_in_bounded_memory(stream: bool) {
+    let case = Case::new(SMALL_BATCH, "");
+    case.write(OUTPUT, "previous\n");
+    let fifo = case.path("zeros");
+    mkfifo(&fifo);
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = written.clone();
+    let feeder = thread::spawn(move || {
+        let mut out = fs::OpenOptions::new().write(true).open(fifo).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        while out.write_all(&zeros).is_ok() {
+            counter.fetch_add(zeros.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let args = if stream {
+        [BATCH, "zeros", OUTPUT]
+    } else {
+        ["zeros", STREAM, OUTPUT]
+    };
+    let mut run = Live::spawn(case.dir.path(), &args);
+    run.stdin = None;
+    let started = Instant::now();
+    while written.load(std::sync::atomic::Ordering::SeqCst) < 512 << 20 {
+        assert!(run.running(), "the run goes on reading");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "reading is slow"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let peak = peak_rss_kib(run.child.id());
+    eprintln!("peak RSS after 512 MiB of NUL bytes: {peak} KiB");
+    assert!(peak < 1 << 20, "peak RSS {peak} KiB");
+    run.signal("INT");
+    let done = run.finish(Duration::from_secs(2));
+    assert_eq!(done.code, Some(130), "{}", done.stderr);
+    assert_eq!(
+        done.stderr,
+        "Error: interrupted: the output was not saved\n"
+    );
+    assert_eq!(fs::read(case.path(OUTPUT)).unwrap(), b"previous\n");
+    feeder.join().unwrap();
+}
+
+#[test]
+fn an_endless_batch_without_line_ends_is_read_in_bounded_memory_and_stops_on_ctrl_c() {
+    assert_endless_input_is_read_in_bounded_memory(false);
+}
+
+#[test]
+fn an_endless_stream_without_line_ends_is_read_in_bounded_memory_and_stops_on_ctrl_c() {
+    assert_endless_input_is_read_in_bounded_memory(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A mapped log that shrinks while it is read.
+
+/// Whether the process maps `path`.
+fn maps(pid: u32, path: &Path) -> bool {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    maps.contains(path.to_str().unwrap())
+}
+
+#[test]
+fn a_batch_truncated_while_it_is_read_is_a_fatal_error_naming_it() {
+    let dir = big_case();
+    let batch = dir.path().join(BATCH);
+    let batch = batch.canonicalize().unwrap();
+    let mut outcome = None;
+    // Small chunks at one thread: the batch takes seconds. Should a run still end before the
+    // truncation, the next try truncates sooner after the batch is mapped.
+    for attempt in 0..3 {
+        let mut run = Live::spawn(
+            dir.path(),
+            &[
+                BATCH,
+                STREAM,
+                OUTPUT,
+                "--threads",
+                "1",
+                "--chunk-bytes",
+                "4096",
+            ],
+        );
+        run.stdin = None;
+        let started = Instant::now();
+        while !maps(run.child.id(), &batch) && run.running() {
+            assert!(started.elapsed() < TIMEOUT, "the batch is never mapped");
+            thread::sleep(Duration::from_millis(1));
+        }
+        if attempt == 0 {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let still_reading = run.running();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&batch)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        let done = run.finish(TIMEOUT);
+        if still_reading && done.code != Some(0) {
+            outcome = Some(done);
+            break;
+        }
+        // Ended before the truncation: a fresh batch, and another try.
+        let fresh = big_case();
+        fs::copy(fresh.path().join(BATCH), &batch).unwrap();
+    }
+    let done = outcome.expect("a run truncated while reading");
+    assert_eq!(done.code, Some(2), "{}", done.stderr);
+    assert_eq!(
+        done.stderr,
+        "Error: batch_log.json: the file shrank while it was being read (truncated by another program)\n"
+    );
+    assert_eq!(fs::read(dir.path().join(OUTPUT)).unwrap(), b"previous\n");
+    assert_eq!(
+        files_in(dir.path()),
+        vec![BATCH, OUTPUT, STREAM],
+        "no temporary file is left"
+    );
+}

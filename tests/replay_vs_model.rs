@@ -682,6 +682,7 @@ fn render(spec: &Spec) -> Case {
             // cases: they must not change any decision.
             social: spec.chunk_bytes % 2 == 1,
             stop: None,
+            max_line: anomaly_detect::ingest::input::MAX_LINE,
         },
     }
 }
@@ -787,6 +788,7 @@ fn fixed_case(batch: &str, stream: &str, threads: usize, chunk_bytes: usize) -> 
             recent: RecentPurchases::KEEP,
             social: false,
             stop: None,
+            max_line: anomaly_detect::ingest::input::MAX_LINE,
         },
     }
 }
@@ -905,6 +907,7 @@ fn bundled_example_through_both() {
                 recent: RecentPurchases::KEEP,
                 social: threads == 2,
                 stop: None,
+                max_line: anomaly_detect::ingest::input::MAX_LINE,
             },
         };
         let outcome = compare(&case).unwrap_or_else(|d| panic!("{d}"));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::Fatal;
+use crate::ingest::shrink::Watch;
 
 /// The bytes of one log, with a name for messages.
 pub struct LogFile {
@@ -21,7 +22,11 @@ pub struct LogFile {
 }
 
 enum Data {
-    Mapped(Mmap),
+    /// The watch is dropped before the map is unmapped (fields drop in order).
+    Mapped {
+        watch: Option<Watch>,
+        map: Mmap,
+    },
     Owned(Vec<u8>),
 }
 
@@ -38,12 +43,14 @@ impl LogFile {
             return Err(fail(std::io::Error::other("is a directory")));
         }
         let data = if meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is read-only; like every reader of a log file, we rely on no one
-            // truncating it while the run lasts.
+            // SAFETY: the map is read-only. A file truncated while the run lasts would raise
+            // SIGBUS: the watch turns that into zero pages and a mark (see `shrink`), which
+            // the replay checks before using a chunk.
             let map = unsafe { Mmap::map(&file) }.map_err(fail)?;
+            let watch = Watch::map(map.as_ptr(), map.len());
             // A hint only: read ahead, the log is read front to back.
             let _ = map.advise(memmap2::Advice::Sequential);
-            Data::Mapped(map)
+            Data::Mapped { watch, map }
         } else {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(fail)?;
@@ -73,7 +80,7 @@ impl LogFile {
 
     fn bytes(&self) -> &[u8] {
         match &self.data {
-            Data::Mapped(map) => map,
+            Data::Mapped { map, .. } => map,
             Data::Owned(bytes) => bytes,
         }
     }
@@ -81,7 +88,7 @@ impl LogFile {
     /// Tells the kernel that `body()[range]` has been consumed: its pages leave this process's
     /// resident memory (they stay in the page cache), so memory does not grow with the log.
     pub fn release(&self, range: Range<usize>) {
-        if let Data::Mapped(map) = &self.data {
+        if let Data::Mapped { map, .. } = &self.data {
             // SAFETY: the map is a read-only, shared file mapping: dropped pages are read back
             // from the file, unchanged, if they are ever touched again.
             let _ = unsafe {
@@ -94,21 +101,82 @@ impl LogFile {
         }
     }
 
+    /// Whether the file shrank while mapped: the bytes it lost read as zeros, and nothing read
+    /// since it shrank may be used.
+    pub fn shrank(&self) -> bool {
+        matches!(&self.data, Data::Mapped { watch: Some(watch), .. } if watch.shrank())
+    }
+
+    /// Fails when the file shrank while mapped (see [`Self::shrank`]).
+    pub fn check_size(&self) -> Result<(), Fatal> {
+        if self.shrank() {
+            return Err(Fatal::Shrank {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// The log's bytes after any byte-order mark.
     pub fn body(&self) -> &[u8] {
         &self.bytes()[self.bom..]
     }
 }
 
-/// Where stream events come from: a log file replayed whole, or a live source.
+/// The longest line read, in bytes (64 MiB, without its `\n`): a longer line is skipped as
+/// "line too long" and never held whole in memory (a reader keeps its first
+/// `MAX_LINE + 1` bytes, to tell the parser, and drops the rest up to the next `\n`).
+pub const MAX_LINE: usize = 64 << 20;
+
+/// A log read as it comes, from a pipe, a FIFO, a device or a followed file: never whole.
+pub struct LogReader {
+    /// The file name used in messages.
+    pub name: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// Where batch events come from: a regular file, memory-mapped, or any other file read as it
+/// comes (a pipe, a FIFO, a device), so that memory stays bounded whatever its length.
+pub enum BatchSource {
+    File(LogFile),
+    Read(LogReader),
+}
+
+impl BatchSource {
+    pub fn open(path: &Path) -> Result<BatchSource, Fatal> {
+        match open_special(path)? {
+            Some(reader) => Ok(BatchSource::Read(reader)),
+            None => LogFile::open(path).map(BatchSource::File),
+        }
+    }
+}
+
+/// Opens `path` as a [`LogReader`] when it is not a regular file (`None`: a regular file, to
+/// be mapped).
+fn open_special(path: &Path) -> Result<Option<LogReader>, Fatal> {
+    let fail = |error| Fatal::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if meta.is_file() || meta.is_dir() {
+        return Ok(None);
+    }
+    let file = File::open(path).map_err(fail)?;
+    Ok(Some(LogReader {
+        name: path.display().to_string(),
+        reader: Box::new(file),
+    }))
+}
+
+/// Where stream events come from: a log file replayed whole, a special file read as it comes
+/// (replayed like a file), or a live source.
 pub enum StreamSource {
     File(LogFile),
-    /// Standard input, or a file followed as it grows (`follow`).
-    Live {
-        name: String,
-        reader: Box<dyn Read + Send>,
-        follow: bool,
-    },
+    /// A pipe, FIFO or device named as STREAM: read incrementally, replayed like a file.
+    Read(LogReader),
+    /// Standard input, or a file followed as it grows (`--follow`, like `tail -F`).
+    Live(LogReader),
 }
 
 impl StreamSource {
@@ -117,42 +185,151 @@ impl StreamSource {
         let name = path.display().to_string();
         if path.as_os_str() == "-" {
             let reader = Box::new(std::io::stdin());
-            return Ok(StreamSource::Live {
-                name,
-                reader,
-                follow: false,
-            });
+            return Ok(StreamSource::Live(LogReader { name, reader }));
         }
-        if !follow {
-            return LogFile::open(path).map(StreamSource::File);
+        match (open_special(path)?, follow) {
+            (None, false) => return LogFile::open(path).map(StreamSource::File),
+            (Some(reader), false) => return Ok(StreamSource::Read(reader)),
+            // A FIFO or device has no size nor rotation to follow: read live to its end.
+            (Some(reader), true) => return Ok(StreamSource::Live(reader)),
+            (None, true) => {}
         }
-        let file = File::open(path).map_err(|error| Fatal::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        Ok(StreamSource::Live {
-            name,
-            reader: Box::new(file),
-            follow,
-        })
+        let reader = Box::new(FollowedFile::open(path)?);
+        Ok(StreamSource::Live(LogReader { name, reader }))
     }
 
     pub fn is_live(&self) -> bool {
-        matches!(self, StreamSource::Live { .. })
+        matches!(self, StreamSource::Live(_))
     }
 }
 
-/// Reads a live stream (a pipe, or a file being appended to with `follow`) and sends blocks
-/// of whole lines as soon as they arrive; a final line without `\n` is sent at the end. With
-/// `follow`, the end of the input is waited out (polling) instead of ending the stream.
-pub fn read_live(
+/// A file followed by name as it grows, like `tail -F`: reading it never ends (at the end it
+/// polls). When the file shrinks below the read position (copytruncate), a warning names it
+/// and reading starts again from its start; when the path names another file (rename and
+/// create), the old file is read to its end and the new one from its start; while the path is
+/// gone, the old file is read and the path waited for. A last line without `\n` left at a
+/// rotation ends there: a `\n` is read in its place, so it is read as a line of its own (as
+/// the file replay reads a final line without `\n`), and the new file's first line never
+/// glues onto it.
+pub struct FollowedFile {
+    path: PathBuf,
+    file: File,
+    /// Device and inode of `file`.
+    id: (u64, u64),
+    /// Bytes of `file` read so far.
+    position: u64,
+    /// The last byte handed out, if not `\n`: a rotation then hands out a `\n` first.
+    open_line: bool,
+    /// How long to wait at the end of the file before looking again.
+    poll: std::time::Duration,
+}
+
+impl FollowedFile {
+    pub fn open(path: &Path) -> Result<FollowedFile, Fatal> {
+        let fail = |error| Fatal::Read {
+            path: path.to_path_buf(),
+            error,
+        };
+        let file = File::open(path).map_err(fail)?;
+        let id = file_id(&file.metadata().map_err(fail)?);
+        Ok(FollowedFile {
+            path: path.to_path_buf(),
+            file,
+            id,
+            position: 0,
+            open_line: false,
+            poll: std::time::Duration::from_millis(20),
+        })
+    }
+
+    /// At the end of the open file: what became of the path. `Ok(true)` when reading goes on
+    /// from the start of a truncated or new file.
+    fn rotated(&mut self) -> std::io::Result<bool> {
+        use std::io::{Seek, SeekFrom};
+        let now = std::fs::metadata(&self.path);
+        let open_len = self.file.metadata()?.len();
+        match now {
+            // Renamed away and replaced, and the old file read to its end (it may have grown
+            // since the read that found its end: then that is read first).
+            Ok(meta) if file_id(&meta) != self.id && open_len <= self.position => {
+                let Ok(file) = File::open(&self.path) else {
+                    return Ok(false);
+                };
+                eprintln!(
+                    "warning: {}: replaced by a new file; reading the new file from its start",
+                    self.path.display()
+                );
+                self.id = file_id(&file.metadata()?);
+                self.file = file;
+                self.position = 0;
+                Ok(true)
+            }
+            Ok(meta) if file_id(&meta) == self.id && open_len < self.position => {
+                eprintln!(
+                    "warning: {}: truncated; reading it again from its start",
+                    self.path.display()
+                );
+                self.file.seek(SeekFrom::Start(0))?;
+                self.position = 0;
+                Ok(true)
+            }
+            // Unchanged, grown, or gone (waited for): the open file may still grow.
+            _ => Ok(false),
+        }
+    }
+}
+
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+impl Read for FollowedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                self.position += n as u64;
+                self.open_line = buf[n - 1] != b'\n';
+                return Ok(n);
+            }
+            let grew = self.file.metadata()?.len() > self.position;
+            if self.rotated()? {
+                if std::mem::take(&mut self.open_line) {
+                    buf[0] = b'\n';
+                    return Ok(1);
+                }
+                continue;
+            }
+            if !grew {
+                std::thread::sleep(self.poll);
+            }
+        }
+    }
+}
+
+/// How many blocks a reader may have sent ahead of the parser: few, since a block holding a
+/// too-long line's first `max_line + 1` bytes is large.
+pub const BLOCKS_AHEAD: usize = 4;
+
+/// Reads a log as it comes (a pipe, a FIFO, a device, a followed file) and sends blocks of
+/// whole lines as soon as they arrive; a final line without `\n` is sent at the end. A line
+/// longer than `max_line` is cut after `max_line + 1` bytes (so that the parser skips it as
+/// too long) and the rest of it, up to its `\n`, is dropped as it is read: memory stays
+/// bounded whatever the input. Ends when the input ends or the receiver is gone.
+pub fn read_blocks(
     mut source: Box<dyn Read + Send>,
-    follow: bool,
+    max_line: usize,
     blocks: &crossbeam_channel::Sender<Vec<u8>>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
     let mut at_start = true;
+    // Inside a too-long line: its bytes are dropped up to the next `\n`.
+    let mut dropping = false;
     loop {
         let n = match source.read(&mut buf) {
             Ok(n) => n,
@@ -160,24 +337,37 @@ pub fn read_live(
             Err(e) => return Err(e),
         };
         if n == 0 {
-            if follow {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                continue;
-            }
             if !pending.is_empty() {
                 let _ = blocks.send(pending);
             }
             return Ok(());
         }
-        pending.extend_from_slice(&buf[..n]);
+        let mut data = &buf[..n];
+        if dropping {
+            match memchr::memchr(b'\n', data) {
+                None => continue,
+                Some(end) => {
+                    pending.push(b'\n');
+                    data = &data[end + 1..];
+                    dropping = false;
+                }
+            }
+        }
+        pending.extend_from_slice(data);
         if at_start && (pending.len() >= 3 || pending.contains(&b'\n')) {
             if pending.starts_with(b"\xEF\xBB\xBF") {
                 pending.drain(..3);
             }
             at_start = false;
         }
-        if let Some(last) = memchr::memrchr(b'\n', &pending) {
-            let rest = pending.split_off(last + 1);
+        let line_start = memchr::memrchr(b'\n', &pending).map_or(0, |last| last + 1);
+        if pending.len() - line_start > max_line {
+            // Keep one byte more than a line may hold: the parser skips the line as too long.
+            pending.truncate(line_start + max_line + 1);
+            dropping = true;
+        }
+        if line_start > 0 {
+            let rest = pending.split_off(line_start);
             if blocks.send(std::mem::replace(&mut pending, rest)).is_err() {
                 return Ok(()); // the replay stopped
             }
@@ -232,32 +422,107 @@ pub fn chunks(bytes: &[u8], from: usize, target: usize) -> Chunks<'_> {
         bytes,
         start: from,
         target: target.max(1),
+        max_line: usize::MAX,
+        release: None,
+        too_long: None,
     }
 }
+
+/// How far the end of a chunk is looked for at a time once it lies in a too-long line: the
+/// pages looked through are released window by window.
+const SCAN_WINDOW: usize = 8 << 20;
 
 /// The iterator of [`chunks`].
 pub struct Chunks<'a> {
     bytes: &'a [u8],
     start: usize,
     target: usize,
+    /// A line longer than this that a chunk's end would fall in becomes a piece of its own.
+    max_line: usize,
+    /// Gives back pages looked through in a too-long line (see [`LogFile::release`]).
+    release: Option<&'a (dyn Fn(Range<usize>) + Sync)>,
+    /// The too-long line that comes after the chunk handed out last.
+    too_long: Option<Range<usize>>,
+}
+
+impl<'a> Chunks<'a> {
+    /// Hands out a line longer than `max_line` that a chunk's end would fall in as a piece of
+    /// its own (see [`Self::next_piece`]), found without keeping its pages: `release` gives
+    /// them back, window by window, as they are looked through.
+    pub fn with_limit(
+        mut self,
+        max_line: usize,
+        release: &'a (dyn Fn(Range<usize>) + Sync),
+    ) -> Self {
+        self.max_line = max_line;
+        self.release = Some(release);
+        self
+    }
+
+    /// The next piece and whether it is one line longer than the limit, which needs no
+    /// parsing: it is skipped as too long.
+    pub fn next_piece(&mut self) -> Option<(Range<usize>, bool)> {
+        if let Some(line) = self.too_long.take() {
+            self.start = line.end;
+            return Some((line, true));
+        }
+        let (bytes, start) = (self.bytes, self.start);
+        if start >= bytes.len() {
+            return None;
+        }
+        let probe = (start + self.target).min(bytes.len());
+        if probe >= bytes.len() {
+            self.start = bytes.len();
+            return Some((start..bytes.len(), false));
+        }
+        // The usual case: a `\n` within the line limit after the probe.
+        let near = (probe - 1)
+            .saturating_add(self.max_line.saturating_add(1))
+            .min(bytes.len());
+        if let Some(p) = memchr::memchr(b'\n', &bytes[probe - 1..near]) {
+            self.start = probe + p;
+            return Some((start..probe + p, false));
+        }
+        if near == bytes.len() {
+            self.start = bytes.len();
+            return Some((start..bytes.len(), false));
+        }
+        // The chunk's end falls in a line longer than the limit: the line becomes a piece of its
+        // own, its end found window by window, each given back once looked through.
+        let line_start =
+            memchr::memrchr(b'\n', &bytes[start..probe - 1]).map_or(start, |p| start + p + 1);
+        let release = |range: Range<usize>| {
+            if let Some(release) = self.release {
+                release(range);
+            }
+        };
+        release(line_start.max(probe - 1)..near);
+        let mut at = near;
+        let end = loop {
+            let window = (at + SCAN_WINDOW).min(bytes.len());
+            let found = memchr::memchr(b'\n', &bytes[at..window]);
+            release(at..window);
+            match found {
+                Some(p) => break at + p + 1,
+                None if window == bytes.len() => break bytes.len(),
+                None => at = window,
+            }
+        };
+        if line_start > start {
+            self.too_long = Some(line_start..end);
+            self.start = line_start;
+            return Some((start..line_start, false));
+        }
+        self.start = end;
+        Some((line_start..end, true))
+    }
 }
 
 impl Iterator for Chunks<'_> {
     type Item = Range<usize>;
 
     fn next(&mut self) -> Option<Range<usize>> {
-        let (bytes, start) = (self.bytes, self.start);
-        if start >= bytes.len() {
-            return None;
-        }
-        let probe = (start + self.target).min(bytes.len());
-        let end = if probe >= bytes.len() {
-            bytes.len()
-        } else {
-            memchr::memchr(b'\n', &bytes[probe - 1..]).map_or(bytes.len(), |p| probe + p)
-        };
-        self.start = end;
-        Some(start..end)
+        self.next_piece().map(|(range, _)| range)
     }
 }
 
@@ -291,6 +556,81 @@ mod tests {
                 assert_eq!(pair[0].end, pair[1].start);
                 assert_eq!(text[pair[0].end - 1], b'\n');
             }
+        }
+    }
+
+    /// What [`read_blocks`] sends for `input` read in pieces of `piece` bytes, joined.
+    fn blocks_of(input: &[u8], piece: usize, max_line: usize) -> Vec<u8> {
+        struct Pieces(Vec<u8>, usize);
+        impl Read for Pieces {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(self.0.len()).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        read_blocks(Box::new(Pieces(input.to_vec(), piece)), max_line, &tx).unwrap();
+        drop(tx);
+        let blocks: Vec<Vec<u8>> = rx.iter().collect();
+        for block in &blocks[..blocks.len().saturating_sub(1)] {
+            assert_eq!(block.last(), Some(&b'\n'), "blocks end at line ends");
+        }
+        blocks.concat()
+    }
+
+    #[test]
+    fn a_reader_keeps_short_lines_whole_and_too_long_ones_too_long() {
+        let input = b"ab\nxxxxxxxxxx\ncd\n\nyyyyy\nzzzzzz\nlast-too-long";
+        for piece in [1, 2, 5, 64] {
+            let read = blocks_of(input, piece, 5);
+            let (wanted, got): (Vec<_>, Vec<_>) = (
+                input.split(|&b| b == b'\n').collect(),
+                read.split(|&b| b == b'\n').collect(),
+            );
+            assert_eq!(wanted.len(), got.len(), "one line for one line");
+            for (want, got) in wanted.iter().zip(&got) {
+                if want.len() <= 5 {
+                    assert_eq!(want, got);
+                } else {
+                    assert!(want.starts_with(got) && got.len() > 5, "{got:?}");
+                }
+            }
+        }
+        // An endless line is cut after one byte more than the maximum.
+        assert_eq!(blocks_of(&[b'x'; 100], 1, 5), b"xxxxxx");
+        assert_eq!(blocks_of(b"\xEF\xBB\xBFabc\n", 1, 3), b"abc\n");
+    }
+
+    #[test]
+    fn a_too_long_line_that_a_chunk_end_falls_in_is_a_piece_of_its_own() {
+        let text = b"ab\ncd\nxxxxxxxxxxxxxxxx\nef\nyyyyyyyyyyyyyyyyyyyy";
+        let released = std::sync::Mutex::new(Vec::new());
+        let release = |range: Range<usize>| released.lock().unwrap().push(range);
+        for target in 1..12 {
+            released.lock().unwrap().clear();
+            let mut cut = chunks(text, 0, target).with_limit(8, &release);
+            let mut pieces = Vec::new();
+            while let Some(piece) = cut.next_piece() {
+                pieces.push(piece);
+            }
+            assert_eq!(pieces.first().unwrap().0.start, 0);
+            assert_eq!(pieces.last().unwrap().0.end, text.len());
+            for pair in pieces.windows(2) {
+                assert_eq!(pair[0].0.end, pair[1].0.start);
+                assert_eq!(text[pair[0].0.end - 1], b'\n');
+            }
+            for (range, too_long) in &pieces {
+                if *too_long {
+                    let line = &text[range.clone()];
+                    assert!(line.len() > 9, "target {target}: {range:?}");
+                    assert!(!line[..line.len() - 1].contains(&b'\n'), "one line");
+                }
+            }
+            let long: Vec<_> = pieces.iter().filter(|p| p.1).map(|p| p.0.clone()).collect();
+            assert_eq!(long.last(), Some(&(26..text.len())), "target {target}");
+            assert!(!released.lock().unwrap().is_empty());
         }
     }
 

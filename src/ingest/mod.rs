@@ -4,3 +4,4 @@
 pub mod event;
 pub mod input;
 pub mod parse;
+pub mod shrink;

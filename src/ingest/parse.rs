@@ -6,9 +6,9 @@ use std::ops::Range;
 
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape, fill_tape_padded};
 
-use crate::error::SkipReason;
+use crate::error::{SkipReason, escaped};
 use crate::ingest::event::{Action, Event, IdRef, Timestamp, parse_cents, small_number_digits};
-use crate::ingest::input::{Lines, trim_line};
+use crate::ingest::input::{Lines, MAX_LINE, trim_line};
 
 mod plain;
 
@@ -67,6 +67,15 @@ impl ParsedChunk {
         &self.ids[id.start as usize..(id.start + id.len) as usize]
     }
 
+    /// Makes this the chunk of one line longer than `max_line` at `range`, skipped unread.
+    pub fn one_too_long_line(&mut self, range: Range<usize>, max_line: usize) {
+        self.clear();
+        self.offset = range.start;
+        self.len = range.len();
+        self.lines = 1;
+        self.skipped.push((0, SkipReason::LineTooLong(max_line)));
+    }
+
     fn clear(&mut self) {
         self.lines = 0;
         self.events.clear();
@@ -101,6 +110,8 @@ pub struct LineParser {
     hasher: IdHasher,
     /// The shapes of the plain lines read lately.
     shapes: plain::Shapes,
+    /// Longer lines are skipped as too long, unread.
+    max_line: usize,
 }
 
 impl LineParser {
@@ -111,7 +122,13 @@ impl LineParser {
             scratch: Vec::new(),
             hasher,
             shapes: plain::Shapes::default(),
+            max_line: MAX_LINE,
         }
+    }
+
+    /// Sets the longest line parsed (default [`MAX_LINE`]); longer ones are skipped unread.
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
     }
 
     /// Parses the lines of `body[range]` (which starts at a line start) into `out`.
@@ -129,6 +146,11 @@ impl LineParser {
         let mut members: EventMembers<'_> = [None; 6];
         for (index, line) in Lines::new(chunk).enumerate() {
             out.lines = index as u32 + 1;
+            if line.len() > self.max_line {
+                out.skipped
+                    .push((index as u32, SkipReason::LineTooLong(self.max_line)));
+                continue;
+            }
             let (start, len) = trim_line(chunk, line);
             if len == 0 {
                 continue;
@@ -429,7 +451,7 @@ fn find_members<'t, const K: usize>(
     let mut found = [None; K];
     // Wanted keys are checked for duplicates by their slot; only the other keys are compared
     // with each other.
-    let mut others: smallvec::SmallVec<[&str; 8]> = smallvec::SmallVec::new();
+    let mut others = OtherKeys::default();
     let mut at = 1;
     for ordinal in 0..len {
         let Node::String(key) = nodes[at] else {
@@ -450,15 +472,47 @@ fn find_members<'t, const K: usize>(
                 found[slot] = Some(Member { ordinal, value });
             }
             None => {
-                if others.contains(&key) {
+                if !others.insert(key) {
                     return Err(SkipReason::DuplicateKey(key.to_string()));
                 }
-                others.push(key);
             }
         }
         at = skip_value(nodes, at + 1);
     }
     Ok(found)
+}
+
+/// Other keys compared one by one before a line's keys go into a hash set.
+const FEW_KEYS: usize = 16;
+
+/// The keys of an object other than the wanted ones, for the duplicate check: a few are compared
+/// in a small vector (no allocation, the usual line has none); beyond [`FEW_KEYS`] they move
+/// into a hash set (SipHash, randomly keyed: crafted keys cannot force collisions), so a line of a
+/// million keys costs time linear in its length.
+#[derive(Default)]
+struct OtherKeys<'a> {
+    few: smallvec::SmallVec<[&'a str; FEW_KEYS]>,
+    many: Option<std::collections::HashSet<&'a str>>,
+}
+
+impl<'a> OtherKeys<'a> {
+    /// Adds `key`; false when it was already there.
+    fn insert(&mut self, key: &'a str) -> bool {
+        if let Some(many) = &mut self.many {
+            return many.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        if self.few.len() < FEW_KEYS {
+            self.few.push(key);
+        } else {
+            let mut many: std::collections::HashSet<&str> = self.few.drain(..).collect();
+            many.insert(key);
+            self.many = Some(many);
+        }
+        true
+    }
 }
 
 /// Index of the node after the value that starts at `at`.
@@ -487,15 +541,10 @@ fn user_id<'a>(
     }
 }
 
-/// A short rendering of a member's value for error messages: its literal text, shortened.
+/// A short rendering of a member's value for error messages: its literal text, shortened and
+/// [`escaped`].
 fn describe(raw: &[u8], m: Member<'_>) -> String {
-    let text = String::from_utf8_lossy(member_literal(raw, m.ordinal));
-    if text.chars().count() > 40 {
-        let short: String = text.chars().take(40).collect();
-        format!("{short}...")
-    } else {
-        text.into_owned()
-    }
+    escaped(member_literal(raw, m.ordinal), 40)
 }
 
 /// The literal text of the value of the `ordinal`-th member of the top-level object in `raw`,
@@ -610,7 +659,7 @@ pub fn tracked_of(value: u64) -> Option<u32> {
 pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     let mut buf = raw.to_vec();
     buf.resize(raw.len() + INPUT_PADDING, b' ');
-    let mut buffers = Buffers::new(raw.len());
+    let mut buffers = Buffers::with_max_depth(raw.len(), MAX_DEPTH);
     let mut tape = Tape(Vec::new());
     if fill_tape_padded(&mut buf, raw.len(), &mut buffers, &mut tape).is_err() {
         return Err(format!(
@@ -659,13 +708,9 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     Ok(Params { degree, tracked })
 }
 
+/// The start of a parameter line for error messages, [`escaped`].
 fn excerpt(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    if text.chars().count() > 60 {
-        format!("{}...", text.chars().take(60).collect::<String>())
-    } else {
-        text.into_owned()
-    }
+    escaped(raw, 60)
 }
 
 #[cfg(test)]
