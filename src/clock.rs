@@ -2,7 +2,8 @@
 //! process, user and system): the two together tell how busy the cores were, which `--stats`
 //! reports and `tools/bench.sh` prints next to the bare parse's. The system part alone is
 //! mostly the kernel handing the process fresh memory: on a virtual machine that gives its free
-//! memory back to the host, that can take seconds (README, "Eleventh session").
+//! memory back to the host, that can take seconds (docs/performance.md, "How to reproduce",
+//! `--memory`).
 
 use std::time::{Duration, Instant};
 

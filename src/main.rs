@@ -106,7 +106,7 @@ extern "C" fn probe_stdout() {
 /// The run's signal handling, for the exit status of an interrupted run.
 static INTERRUPT: OnceLock<Interrupt> = OnceLock::new();
 
-/// The exit statuses (README, "Exit status").
+/// The exit statuses (README, "Exit status"; `--help` ends with them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ExitStatus {
     Success,

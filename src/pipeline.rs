@@ -29,7 +29,7 @@ use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 /// Default number of stream events per window of parallel queries. Between two windows' checks
 /// the pool's workers wait for the applier; after 2 048 events the wait is short, and the
 /// workers sleep less often per window than after 8 192: the same work with less idle time,
-/// 12-19% faster streams at D=1, 2 and 3 (README, "Tenth session").
+/// 12-19% faster streams at D=1, 2 and 3 (docs/performance.md, "Designs measured and not kept").
 pub const DEFAULT_WINDOW: usize = 2048;
 
 /// Most checks per parallel task: enough to keep a worker's queries staggered; a small window

@@ -16,7 +16,7 @@
 //! parallel checks). `cargo test --release --test allocations -- --nocapture` prints them.
 //!
 //! Per-chunk costs (a fresh `ParsedChunk` and parser per 1 MiB chunk of ~10k events, in the
-//! parallel path) and per-window costs (8192 events) are allowed: they amount to ~0.01 per
+//! parallel path) and per-window costs (a window of `DEFAULT_WINDOW` events) are allowed: they amount to ~0.01 per
 //! event at most. Why the test can fail: every event kind makes up at least 10% of the events
 //! (60% purchases, 30% befriend, 10% unfriend), so a single allocation per event of any kind,
 //! on any thread (a `Vec` or `String` built and filled per event, a `to_vec()`, a `format!`,

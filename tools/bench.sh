@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Whole-process benchmark of anomaly-detect: the one command that reproduces the figures in the README.
+# Whole-process benchmark of anomaly-detect: the one command that reproduces the figures in docs/performance.md.
 #
 # What it measures, for each log size (generator settings fixed by the issue: 100k users, 10 friends
 # on average, D=2, T=50, seed 1):
@@ -32,7 +32,7 @@
 #                  the host has taken the free memory back, as on a first run after idle time.
 # The outputs of every run of a configuration must be byte-identical to its first --threads 1
 # output (cmp); the script stops with an error if they are not.
-# It ends with markdown tables (paste them into the README): input size, batch events/s and MB/s,
+# It ends with markdown tables (paste them into docs/performance.md): input size, batch events/s and MB/s,
 # batch phase / bare parse (wall and CPU time), cores busy, stream events/s at 1 and 2 threads,
 # 2-thread speedup, peak RSS and RSS / input size.
 #

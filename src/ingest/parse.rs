@@ -136,8 +136,8 @@ impl LineParser {
         out.clear();
         // Room for the chunk's events at once: grown by doubling instead, the event lists of
         // the chunks in flight left about 12 MB of freed blocks in the workers' heaps, fresh
-        // pages that a virtual machine's host may charge a fault for (README, "Eleventh
-        // session"). Lines are rarely shorter than 64 bytes; a huge line reserves no more than
+        // pages that a virtual machine's host may charge a fault for (docs/performance.md,
+        // "How to reproduce", `--memory`). Lines are rarely shorter than 64 bytes; a huge line reserves no more than
         // a usual chunk needs.
         out.events.reserve((range.len() / 64).min(EVENTS_RESERVED));
         out.offset = range.start;

@@ -10,7 +10,7 @@ a plain breadth-first search, and every check sorts all of the network's purchas
 writes OUTPUT like the program (exit 0), or prints one error line and exits 2 without touching
 OUTPUT. `replay()` is the same as a function, used by check.py.
 
-Where the spec is silent this model takes the decisions listed in README's "Decisions where the
+Where the spec is silent this model takes the decisions listed in docs/design.md's "Decisions where the
 spec is silent" (those that concern the output):
 
 1. Every output line ends with "\\n", the last one included.
@@ -22,14 +22,14 @@ spec is silent" (those that concern the output):
    are malformed.
 5. JSON: numbers of any size are valid and judged by their literal text; a lone surrogate escape
    ("\\ud800") anywhere makes the line malformed; duplicate keys are checked at the top level of
-   the line only, not inside nested extra values. (README accepts nesting up to 65 536 levels;
+   the line only, not inside nested extra values. (docs/design.md accepts nesting up to 65 536 levels;
    Python's json refuses about 1 000, so the generated cases stay far below that.)
 6. Skipped lines are reported on stderr as `warning: FILE:LINE: skipped: REASON`, the first 10
    in full, then `warning: K more skipped lines not shown`. Only FILE and LINE are modelled; the
    wording of the reason, and which fault a line with several is blamed for, are the program's.
 7. Befriend or unfriend of unknown users creates nothing visible.
 
-Further readings of the spec taken here (README's "Input hygiene" table states the first two):
+Further readings of the spec taken here (docs/design.md's "Input hygiene" table states the first two):
 a blank line holds only spaces, tabs and "\\r" and is not counted; the parameter line is the
 first non-blank line, and must be a JSON object by the same rules as an event line (UTF-8, no
 duplicate keys, ...), whose extra keys are ignored; string values (event_type, timestamp, amount,
