@@ -1,5 +1,6 @@
-//! Reading logs: a log file memory-mapped (or read from a pipe), its byte-order mark dropped,
-//! cut into lines and into chunks that start and end at line boundaries.
+//! Reading logs: a regular file memory-mapped, its byte-order mark dropped, cut into lines and
+//! into chunks that start and end at line boundaries; anything else (a pipe, a FIFO, a device,
+//! standard input, a file followed like `tail -F`) read block by block, in bounded memory.
 
 use std::fs::File;
 use std::io::Read;
@@ -31,7 +32,8 @@ enum Data {
 }
 
 impl LogFile {
-    /// Opens a log: memory-mapped when it is a regular file, read whole otherwise.
+    /// Opens a log: memory-mapped when it is a regular file, read whole otherwise (the
+    /// developer tools; a run reads other files block by block, see [`BatchSource`]).
     pub fn open(path: &Path) -> Result<LogFile, Fatal> {
         let fail = |error| Fatal::Read {
             path: path.to_path_buf(),
