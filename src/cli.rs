@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::ingest::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
 
@@ -15,7 +15,12 @@ use crate::ingest::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
 /// its baseline.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, after_help = AFTER_HELP, override_usage = USAGE)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Options {
+    /// `sweep`: the flags of a whole grid of D and T at once. A batch log named `sweep` is
+    /// given as `./sweep`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The batch log (JSON Lines; the first line holds {"D": .., "T": ..}).
     #[arg(required_unless_present = "generate")]
     pub batch: Option<PathBuf>,
@@ -74,6 +79,7 @@ pub struct Options {
 /// The forms of the command line.
 const USAGE: &str = "\
 anomaly-detect [OPTIONS] <BATCH> <STREAM> <OUTPUT>
+       anomaly-detect sweep [OPTIONS] <BATCH> <STREAM>
        anomaly-detect --generate <KIND>";
 
 /// The end of `--help`: examples, then the exit statuses.
@@ -91,6 +97,9 @@ Examples:
 
   Also write who should see each flagged purchase, and whom to suggest as a friend:
     anomaly-detect --feed feed.json --recommend recommend.json batch_log.json stream_log.json flagged.json
+
+  What every D in 1..3 with every T in 10, 50 and 100 would flag, as a table and a picture:
+    anomaly-detect sweep -D 1..3 -T 10,50,100 --svg sweep.svg batch_log.json stream_log.json
 
   Install the bash completions:
     anomaly-detect --generate complete-bash > ~/.local/share/bash-completion/completions/anomaly-detect
@@ -128,6 +137,111 @@ impl Generate {
         clap_complete::generate(shell, &mut command, "anomaly-detect", out);
         Ok(())
     }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replays the logs once and reports what every pair of D and T would flag.
+    ///
+    /// Prints a table (one row per D, one column per T) of the flagged stream purchases and
+    /// their share of the stream purchases checked; the batch log's own D and T are marked
+    /// with `*`. Every pair's flags are exactly those of a run with `-D d -T t`.
+    #[command(after_help = SWEEP_AFTER_HELP)]
+    Sweep(SweepOptions),
+}
+
+/// The end of `sweep --help`.
+const SWEEP_AFTER_HELP: &str = "\
+LIST: comma-separated values and inclusive ranges, e.g. `2,10,50`, `1..4`, `1..3,6` (at most
+32 values). Defaults: D 1,2,3 and T 10,20,50,100,200, each with the batch log's own value added.
+
+Examples:
+  anomaly-detect sweep -D 1..3 -T 10,50,100 batch_log.json stream_log.json
+  anomaly-detect sweep --csv grid.csv --svg grid.svg --outputs flagged/ batch_log.json stream_log.json";
+
+/// The options of `anomaly-detect sweep`.
+#[derive(Debug, Args)]
+pub struct SweepOptions {
+    /// The batch log (JSON Lines; the first line holds {"D": .., "T": ..}). A file named
+    /// `sweep` is given as `./sweep`.
+    pub batch: PathBuf,
+    /// The stream log (JSON Lines): a file, replayed whole (not `-`, not live).
+    pub stream: PathBuf,
+    /// The degrees D to try [default: 1..3 and the batch log's D].
+    #[arg(short = 'D', long = "degree", value_name = "LIST", value_parser = degree_list)]
+    pub degrees: Option<List>,
+    /// The baseline sizes T to try [default: 10,20,50,100,200 and the batch log's T].
+    #[arg(short = 'T', long = "tracked", value_name = "LIST", value_parser = tracked_list)]
+    pub tracked: Option<List>,
+    /// Write one CSV row per pair: D,T,flagged,share,buyers,feed,recommend; `-` is standard
+    /// output.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Draw a heat map of the flagged share per pair (SVG); `-` is standard output.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Write DIR/flagged_D{d}_T{t}.json for every pair, as a run with `-D d -T t` writes its
+    /// OUTPUT (DIR is created if missing; its parent must exist).
+    #[arg(long, value_name = "DIR")]
+    pub outputs: Option<PathBuf>,
+    /// Worker threads (default: all cores); 1 runs the plain sequential path.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Print no progress bar and no summary line (skipped lines are still reported).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Treat the first skipped line as a fatal error.
+    #[arg(long)]
+    pub strict: bool,
+    /// Size of a parsing chunk in bytes (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = 1 << 20)]
+    pub chunk_bytes: usize,
+    /// Stream events per window of parallel checks (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
+    pub window: usize,
+}
+
+/// A list of `D` or `T` values: ascending, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List(pub Vec<u32>);
+
+/// Most values in a `-D` or `-T` list of a sweep.
+pub const MAX_LIST: usize = 32;
+
+/// A sweep's `-D LIST`.
+pub fn degree_list(text: &str) -> Result<List, String> {
+    list(text, degree)
+}
+
+/// A sweep's `-T LIST`.
+pub fn tracked_list(text: &str) -> Result<List, String> {
+    list(text, tracked)
+}
+
+/// Comma-separated values and inclusive ranges `a..b`, each bound read by `value`; sorted, and
+/// repeats dropped.
+fn list(text: &str, value: fn(&str) -> Result<u32, String>) -> Result<List, String> {
+    let mut values = Vec::new();
+    for part in text.split(',') {
+        if part.is_empty() {
+            return Err(format!("empty item in the list `{text}`"));
+        }
+        let (low, high) = match part.split_once("..") {
+            Some((low, high)) => (value(low)?, value(high)?),
+            None => (value(part)?, value(part)?),
+        };
+        if low > high {
+            return Err(format!("the range `{part}` is empty: {low} > {high}"));
+        }
+        if u64::from(high - low) + values.len() as u64 >= MAX_LIST as u64 {
+            return Err(format!("the list `{text}` has more than {MAX_LIST} values"));
+        }
+        values.extend(low..=high);
+    }
+    values.sort_unstable();
+    values.dedup();
+    Ok(List(values))
 }
 
 /// `-D`, read as the parameter line's `D` is (see [`param_value`]).

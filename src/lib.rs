@@ -5,7 +5,7 @@
 //! and the shared leaves (`error`, `clock`):
 //! [`ingest`] (logs to events), [`state`] (what events change), [`query`] (a buyer's network
 //! and baseline), [`output`] (where results go). On top: [`pipeline`] runs the replay,
-//! [`cli`] and [`signals`] serve the command.
+//! [`cli`] and [`signals`] serve the command, [`sweep`] its `sweep` subcommand.
 
 pub mod ingest;
 pub mod output;
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod signals;
+pub mod sweep;
 
 pub use error::{Fatal, SkipReason};
 pub use ingest::input::LogFile;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use anomaly_detect::Fatal;
-use anomaly_detect::cli::Options;
+use anomaly_detect::cli::{Command, Options};
 use anomaly_detect::ingest::input::{BatchSource, StreamSource};
 use anomaly_detect::output::outputs::{self, Outputs};
 use anomaly_detect::output::progress::Progress;
@@ -37,6 +37,11 @@ fn run() -> anyhow::Result<()> {
             .and_then(|()| out.flush())
             .context("cannot write to standard output")?;
         return Ok(());
+    }
+    if let Some(Command::Sweep(sweep)) = &options.command {
+        let interrupt = Interrupt::install().context("cannot install the signal handler")?;
+        let interrupt = INTERRUPT.get_or_init(|| interrupt);
+        return anomaly_detect::sweep::run(sweep, Some(interrupt.flag.clone()));
     }
     let (batch_path, stream_path, output_path) = options.paths();
     let mut config = options.config();

@@ -19,7 +19,7 @@ use crate::output::progress::Progress;
 use crate::output::report::{SkipLog, Summary};
 use crate::output::sink::{Checked, Sink};
 use crate::query::baseline::Baseline;
-use crate::query::network::{NetworkQuery, Social};
+use crate::query::network::{Grid, NetworkQuery, Reach, Social};
 use crate::state::graph::FriendGraph;
 use crate::state::history::{Purchase, PurchaseHistory};
 use crate::state::recent::RecentPurchases;
@@ -433,6 +433,30 @@ impl Replay {
         Ok(())
     }
 
+    /// Turns the replay into a sweep: from now on every stream purchase is checked with every
+    /// pair of `grid` and handed to `sink` instead of the [`Sink`] given to the stream calls.
+    /// The replay must have been made with `D` and `T` overridden to the grid's largest (the
+    /// history then keeps enough purchases for every pair).
+    pub fn sweep(&mut self, grid: Grid, sink: Box<dyn GridSink>) {
+        assert!(
+            grid.tracked
+                .last()
+                .is_some_and(|&t| t as usize <= self.state.history.tracked()),
+            "the history keeps the grid's largest T"
+        );
+        self.window.grid = Some(GridChecks {
+            grid,
+            baselines: Vec::new(),
+            reach: Vec::new(),
+            sink,
+        });
+    }
+
+    /// The sink that [`Self::sweep`] was given, back once the stream is replayed.
+    pub fn take_grid_sink(&mut self) -> Option<Box<dyn GridSink>> {
+        self.window.grid.take().map(|grid| grid.sink)
+    }
+
     /// Ends the replay: the run's figures.
     pub fn finish(mut self, skips: &SkipLog) -> Summary {
         self.summary.skipped = skips.counts().collect();
@@ -601,6 +625,121 @@ struct Outcome {
     social: Option<Social>,
 }
 
+/// A stream purchase of a sweep, checked with every pair of its grid.
+pub struct GridChecked<'a> {
+    /// The original line, trimmed of surrounding JSON white space.
+    pub line: &'a [u8],
+    /// 1-based line number in the stream log.
+    pub line_no: u64,
+    pub buyer: UserId,
+    pub cents: u64,
+    /// `baselines[row * grid.tracked.len() + col]`: the baseline with the row's `D` and the
+    /// column's `T`.
+    pub baselines: &'a [Baseline],
+    /// What the buyer reaches at that moment.
+    pub reach: Reach,
+}
+
+/// Receives every stream purchase of a sweep, in stream order.
+pub trait GridSink: std::any::Any {
+    fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<()>;
+}
+
+/// A sweep's checks: the grid, the window's results and where they go.
+struct GridChecks {
+    grid: Grid,
+    /// Per pending purchase, its baselines (see [`GridChecked::baselines`]).
+    baselines: Vec<Baseline>,
+    /// Per pending purchase, what its buyer reaches.
+    reach: Vec<Reach>,
+    sink: Box<dyn GridSink>,
+}
+
+impl GridChecks {
+    /// Checks a purchase by `buyer` at `before` now (the sequential path).
+    fn check(
+        &mut self,
+        query: &mut NetworkQuery,
+        graph: &impl Friendships,
+        history: &PurchaseHistory,
+        buyer: UserId,
+        before: u64,
+    ) {
+        let at = self.baselines.len();
+        self.baselines
+            .resize(at + self.grid.pairs(), Baseline::default());
+        let out = &mut self.baselines[at..];
+        self.reach
+            .push(query.grid(graph, history, buyer, before, &self.grid, out));
+    }
+
+    /// Checks the window's pending purchases in parallel, each against the friendships it
+    /// sees.
+    fn check_window(
+        &mut self,
+        pending: &[Pending],
+        graph: &FriendGraph,
+        history: &PurchaseHistory,
+        changes: &EdgeChanges,
+        scratch: &[WorkerScratch],
+        pool: &rayon::ThreadPool,
+    ) {
+        let (grid, pairs) = (&self.grid, self.grid.pairs());
+        self.baselines.clear();
+        self.baselines
+            .resize(pending.len() * pairs, Baseline::default());
+        self.reach.clear();
+        self.reach.resize(pending.len(), Reach::default());
+        let workers = pool.current_num_threads().max(1);
+        let group = pending.len().div_ceil(workers).clamp(1, CHECK_GROUP);
+        pool.install(|| {
+            pending
+                .par_chunks(group)
+                .zip(self.baselines.par_chunks_mut(group * pairs))
+                .zip(self.reach.par_chunks_mut(group))
+                .for_each(|((pending, baselines), reach)| {
+                    let worker = rayon::current_thread_index().unwrap_or(0) % scratch.len();
+                    let mut query = scratch[worker].0.lock().expect("query scratch poisoned");
+                    for ((p, out), reach) in pending
+                        .iter()
+                        .zip(baselines.chunks_mut(pairs))
+                        .zip(reach.iter_mut())
+                    {
+                        let at = GraphAt {
+                            graph,
+                            changes,
+                            seq: p.seq,
+                        };
+                        *reach = query.grid(&at, history, p.buyer, p.seq, grid, out);
+                    }
+                });
+        });
+    }
+
+    /// Hands the checked purchases to the sink in stream order, and forgets them.
+    fn hand_over(&mut self, pending: &[Pending], lines: &[u8]) -> Result<(), Fatal> {
+        let pairs = self.grid.pairs();
+        for ((p, baselines), &reach) in pending
+            .iter()
+            .zip(self.baselines.chunks(pairs))
+            .zip(&self.reach)
+        {
+            let checked = GridChecked {
+                line: &lines[p.start..p.start + p.len],
+                line_no: p.line_no,
+                buyer: p.buyer,
+                cents: p.cents,
+                baselines,
+                reach,
+            };
+            self.sink.checked(&checked).map_err(Fatal::Output)?;
+        }
+        self.baselines.clear();
+        self.reach.clear();
+        Ok(())
+    }
+}
+
 /// One worker's query scratch, on cache lines of its own: the scratch's vectors change length
 /// on every step of a query, and sharing a line with another worker's would make the two
 /// cores fight over it.
@@ -624,6 +763,8 @@ struct StreamWindow {
     buyers: Vec<UserId>,
     /// Query scratch, one per worker thread.
     scratch: Vec<WorkerScratch>,
+    /// In a sweep: its checks, which replace the single check with the run's `D` and `T`.
+    grid: Option<GridChecks>,
 }
 
 impl StreamWindow {
@@ -645,6 +786,7 @@ impl StreamWindow {
             scratch: (0..workers.max(1))
                 .map(|_| WorkerScratch(Mutex::new(NetworkQuery::new())))
                 .collect(),
+            grid: None,
         }
     }
 
@@ -678,9 +820,14 @@ impl StreamWindow {
                     // Sequential: the check runs before the purchase joins the history.
                     let query = self.scratch[0].0.get_mut().expect("not shared");
                     let (graph, degree) = (&state.graph, self.params.degree);
-                    let baseline = query.baseline(graph, &state.history, buyer, degree);
-                    let outcome = Outcome::of(query, graph, baseline, self.social, buyer, cents);
-                    self.outcomes.push(outcome);
+                    if let Some(grid) = &mut self.grid {
+                        grid.check(query, graph, &state.history, buyer, u64::MAX);
+                    } else {
+                        let baseline = query.baseline(graph, &state.history, buyer, degree);
+                        let outcome =
+                            Outcome::of(query, graph, baseline, self.social, buyer, cents);
+                        self.outcomes.push(outcome);
+                    }
                     state.history.record(buyer, purchase);
                 } else if state.history.record_in_window(buyer, purchase) {
                     self.buyers.push(buyer);
@@ -712,7 +859,20 @@ impl StreamWindow {
         sink: &mut dyn Sink,
         summary: &mut Summary,
     ) -> Result<(), Fatal> {
-        if self.size > 0 && !self.pending.is_empty() {
+        if let Some(grid) = &mut self.grid {
+            if self.size > 0 && !self.pending.is_empty() {
+                let (graph, history) = (&state.graph, &state.history);
+                grid.check_window(
+                    &self.pending,
+                    graph,
+                    history,
+                    &self.changes,
+                    &self.scratch,
+                    pool,
+                );
+            }
+            grid.hand_over(&self.pending, &self.lines)?;
+        } else if self.size > 0 && !self.pending.is_empty() {
             let (graph, history, changes) = (&state.graph, &state.history, &self.changes);
             let (scratch, params, social) = (&self.scratch, self.params, self.social);
             self.outcomes.clear();

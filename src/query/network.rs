@@ -36,6 +36,9 @@ pub struct NetworkQuery {
     visited: Vec<u64>,
     /// The buyer, then the members (see [`Self::walk`]).
     members: Vec<UserId>,
+    /// `levels[k]`: how many of `members` lie within distance `k` of the buyer (the buyer
+    /// counted), for `k` up to the walk's degree.
+    levels: Vec<usize>,
     /// Friends of the user being expanded whose friendship the check does not see.
     hidden: Vec<UserId>,
     /// Per query in flight: the members who may hold one of the latest purchases, merged
@@ -90,6 +93,9 @@ impl NetworkQuery {
         members.clear();
         members.push(user);
         visited[user as usize / 64] |= 1 << (user % 64);
+        let levels = &mut self.levels;
+        levels.clear();
+        levels.push(1);
         let mut level = 0..1;
         for _ in 0..degree {
             // The frontier's friend lists are scattered: start loading them all at once.
@@ -127,6 +133,7 @@ impl NetworkQuery {
                     visited[f as usize / 64] &= !(1 << (f % 64));
                 }
             }
+            levels.push(members.len());
             if members.len() == level.end {
                 break;
             }
@@ -281,9 +288,25 @@ impl NetworkQuery {
         if let Some(baseline) = self.scanned[slot].take() {
             return baseline;
         }
+        let mut baseline = Baseline::default();
+        self.latest(slot, history, before, Some(&mut baseline));
+        self.gathered.iter().for_each(|p| baseline.push(p.cents()));
+        baseline
+    }
+
+    /// The latest `T` purchases of the candidates in `slot` made before `before`, into
+    /// `gathered` in no particular order. When the candidates hold at most `T` purchases in
+    /// all and `small` is given, they go straight into `small` instead (`gathered` is left
+    /// empty).
+    fn latest(
+        &mut self,
+        slot: usize,
+        history: &PurchaseHistory,
+        before: u64,
+        mut small: Option<&mut Baseline>,
+    ) {
         let tracked = history.tracked();
         let candidates = &self.candidates[slot];
-        let mut baseline = Baseline::default();
         let (gathered, looked) = (&mut self.gathered, &mut self.looked);
         gathered.clear();
         let bound = self.bounds[slot];
@@ -304,12 +327,13 @@ impl NetworkQuery {
             if total <= tracked {
                 for &m in candidates {
                     let (a, b) = history.of(m);
-                    a.iter()
-                        .chain(b)
-                        .filter(|p| p.seq() < before)
-                        .for_each(|p| baseline.push(p.cents()));
+                    let seen = a.iter().chain(b).filter(|p| p.seq() < before);
+                    match small.as_deref_mut() {
+                        Some(baseline) => seen.for_each(|p| baseline.push(p.cents())),
+                        None => gathered.extend(seen),
+                    }
                 }
-                return baseline;
+                return;
             }
             // Few members have bought (no bound from their latest keys). The `tracked`-th latest
             // of any purchases of the network bounds the baseline's oldest from below. Gather
@@ -358,8 +382,62 @@ impl NetworkQuery {
             }
         }
         keep_latest(gathered, tracked);
-        gathered.iter().for_each(|p| baseline.push(p.cents()));
-        baseline
+    }
+
+    /// The baselines of a purchase by `user` at sequence `before` for every pair of `grid`:
+    /// `out[row * tracked.len() + col]` is the baseline with `D = degrees[row]` and
+    /// `T = tracked[col]`; the history keeps at least the largest `T`. One walk to the largest `D` serves every row (the
+    /// members within distance `d` are a prefix of the walk's); per row, the latest purchases
+    /// of that prefix are gathered once, newest first, and prefix sums over them give each
+    /// column's baseline. Also returns what the buyer reaches at that moment.
+    pub fn grid(
+        &mut self,
+        graph: &impl Friendships,
+        history: &PurchaseHistory,
+        user: UserId,
+        before: u64,
+        grid: &Grid,
+        out: &mut [Baseline],
+    ) -> Reach {
+        let (degrees, tracked) = (&grid.degrees[..], &grid.tracked[..]);
+        let deepest = degrees.last().copied().unwrap_or(1).max(2);
+        self.walk(graph, user, deepest);
+        self.clear_visited();
+        let within = |levels: &[usize], d: u32| levels[(d as usize).min(levels.len() - 1)];
+        let reach = Reach {
+            friends: (within(&self.levels, 1) - 1) as u64,
+            distance_two: (within(&self.levels, 2) - within(&self.levels, 1)) as u64,
+        };
+        for (row, &degree) in degrees.iter().enumerate().rev() {
+            self.members.truncate(within(&self.levels, degree));
+            let mut candidates = std::mem::take(&mut self.candidates[0]);
+            let mut ranked = std::mem::take(&mut self.ranked[0]);
+            self.bounds[0] = self.select_candidates(
+                &mut candidates,
+                &mut ranked,
+                history,
+                history.tracked(),
+                before,
+            );
+            self.candidates[0] = candidates;
+            self.ranked[0] = ranked;
+            self.scanned[0] = None;
+            self.latest(0, history, before, None);
+            let gathered = &mut self.gathered;
+            gathered.sort_unstable_by(|a, b| b.cmp(a));
+            let mut baseline = Baseline::default();
+            let mut taken = 0;
+            let cells = &mut out[row * tracked.len()..(row + 1) * tracked.len()];
+            for (cell, &t) in cells.iter_mut().zip(tracked) {
+                let upto = (t as usize).min(gathered.len());
+                for p in &gathered[taken.min(upto)..upto] {
+                    baseline.push(p.cents());
+                }
+                taken = taken.max(upto);
+                *cell = baseline;
+            }
+        }
+        reach
     }
 
     /// Whether scanning the recent purchases of the whole log for the members' is expected to
@@ -518,6 +596,29 @@ fn keep_latest(gathered: &mut Vec<Purchase>, tracked: usize) {
         gathered.select_nth_unstable_by(tracked - 1, |a, b| b.cmp(a));
         gathered.truncate(tracked);
     }
+}
+
+/// The pairs of parameters a sweep checks every purchase with: every `D` of `degrees` with
+/// every `T` of `tracked`, both ascending and distinct, `D >= 1`, `T >= 2`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grid {
+    pub degrees: Vec<u32>,
+    pub tracked: Vec<u32>,
+}
+
+impl Grid {
+    /// How many pairs.
+    pub fn pairs(&self) -> usize {
+        self.degrees.len() * self.tracked.len()
+    }
+}
+
+/// How many users a buyer reaches at a moment: friends, and users at distance exactly 2 (the
+/// friends of friends who are not friends, whom recommendations go to).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub friends: u64,
+    pub distance_two: u64,
 }
 
 /// The buyer's friends and the friends of friends who are not friends yet, with the number

@@ -1,0 +1,430 @@
+//! `anomaly-detect sweep`: one replay of the logs checks every stream purchase with every pair
+//! of a grid of `D` and `T`, and reports per pair what a run with those parameters flags: a
+//! table on standard output, and on request a CSV file, an SVG heat map and each pair's
+//! flagged-purchases file.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+
+use crate::cli::SweepOptions;
+use crate::error::Fatal;
+use crate::ingest::input::LogFile;
+use crate::ingest::parse::Params;
+use crate::output::file::OutputWriter;
+use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan};
+use crate::output::progress::Progress;
+use crate::output::report::SkipLog;
+use crate::output::sink::{Sink, flagged_line};
+use crate::pipeline::{Config, GridChecked, GridSink, Replay, read_params};
+use crate::query::network::Grid;
+use crate::state::users::UserId;
+
+mod svg;
+
+/// The `D` a sweep tries by default, with the batch log's own.
+pub const DEFAULT_DEGREES: [u32; 3] = [1, 2, 3];
+/// The `T` a sweep tries by default, with the batch log's own.
+pub const DEFAULT_TRACKED: [u32; 5] = [10, 20, 50, 100, 200];
+
+/// Runs a sweep; `stop` set (by a signal) interrupts it, and then nothing is written.
+pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<()> {
+    if options.stream.as_os_str() == "-" {
+        bail!("-: a sweep replays STREAM from a file; standard input (live mode) is not supported");
+    }
+    let batch = LogFile::open(&options.batch)?;
+    let stream = LogFile::open(&options.stream)?;
+    let (own, _, _) = read_params(&batch)?;
+    let grid = grid_of(options, own);
+    let mut files = SweepFiles::check(options, &grid)?;
+
+    let mut config = Config {
+        degree: grid.degrees.last().copied(),
+        tracked: grid.tracked.last().copied(),
+        chunk_bytes: options.chunk_bytes.max(1),
+        window: options.window.max(1),
+        stop,
+        ..Config::default()
+    };
+    if let Some(threads) = options.threads {
+        config.threads = threads as usize;
+    }
+    let progress = Progress::on_terminal(options.quiet);
+    let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
+    let mut replay_all = || -> Result<_, Fatal> {
+        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
+        let outputs = files.pair_writers();
+        replay.sweep(grid.clone(), Box::new(Tally::new(&grid, outputs)));
+        let mut no_sink: Vec<Box<dyn Sink>> = Vec::new();
+        replay.stream_file(&stream, &mut no_sink, &mut skips, &progress)?;
+        let sink: Box<dyn std::any::Any> = replay.take_grid_sink().expect("a sweep");
+        let tally = *sink.downcast::<Tally>().expect("the sweep's tally");
+        Ok((replay, tally))
+    };
+    let result = replay_all();
+    skips.finish();
+    let (replay, tally) = result?;
+    let mut summary = replay.finish(&skips);
+    let (report, pair_outputs) = Report::of(grid, own, tally);
+    let marked = report.marked().unwrap_or(0);
+    summary.flagged = report.cells[marked].flagged;
+    files
+        .write(&report, pair_outputs)
+        .context("the sweep's outputs were not saved")?;
+    if !options.quiet {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+/// The grid of a sweep: the lists given, or the defaults with the batch log's own values.
+fn grid_of(options: &SweepOptions, own: Params) -> Grid {
+    let with_own = |defaults: &[u32], own: u32| {
+        let mut values = defaults.to_vec();
+        values.push(own);
+        values.sort_unstable();
+        values.dedup();
+        values
+    };
+    Grid {
+        degrees: options.degrees.as_ref().map_or_else(
+            || with_own(&DEFAULT_DEGREES, own.degree),
+            |list| list.0.clone(),
+        ),
+        tracked: options.tracked.as_ref().map_or_else(
+            || with_own(&DEFAULT_TRACKED, own.tracked),
+            |list| list.0.clone(),
+        ),
+    }
+}
+
+/// The files a sweep was asked to write, checked against the inputs and each other and
+/// prepared before any work (the machinery and rules of a run's OUTPUT: see
+/// [`crate::output::outputs`]), and committed together at the end.
+struct SweepFiles {
+    open: OpenOutputs,
+    /// Plan positions of `--csv` and `--svg`.
+    csv: Option<usize>,
+    svg: Option<usize>,
+    /// Plan positions of the pairs' flagged-purchases files, in grid order.
+    pairs: std::ops::Range<usize>,
+    /// Whether the table goes to standard output (not when a file does).
+    table: bool,
+}
+
+impl SweepFiles {
+    /// Checks that every output can be written, none names an input or another output, and
+    /// at most one is standard output; prepares them all. Creates the `--outputs` folder when
+    /// missing.
+    fn check(options: &SweepOptions, grid: &Grid) -> Result<SweepFiles, Fatal> {
+        let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+        let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
+        let position = |role, path: &Option<PathBuf>, files: &mut Vec<_>| {
+            path.as_ref().map(|path: &PathBuf| {
+                files.push((role, path.clone()));
+                files.len() - 1
+            })
+        };
+        let csv = position("--csv", &options.csv, &mut files);
+        let svg = position("--svg", &options.svg, &mut files);
+        let first_pair = files.len();
+        if let Some(dir) = &options.outputs {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Fatal::Write {
+                    path: dir.clone(),
+                    error: std::io::Error::other("--outputs names a file, not a folder"),
+                });
+            }
+            if !dir.exists() {
+                std::fs::create_dir(dir).map_err(|error| Fatal::Write {
+                    path: dir.clone(),
+                    error,
+                })?;
+            }
+            files.extend(
+                pairs(grid)
+                    .map(|(d, t)| ("--outputs", dir.join(format!("flagged_D{d}_T{t}.json")))),
+            );
+        }
+        let planned: Vec<Output<'_>> = files
+            .iter()
+            .map(|(role, path)| Output {
+                role,
+                path,
+                mode: Mode::Replace,
+            })
+            .collect();
+        let inputs = [
+            Input {
+                role: "BATCH",
+                path: &options.batch,
+            },
+            Input {
+                role: "STREAM",
+                path: &options.stream,
+            },
+        ];
+        let open = OutputPlan::new(&planned, &inputs)?.open()?;
+        Ok(SweepFiles {
+            open,
+            csv,
+            svg,
+            pairs: first_pair..files.len(),
+            table: !stdout(&options.csv) && !stdout(&options.svg),
+        })
+    }
+
+    /// The writers of the pairs' flagged-purchases files, in grid order (none without
+    /// `--outputs`).
+    fn pair_writers(&mut self) -> Vec<OutputWriter> {
+        self.pairs.clone().map(|i| self.open.writer(i)).collect()
+    }
+
+    /// Writes the CSV and the SVG, puts every file in place together, then prints the table.
+    fn write(mut self, report: &Report, pair_writers: Vec<OutputWriter>) -> Result<(), Fatal> {
+        let finish = |mut out: OutputWriter, text: Option<String>| -> Result<(), Fatal> {
+            if let Some(text) = text {
+                out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
+            }
+            out.flush().map_err(Fatal::Output)
+        };
+        if let Some(i) = self.csv {
+            finish(self.open.writer(i), Some(report.csv()))?;
+        }
+        if let Some(i) = self.svg {
+            finish(self.open.writer(i), Some(svg::heat_map(report)))?;
+        }
+        for out in pair_writers {
+            finish(out, None)?;
+        }
+        self.open.commit()?;
+        if self.table {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(report.table().as_bytes())
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Fatal::Write {
+                    path: PathBuf::from("-"),
+                    error: e,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The pairs of a grid in its order: every `T` of the first `D`, then of the next.
+pub fn pairs(grid: &Grid) -> impl Iterator<Item = (u32, u32)> + '_ {
+    grid.degrees
+        .iter()
+        .flat_map(|&d| grid.tracked.iter().map(move |&t| (d, t)))
+}
+
+/// What one pair flags over the stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cell {
+    pub degree: u32,
+    pub tracked: u32,
+    /// Flagged stream purchases.
+    pub flagged: u64,
+    /// Distinct buyers of flagged purchases.
+    pub buyers: u64,
+    /// Over the flagged purchases: the buyer's friends at that moment.
+    pub feed: u64,
+    /// Over the flagged purchases: the users at distance exactly 2 from the buyer then.
+    pub recommend: u64,
+}
+
+/// Counts what every pair flags as the checked purchases arrive, and writes each pair's
+/// flagged lines.
+struct Tally {
+    checked: u64,
+    cells: Vec<Cell>,
+    buyers: Vec<HashSet<UserId>>,
+    /// One per pair in grid order, or none.
+    outputs: Vec<OutputWriter>,
+    line: Vec<u8>,
+}
+
+impl Tally {
+    fn new(grid: &Grid, outputs: Vec<OutputWriter>) -> Tally {
+        Tally {
+            checked: 0,
+            cells: pairs(grid)
+                .map(|(degree, tracked)| Cell {
+                    degree,
+                    tracked,
+                    ..Cell::default()
+                })
+                .collect(),
+            buyers: vec![HashSet::new(); grid.pairs()],
+            outputs,
+            line: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl GridSink for Tally {
+    fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<()> {
+        self.checked += 1;
+        for (pair, baseline) in purchase.baselines.iter().enumerate() {
+            if !baseline.is_anomalous(purchase.cents) {
+                continue;
+            }
+            let cell = &mut self.cells[pair];
+            cell.flagged += 1;
+            cell.feed += purchase.reach.friends;
+            cell.recommend += purchase.reach.distance_two;
+            self.buyers[pair].insert(purchase.buyer);
+            if let Some(out) = self.outputs.get_mut(pair) {
+                self.line.clear();
+                flagged_line(&mut self.line, purchase.line, baseline);
+                out.write_all(&self.line)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sweep's figures.
+pub struct Report {
+    pub grid: Grid,
+    /// The batch log's own parameters.
+    pub own: Params,
+    /// Stream purchases checked.
+    pub checked: u64,
+    /// Per pair, in grid order.
+    pub cells: Vec<Cell>,
+}
+
+impl Report {
+    /// The figures of a tally, and the pairs' flagged-purchases files it wrote.
+    fn of(grid: Grid, own: Params, tally: Tally) -> (Report, Vec<OutputWriter>) {
+        let mut cells = tally.cells;
+        for (cell, buyers) in cells.iter_mut().zip(&tally.buyers) {
+            cell.buyers = buyers.len() as u64;
+        }
+        let report = Report {
+            grid,
+            own,
+            checked: tally.checked,
+            cells,
+        };
+        (report, tally.outputs)
+    }
+
+    /// The index of the batch log's own pair, when the grid holds it.
+    pub fn marked(&self) -> Option<usize> {
+        self.cells
+            .iter()
+            .position(|c| c.degree == self.own.degree && c.tracked == self.own.tracked)
+    }
+
+    /// `flagged / checked` in millionths, rounded half up (0 when nothing was checked).
+    pub fn share_millionths(&self, cell: &Cell) -> u64 {
+        ratio(cell.flagged, self.checked, 1_000_000)
+    }
+
+    /// One row per `D`, one column per `T`: `2064 (3.4%)`; the batch log's pair has a `*`.
+    pub fn table(&self) -> String {
+        let marked = self.marked();
+        let cell_text = |i: usize, cell: &Cell| {
+            let tenths = ratio(cell.flagged, self.checked, 1000);
+            let star = if Some(i) == marked { "*" } else { "" };
+            format!("{} ({}.{}%){star}", cell.flagged, tenths / 10, tenths % 10)
+        };
+        let texts: Vec<String> = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| cell_text(i, c))
+            .collect();
+        let header: Vec<String> = self.grid.tracked.iter().map(|t| format!("T={t}")).collect();
+        let columns = self.grid.tracked.len();
+        let widths: Vec<usize> = (0..columns)
+            .map(|col| {
+                texts
+                    .iter()
+                    .skip(col)
+                    .step_by(columns)
+                    .chain([&header[col]])
+                    .map(String::len)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let labels: Vec<String> = self.grid.degrees.iter().map(|d| format!("D={d}")).collect();
+        let label_width = labels.iter().map(String::len).max().unwrap_or(0);
+        let mut out = format!(
+            "Flagged stream purchases (share of the {} checked) by D and T",
+            self.checked
+        );
+        match marked {
+            Some(_) => out.push_str(&format!(
+                "; * the batch log's own D={} T={}\n",
+                self.own.degree, self.own.tracked
+            )),
+            None => out.push('\n'),
+        }
+        out.push_str(&" ".repeat(label_width));
+        for (h, w) in header.iter().zip(&widths) {
+            out.push_str(&format!("  {h:>w$}"));
+        }
+        out.push('\n');
+        for (row, label) in labels.iter().enumerate() {
+            out.push_str(&format!("{label:<label_width$}"));
+            for (col, w) in widths.iter().enumerate() {
+                out.push_str(&format!("  {:>w$}", texts[row * columns + col]));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `D,T,flagged,share,buyers,feed,recommend`, one row per pair; the share has 6 decimals.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("D,T,flagged,share,buyers,feed,recommend\n");
+        for cell in &self.cells {
+            let share = self.share_millionths(cell);
+            out.push_str(&format!(
+                "{},{},{},{}.{:06},{},{},{}\n",
+                cell.degree,
+                cell.tracked,
+                cell.flagged,
+                share / 1_000_000,
+                share % 1_000_000,
+                cell.buyers,
+                cell.feed,
+                cell.recommend
+            ));
+        }
+        out
+    }
+}
+
+/// `part / whole` in units of `1 / scale`, rounded half up; 0 when `whole` is 0.
+fn ratio(part: u64, whole: u64, scale: u64) -> u64 {
+    if whole == 0 {
+        return 0;
+    }
+    let (part, whole, scale) = (u128::from(part), u128::from(whole), u128::from(scale));
+    ((2 * part * scale + whole) / (2 * whole)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_round_half_up() {
+        assert_eq!(ratio(1, 3, 1_000_000), 333_333);
+        assert_eq!(ratio(2, 3, 1_000_000), 666_667);
+        assert_eq!(ratio(1, 8, 1000), 125);
+        assert_eq!(ratio(1, 16, 1000), 63);
+        assert_eq!(ratio(5, 0, 1000), 0);
+        assert_eq!(ratio(7, 7, 1000), 1000);
+    }
+}

@@ -1,0 +1,491 @@
+//! `anomaly-detect sweep`: every pair of its grid flags exactly what a separate run with that
+//! `D` and `T` flags (against the sequential model on random logs and grids, and against the
+//! binary's own runs), its table and CSV, and its command line.
+
+mod common;
+mod model;
+
+use std::fs;
+use std::io;
+
+use anomaly_detect::output::progress::Progress;
+use anomaly_detect::output::report::SkipLog;
+use anomaly_detect::output::sink::{Sink, flagged_line};
+use anomaly_detect::pipeline::{GridChecked, GridSink, Replay};
+use anomaly_detect::query::network::Grid;
+use anomaly_detect::{Config, LogFile};
+use common::{BATCH, Case, STREAM, show};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// Random logs.
+
+/// A xorshift64 generator: `below(n)` draws from `0..n`.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A batch log (parameter line `D`, `T`) and a stream log of random events among `users`
+/// users: friendships made and ended, purchases with few distinct timestamps (ties, and some
+/// going back in time) and a few large amounts, and a few dirty lines.
+fn random_logs(seed: u64, users: u64, batch: usize, stream: usize, d: u32, t: u32) -> [String; 2] {
+    let mut rng = Rng(seed | 1);
+    let event = |rng: &mut Rng, at: usize| -> String {
+        let ts = format!("2017-06-13 11:{:02}:{:02}", at / 60 % 60, rng.below(8) * 7);
+        let (a, b) = (rng.below(users).to_string(), rng.below(users).to_string());
+        match rng.below(100) {
+            0..=29 => common::befriend(&ts, &a, &b),
+            30..=39 => common::unfriend(&ts, &a, &b),
+            40..=41 => "{\"event_type\": \"purchase\", \"oops\"".to_string(),
+            _ => {
+                let cents = if rng.below(25) == 0 {
+                    100_000 + rng.below(900_000)
+                } else {
+                    1_000 + rng.below(9_000)
+                };
+                let amount = format!("{}.{:02}", cents / 100, cents % 100);
+                common::purchase(&ts, &a, &amount)
+            }
+        }
+    };
+    let mut batch_log = format!("{{\"D\":\"{d}\", \"T\":\"{t}\"}}\n");
+    for at in 0..batch {
+        batch_log.push_str(&event(&mut rng, at));
+        batch_log.push('\n');
+    }
+    let mut stream_log = String::new();
+    for at in batch..batch + stream {
+        stream_log.push_str(&event(&mut rng, at));
+        stream_log.push('\n');
+    }
+    [batch_log, stream_log]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sweep through the library, against the model.
+
+/// Records every pair's flagged lines as a run's OUTPUT holds them.
+struct Recorder {
+    outputs: Vec<Vec<u8>>,
+    checked: usize,
+}
+
+impl GridSink for Recorder {
+    fn checked(&mut self, purchase: &GridChecked<'_>) -> io::Result<()> {
+        self.checked += 1;
+        for (out, baseline) in self.outputs.iter_mut().zip(purchase.baselines) {
+            if baseline.is_anomalous(purchase.cents) {
+                flagged_line(out, purchase.line, baseline);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each pair's flagged lines from one sweep, in grid order (every `T` of the first `D`, ...),
+/// and how many stream purchases were checked.
+fn sweep(batch: &str, stream: &str, grid: &Grid, config: &Config) -> (Vec<Vec<u8>>, usize) {
+    let batch = LogFile::from_bytes(BATCH, batch.as_bytes().to_vec());
+    let stream = LogFile::from_bytes(STREAM, stream.as_bytes().to_vec());
+    let config = Config {
+        degree: grid.degrees.last().copied(),
+        tracked: grid.tracked.last().copied(),
+        ..config.clone()
+    };
+    let mut skips = SkipLog::new(Box::new(io::sink()), false);
+    let hidden = Progress::hidden();
+    let mut replay = Replay::batch(&batch, &config, &mut skips, &hidden).expect("the batch");
+    let recorder = Recorder {
+        outputs: vec![Vec::new(); grid.pairs()],
+        checked: 0,
+    };
+    replay.sweep(grid.clone(), Box::new(recorder));
+    let mut no_sink: Vec<Box<dyn Sink>> = Vec::new();
+    replay
+        .stream_file(&stream, &mut no_sink, &mut skips, &hidden)
+        .expect("the stream");
+    let sink: Box<dyn std::any::Any> = replay.take_grid_sink().expect("a sweep");
+    let recorder = sink.downcast::<Recorder>().expect("the recorder");
+    (recorder.outputs, recorder.checked)
+}
+
+/// An ascending list without repeats of `values` (at least one).
+fn ascending(mut values: Vec<u32>) -> Vec<u32> {
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
+
+    /// For every pair of a random grid, the sweep's flagged lines are those of a separate model
+    /// run with that `D` and `T`, at 1, 2 and 8 threads and any window and chunk size.
+    #[test]
+    fn every_pair_flags_what_a_separate_model_run_flags(
+        seed in any::<u64>(),
+        users in 3u64..40,
+        sizes in (20usize..160, 10usize..120),
+        degrees in proptest::collection::vec(1u32..5, 1..4),
+        tracked in proptest::collection::vec(2u32..14, 1..4),
+        window in 1usize..40,
+        chunk_bytes in 64usize..4096,
+    ) {
+        let grid = Grid { degrees: ascending(degrees), tracked: ascending(tracked) };
+        let [batch, stream] = random_logs(seed, users, sizes.0, sizes.1, 2, 5);
+        let expected: Vec<model::Outcome> = anomaly_detect::sweep::pairs(&grid)
+            .map(|(d, t)| {
+                model::run(batch.as_bytes(), stream.as_bytes(), Some(d.into()), Some(t.into()))
+            })
+            .collect();
+        for threads in [1, 2, 8] {
+            let config = Config { threads, window, chunk_bytes, ..Config::default() };
+            let (outputs, checked) = sweep(&batch, &stream, &grid, &config);
+            prop_assert_eq!(checked, expected[0].checks.len());
+            for (((d, t), got), want) in
+                anomaly_detect::sweep::pairs(&grid).zip(&outputs).zip(&expected)
+            {
+                prop_assert!(
+                    *got == want.output,
+                    "D={} T={} at {} threads:\nexpected:\n{}\ngot:\n{}",
+                    d, t, threads, show(&want.output), show(got)
+                );
+            }
+        }
+    }
+}
+
+/// The random logs flag purchases, and differently for different pairs: otherwise the property
+/// above would compare empty files.
+#[test]
+fn random_logs_flag_purchases_that_differ_by_pair() {
+    let [batch, stream] = random_logs(7, 20, 150, 120, 2, 5);
+    let outputs: Vec<Vec<u8>> = [(1, 2), (1, 10), (3, 2), (3, 10)]
+        .iter()
+        .map(|&(d, t)| model::run(batch.as_bytes(), stream.as_bytes(), Some(d), Some(t)).output)
+        .collect();
+    assert!(outputs.iter().all(|o| !o.is_empty()), "every pair flags");
+    for (i, a) in outputs.iter().enumerate() {
+        assert!(!outputs[i + 1..].contains(a), "pairs flag differently");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary.
+
+/// A case holding random logs big enough for windows, networks deeper than 3 and every pair
+/// to flag something different.
+fn random_case(seed: u64) -> Case {
+    let [batch, stream] = random_logs(seed, 60, 1500, 600, 2, 5);
+    Case::new(batch, stream)
+}
+
+fn pairs_of(degrees: &[u32], tracked: &[u32]) -> Vec<(u32, u32)> {
+    degrees
+        .iter()
+        .flat_map(|&d| tracked.iter().map(move |&t| (d, t)))
+        .collect()
+}
+
+#[test]
+fn outputs_are_byte_identical_to_normal_runs() {
+    let bundled = Case::new(
+        fs::read(common::fixture("../../log_input/batch_log.json")).unwrap(),
+        fs::read(common::fixture("../../log_input/stream_log.json")).unwrap(),
+    );
+    for (case, threads) in [
+        (&bundled, "2"),
+        (&random_case(3), "1"),
+        (&random_case(4), "2"),
+    ] {
+        let run = case
+            .cmd()
+            .args(["sweep", "-D", "1..3,5", "-T", "2,7,50", "--outputs", "each"])
+            .args(["--threads", threads, "--window", "13", BATCH, STREAM])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", show(&run.stderr));
+        let mut flagging = 0;
+        for (d, t) in pairs_of(&[1, 2, 3, 5], &[2, 7, 50]) {
+            let name = format!("flagged_D{d}_T{t}.json");
+            let (d, t) = (d.to_string(), t.to_string());
+            case.run(&["-D", &d, "-T", &t, "--threads", threads])
+                .success();
+            let swept = fs::read(case.path("each").join(&name)).unwrap();
+            let single = case.output().unwrap();
+            assert!(
+                swept == single,
+                "{name}:\n{}\nvs\n{}",
+                show(&swept),
+                show(&single)
+            );
+            flagging += usize::from(!single.is_empty());
+        }
+        assert!(flagging >= 6, "most pairs flag: {flagging}");
+    }
+}
+
+/// Sums over a run's `--feed` and `--recommend` lines: flagged purchases, distinct buyers,
+/// friends listed, suggestions listed.
+fn social_sums(case: &Case, d: u32, t: u32) -> [u64; 4] {
+    let (d, t) = (d.to_string(), t.to_string());
+    case.run(&[
+        "-D",
+        &d,
+        "-T",
+        &t,
+        "--feed",
+        "feed.json",
+        "--recommend",
+        "rec.json",
+    ])
+    .success();
+    let lines = |name: &str| -> Vec<serde_json::Value> {
+        fs::read_to_string(case.path(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (feed, rec) = (lines("feed.json"), lines("rec.json"));
+    let buyers: std::collections::BTreeSet<String> =
+        feed.iter().map(|l| l["id"].to_string()).collect();
+    let len = |l: &serde_json::Value, key: &str| l[key].as_array().unwrap().len() as u64;
+    [
+        feed.len() as u64,
+        buyers.len() as u64,
+        feed.iter().map(|l| len(l, "friends")).sum(),
+        rec.iter().map(|l| len(l, "suggest")).sum(),
+    ]
+}
+
+#[test]
+fn csv_rows_agree_with_the_feed_and_recommendations_of_normal_runs() {
+    let case = random_case(5);
+    let checked = model::run(
+        &fs::read(case.path(BATCH)).unwrap(),
+        &fs::read(case.path(STREAM)).unwrap(),
+        None,
+        None,
+    )
+    .checks
+    .len() as u64;
+    for threads in ["1", "2"] {
+        let run = case
+            .cmd()
+            .args([
+                "sweep",
+                "-D",
+                "1,2,4",
+                "-T",
+                "3,20",
+                "--csv",
+                "-",
+                "--threads",
+                threads,
+            ])
+            .args(["--window", "17", BATCH, STREAM])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", show(&run.stderr));
+        let csv = show(&run.stdout);
+        let mut rows = csv.lines();
+        assert_eq!(rows.next(), Some("D,T,flagged,share,buyers,feed,recommend"));
+        let pairs = pairs_of(&[1, 2, 4], &[3, 20]);
+        for ((d, t), row) in pairs.iter().zip(rows.by_ref()) {
+            let [flagged, buyers, feed, recommend] = social_sums(&case, *d, *t);
+            assert!(
+                flagged > 0 && feed > 0 && recommend > 0,
+                "D={d} T={t} flags"
+            );
+            let share = (flagged * 2_000_000 + checked) / (2 * checked);
+            let expected = format!(
+                "{d},{t},{flagged},{}.{:06},{buyers},{feed},{recommend}",
+                share / 1_000_000,
+                share % 1_000_000
+            );
+            assert_eq!(row, expected, "at {threads} threads");
+        }
+        assert_eq!(rows.next(), None, "one row per pair");
+    }
+}
+
+#[test]
+fn the_table_has_a_row_per_degree_and_marks_the_batch_pair() {
+    let case = Case::from_fixture("official");
+    let run = case
+        .cmd()
+        .args(["sweep", "-D", "1,3", "-T", "2,50", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert_eq!(
+        show(&run.stdout),
+        "Flagged stream purchases (share of the 1 checked) by D and T; \
+         * the batch log's own D=3 T=50\n\
+         \x20           T=2         T=50\n\
+         D=1  1 (100.0%)   1 (100.0%)\n\
+         D=3  1 (100.0%)  1 (100.0%)*\n"
+    );
+    // The summary line counts the marked pair's flags, as a normal run's would.
+    assert!(show(&run.stderr).contains("1 of 1 stream purchases flagged"));
+}
+
+#[test]
+fn default_grid_is_one_to_three_and_five_baseline_sizes_with_the_batch_values() {
+    let case = random_case(6);
+    // The batch log says D=2, T=5.
+    let run = case
+        .cmd()
+        .args(["sweep", "-q", "--csv", "grid.csv", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    let csv = fs::read_to_string(case.path("grid.csv")).unwrap();
+    let pairs: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|row| row.split(',').take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    let expected: Vec<String> = pairs_of(&[1, 2, 3], &[5, 10, 20, 50, 100, 200])
+        .iter()
+        .map(|(d, t)| format!("{d},{t}"))
+        .collect();
+    assert_eq!(pairs, expected);
+    let table = show(&run.stdout);
+    assert_eq!(
+        table.lines().count(),
+        5,
+        "title, header, three rows:\n{table}"
+    );
+    assert_eq!(
+        table.matches('*').count(),
+        2,
+        "the title and one cell:\n{table}"
+    );
+}
+
+#[test]
+fn bad_lists_are_usage_errors() {
+    let case = Case::from_fixture("official");
+    for (option, list, problem) in [
+        ("-D", "0", "D must be at least 1"),
+        ("-D", "3..1", "the range `3..1` is empty"),
+        ("-D", "1,,2", "empty item"),
+        ("-D", "1..", "D must be a decimal integer"),
+        ("-D", "+1", "D must be a decimal integer"),
+        ("-T", "1", "T must be between 2 and 10000000"),
+        ("-T", "2..10000001", "T must be between 2 and 10000000"),
+        ("-T", "2..100", "more than 32 values"),
+        ("-T", "x", "T must be a decimal integer"),
+    ] {
+        let run = case
+            .cmd()
+            .args(["sweep", option, list, BATCH, STREAM])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{option} {list}");
+        let stderr = show(&run.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: invalid value") && first.contains(problem),
+            "{option} {list}: {stderr}"
+        );
+        assert!(run.stdout.is_empty());
+    }
+}
+
+#[test]
+fn a_live_stream_and_unwritable_outputs_are_refused_before_any_work() {
+    let case = Case::from_fixture("official");
+    case.write("taken", "a file");
+    for (args, message) in [
+        (
+            vec!["sweep", BATCH, "-"],
+            "Error: -: a sweep replays STREAM from a file; standard input (live mode) is not \
+             supported",
+        ),
+        (
+            vec!["sweep", "--outputs", "taken", BATCH, STREAM],
+            "Error: taken: cannot write: --outputs names a file, not a folder",
+        ),
+        (
+            vec!["sweep", "--csv", BATCH, BATCH, STREAM],
+            "Error: batch_log.json: --csv is the same file as BATCH (batch_log.json); nothing was written",
+        ),
+        (
+            vec!["sweep", "--csv", "a", "--svg", "./a", BATCH, STREAM],
+            "Error: ./a: --svg is the same file as --csv (a); nothing was written",
+        ),
+        (
+            vec!["sweep", "--csv", "-", "--svg", "-", BATCH, STREAM],
+            "Error: -: --svg and --csv are both standard output; at most one output may be `-`",
+        ),
+        (
+            vec!["sweep", "--csv", "no/such/dir/a.csv", BATCH, STREAM],
+            "Error: no/such/dir/a.csv: cannot write: its directory does not exist",
+        ),
+    ] {
+        let run = case.cmd().args(&args).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{args:?}");
+        let stderr = show(&run.stderr);
+        assert_eq!(stderr.trim_end(), message, "{args:?}");
+        assert!(run.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(fs::read_to_string(case.path("taken")).unwrap(), "a file");
+    assert_eq!(
+        common::files_in(case.dir.path()),
+        ["batch_log.json", "stream_log.json", "taken"]
+    );
+}
+
+#[test]
+fn the_heat_map_is_an_svg_with_a_cell_per_pair() {
+    let case = random_case(8);
+    let run = case
+        .cmd()
+        .args([
+            "sweep", "-D", "1..2", "-T", "3,4,5", "--svg", "map.svg", BATCH, STREAM,
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    let svg = fs::read_to_string(case.path("map.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for text in [
+        "D: degrees of the network",
+        "T: purchases in the baseline",
+        "5*",
+        "2*",
+    ] {
+        assert!(svg.contains(text), "{text}");
+    }
+    // The background, then per cell its fill and its border.
+    assert_eq!(svg.matches("<rect").count(), 1 + 2 * 6, "{svg}");
+}
+
+#[test]
+fn a_batch_log_named_sweep_is_given_as_dot_slash_sweep() {
+    let case = Case::from_fixture("official");
+    fs::copy(case.path(BATCH), case.path("sweep")).unwrap();
+    let run = case
+        .cmd()
+        .args(["./sweep", STREAM, "out.json"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert_eq!(
+        fs::read_to_string(case.path("out.json")).unwrap(),
+        format!("{}\n", common::OFFICIAL_FLAGGED)
+    );
+}
