@@ -86,7 +86,11 @@ fn run() -> anyhow::Result<()> {
     };
     let result = replay_all();
     skips.finish();
-    let (summary, outputs) = result?;
+    // An interrupt names the output it leaves as it was: `Error: flagged.json: interrupted: ...`.
+    let (summary, outputs) = result.map_err(|error| match error {
+        Fatal::Interrupted => anyhow::Error::from(error).context(output_path.display().to_string()),
+        error => error.into(),
+    })?;
     outputs.commit(|| summary.to_json())?;
     if !options.quiet {
         eprintln!("{summary}");

@@ -413,6 +413,7 @@ impl Replay {
             crossbeam_channel::select! {
                 recv(feed.blocks) -> text => {
                     let Ok(text) = text else { break };
+                    self.summary.stream_bytes += text.len() as u64;
                     parser.parse_chunk(&text, 0..text.len(), &mut chunk);
                     self.stream_chunk(&name, &chunk, &text, sink, skips)?;
                     if feed.blocks.is_empty() {

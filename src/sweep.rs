@@ -16,7 +16,7 @@ use crate::error::Fatal;
 use crate::ingest::input::LogFile;
 use crate::ingest::parse::Params;
 use crate::output::file::OutputWriter;
-use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan};
+use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan, STDOUT_CLOSED};
 use crate::output::progress::Progress;
 use crate::output::report::SkipLog;
 use crate::output::sink::{Sink, flagged_line};
@@ -169,12 +169,19 @@ impl SweepFiles {
             },
         ];
         let open = OutputPlan::new(&planned, &inputs)?.open()?;
+        let table = !stdout(&options.csv) && !stdout(&options.svg);
+        if table && STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Fatal::Write {
+                path: PathBuf::from("-"),
+                error: std::io::Error::other("standard output is closed (the table goes there)"),
+            });
+        }
         Ok(SweepFiles {
             open,
             csv,
             svg,
             pairs: first_pair..files.len(),
-            table: !stdout(&options.csv) && !stdout(&options.svg),
+            table,
         })
     }
 

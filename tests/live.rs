@@ -563,7 +563,12 @@ fn assert_interrupted_run_fails(dir: &Path, signal: &str, times: usize) {
         "an interrupted file replay fails: {}",
         done.stderr
     );
-    assert!(done.stderr.contains("interrupted"), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains(&format!("Error: {OUTPUT}: interrupted")),
+        "{}",
+        done.stderr
+    );
     assert_eq!(done.stdout, b"");
     assert_eq!(fs::read(dir.join(OUTPUT)).unwrap(), b"previous\n");
     assert_eq!(
@@ -903,4 +908,18 @@ fn a_batch_truncated_while_it_is_read_is_a_fatal_error_naming_it() {
         vec![BATCH, OUTPUT, STREAM],
         "no temporary file is left"
     );
+}
+
+#[test]
+fn stats_of_a_live_run_count_the_stream_bytes_read() {
+    let case = Case::from_fixture("official");
+    let stream = fs::read(case.path(STREAM)).unwrap();
+    case.cmd()
+        .args([BATCH, "-", OUTPUT, "-q", "--stats", "stats.json"])
+        .write_stdin(stream.clone())
+        .assert()
+        .success();
+    let stats: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(case.path("stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["stream"]["bytes"], stream.len() as u64, "{stats}");
 }

@@ -647,6 +647,8 @@ fn a_closed_standard_output_is_an_error() {
         vec![BATCH, STREAM, "-", "-q"],
         vec![BATCH, STREAM, OUTPUT, "-q", "--stats", "-"],
         vec!["--generate", "man"],
+        vec!["sweep", "-q", BATCH, STREAM],
+        vec!["sweep", "-q", "--csv", "-", BATCH, STREAM],
     ] {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"));
         cmd.current_dir(case.dir.path())
