@@ -132,7 +132,7 @@ impl Generate {
             Generate::CompleteZsh => Shell::Zsh,
             Generate::CompleteFish => Shell::Fish,
             Generate::CompletePowershell => Shell::PowerShell,
-            Generate::Man => return clap_mangen::Man::new(command).render(out),
+            Generate::Man => return man_page(command, out),
         };
         clap_complete::generate(shell, &mut command, "anomaly-detect", out);
         Ok(())
@@ -242,6 +242,36 @@ fn list(text: &str, value: fn(&str) -> Result<u32, String>) -> Result<List, Stri
     values.sort_unstable();
     values.dedup();
     Ok(List(values))
+}
+
+/// The man page: the command's sections, then the `sweep` subcommand's synopsis and options in
+/// the same page (no `anomaly-detect-sweep(1)` page to look for), then the examples and exit
+/// statuses as written in `--help` (kept as lines, not refilled).
+fn man_page(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
+    use clap_mangen::Man;
+    let sweep = command.find_subcommand("sweep").cloned();
+    let man = Man::new(command.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    if let Some(sweep) = sweep {
+        let sweep = Man::new(sweep.bin_name("anomaly-detect sweep"));
+        let mut section = Vec::new();
+        sweep.render_description_section(&mut section)?;
+        sweep.render_options_section(&mut section)?;
+        let section = String::from_utf8_lossy(&section)
+            .replace(".SH DESCRIPTION", ".SH \"SWEEP\"")
+            .replace(".SH OPTIONS", ".SS \"Sweep options\"");
+        out.write_all(section.as_bytes())?;
+    }
+    let mut extra = Vec::new();
+    man.render_extra_section(&mut extra)?;
+    let extra = String::from_utf8_lossy(&extra).replacen(".SH EXTRA\n", ".SH EXAMPLES\n.nf\n", 1);
+    out.write_all(extra.as_bytes())?;
+    out.write_all(b".fi\n")?;
+    man.render_version_section(out)
 }
 
 /// `-D`, read as the parameter line's `D` is (see [`param_value`]).

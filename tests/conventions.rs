@@ -59,6 +59,20 @@ fn generate_prints_each_completion_script_and_the_man_page() {
 }
 
 #[test]
+fn the_man_page_holds_the_sweep_and_keeps_the_examples_as_lines() {
+    let page = stdout_of(&["--generate", "man"]);
+    assert!(page.contains(".SH \"SWEEP\""), "a section for the sweep");
+    for option in ["\\-\\-csv", "\\-\\-svg", "\\-\\-outputs"] {
+        assert!(page.contains(option), "the sweep's {option}");
+    }
+    assert!(!page.contains("sweep(1)"), "no page of its own to point at");
+    let examples = page
+        .find(".SH EXAMPLES\n.nf\n")
+        .expect("examples, not refilled");
+    assert!(page[examples..].contains(".fi\n"));
+}
+
+#[test]
 fn generate_stands_alone_and_refuses_unknown_kinds() {
     for args in [
         &["--generate", "complete-bash", "batch.json"][..],
