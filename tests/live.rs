@@ -825,7 +825,7 @@ fn assert_endless_input_is_read_in_bounded_memory(stream: bool) {
     assert_eq!(done.code, Some(130), "{}", done.stderr);
     assert_eq!(
         done.stderr,
-        "Error: interrupted: the output was not saved\n"
+        "Error: flagged_purchases.json: interrupted: the output was not saved\n"
     );
     assert_eq!(fs::read(case.path(OUTPUT)).unwrap(), b"previous\n");
     feeder.join().unwrap();
