@@ -31,10 +31,6 @@ impl SkipLog {
         }
     }
 
-    pub fn to_stderr(strict: bool) -> Self {
-        SkipLog::new(Box::new(std::io::stderr()), strict)
-    }
-
     /// Records one skipped line of `file` (line numbers are 1-based).
     pub fn skip(&mut self, file: &str, line: u64, reason: &SkipReason) -> Result<(), Fatal> {
         if self.strict {
