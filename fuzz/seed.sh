@@ -8,7 +8,6 @@ lp="$here/corpus/line_parser"
 wr="$here/corpus/whole_run"
 mkdir -p "$lp" "$wr"
 tests=("$root"/insight_testsuite/tests/*/)
-[ -d "$root/../shared/insight_testsuite/tests/test_1" ] && tests+=("$root/../shared/insight_testsuite/tests/test_1/")
 for dir in "${tests[@]}"; do
     name=$(basename "$dir")
     batch="$dir/log_input/batch_log.json"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, integration and property tests (cargo test), the official-style suite in
 # insight_testsuite/ against run.sh, then the spec check (tools/spec_check/check.py: the release
-# binary against an independent Python model of SPEC.md on random and edge-case logs; needs
+# binary against an independent Python model of docs/spec.md on random and edge-case logs; needs
 # python3). Exits non-zero if anything fails. SPEC_CHECK_CASES sets the random cases (2000) and
 # SPEC_CHECK_SEED their first seed (1, so that every run checks the same cases; any other seed
 # checks others).

@@ -1,4 +1,4 @@
-//! A small, deliberately naive sequential model of SPEC.md, sharing no code with the program.
+//! A small, deliberately naive sequential model of docs/spec.md, sharing no code with the program.
 //!
 //! It is the reference the real pipeline is compared with: every rule of the spec is written
 //! out in the most direct way (a `BTreeMap` of friend sets, a plain BFS, a sort of every

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The spec check: anomaly-detect against ref.py, an independent model written from SPEC.md alone.
+"""The spec check: anomaly-detect against ref.py, an independent model written from docs/spec.md alone.
 
 Runs random logs from gen.py and the hand-written cases of edge.py through ref.py and through the
 binary at each of --threads, and compares, for every case and thread count: the exit code; the

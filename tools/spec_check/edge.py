@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hand-written edge cases for the spec check: cases() lists them, named, as gen.Case objects.
 
-Each targets one sentence of SPEC.md or one of the decisions in docs/design.md: parameter lines and -D/-T
+Each targets one sentence of docs/spec.md or one of the decisions in docs/design.md: parameter lines and -D/-T
 overrides, amounts and timestamps at and beyond their limits, ids that are or are not the same
 user, JSON oddities (escapes, surrogates, huge numbers, nesting, duplicate keys), ties, the
 threshold's equality, 128-bit sums, line endings, BOMs and invalid UTF-8. No expected outputs

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""A slow, obviously-correct reference implementation of ../shared/SPEC.md, for the spec check.
+"""A slow, obviously-correct reference implementation of docs/spec.md, for the spec check.
 
-It was written from SPEC.md alone, without reading the Rust source, and shares nothing with it:
+It was written from the contract alone, without reading the Rust source, and shares nothing with it:
 Python's own `json` module parses the lines, the friendship graph is a dict of sets, a network is
 a plain breadth-first search, and every check sorts all of the network's purchases.
 
