@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: unit, integration and property tests (cargo test), the official-style suite in
-# insight_testsuite/ against run.sh, then the spec check (tools/spec_check/check.py: the release
+# Runs every test: unit, integration, doc and property tests (cargo test), the official-style suite
+# in insight_testsuite/ against run.sh, then the spec check (tools/spec_check/check.py: the release
 # binary against an independent Python model of docs/spec.md on random and edge-case logs; needs
-# python3). Exits non-zero if anything fails. SPEC_CHECK_CASES sets the random cases (2000) and
-# SPEC_CHECK_SEED their first seed (1, so that every run checks the same cases; any other seed
-# checks others).
+# python3). Exits non-zero if anything fails, and ends with one line `N passed, M failed` counting
+# the cargo tests, the insight suite's tests and the spec check's cases. SPEC_CHECK_CASES sets the
+# random cases (2000) and SPEC_CHECK_SEED their first seed (1, so that every run checks the same
+# cases; any other seed checks others). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -13,7 +14,50 @@ if ! command -v python3 >/dev/null 2>&1; then
     "install it (e.g. apt-get install python3) and run again" >&2
   exit 1
 fi
-cargo test --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+passed=0
+failed=0
+closing() { echo "${passed} passed, ${failed} failed"; }
+
+# cargo test: the sum of every test binary's `test result:` line.
+set +e
+cargo test --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+read -r p f < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$log" |
+  awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$status" -ne 0 ]; then
+  [ "$f" -gt 0 ] || failed=$((failed + 1))  # a build failure counts as one
+  closing
+  exit "$status"
+fi
+
 cargo build --release --locked --bin anomaly-detect
-(cd insight_testsuite && bash run_tests.sh)
-python3 tools/spec_check/check.py --cases "${SPEC_CHECK_CASES:-2000}" --seed "${SPEC_CHECK_SEED:-1}"
+
+# The insight suite: `[DATE] X of Y tests passed`.
+set +e
+(cd insight_testsuite && bash run_tests.sh) 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+read -r p y < <(sed -n 's/.* \([0-9]*\) of \([0-9]*\) tests passed$/\1 \2/p' "$log" | tail -n 1)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${y:-1} - ${p:-0}))
+if [ "$status" -ne 0 ]; then
+  closing
+  exit "$status"
+fi
+
+# The spec check: `spec check: N cases in S s, M mismatching; ...`.
+set +e
+python3 tools/spec_check/check.py --cases "${SPEC_CHECK_CASES:-2000}" --seed "${SPEC_CHECK_SEED:-1}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+read -r n m < <(sed -n 's/^spec check: \([0-9]*\) cases in .* s, \([0-9]*\) mismatching.*/\1 \2/p' "$log" | tail -n 1)
+passed=$((passed + ${n:-0} - ${m:-0}))
+failed=$((failed + ${m:-0}))
+[ "$status" -eq 0 ] || [ "${m:-0}" -gt 0 ] || failed=$((failed + 1))
+closing
+exit "$status"
