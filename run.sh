@@ -20,9 +20,11 @@ binary="$project/target/release/anomaly-detect"
 if command -v cargo >/dev/null 2>&1; then
   if [ ! -x "$binary" ]; then
     echo "run.sh: building anomaly-detect in $project/target/release (once; about 2 minutes)" >&2
+  elif [ -n "$(find "$project/src" "$project/Cargo.toml" "$project/Cargo.lock" -newer "$binary" -print -quit)" ]; then
+    echo "run.sh: the sources changed since the last build; rebuilding anomaly-detect (up to 2 minutes)" >&2
   fi
-  # cargo rebuilds only when the sources changed since the last build.
-  cargo build --release --quiet --bin anomaly-detect --manifest-path "$project/Cargo.toml" >&2
+  # cargo rebuilds only when the sources changed since the last build, with Cargo.lock's versions.
+  cargo build --release --locked --quiet --bin anomaly-detect --manifest-path "$project/Cargo.toml" >&2
 elif [ ! -x "$binary" ]; then
   echo "run.sh: cargo is not installed and $binary is missing" >&2
   exit 2
