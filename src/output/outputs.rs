@@ -136,8 +136,13 @@ impl OutputPlan {
             }
             // `rename` cannot replace a mount point: refused before anything is read, rather
             // than failing after the whole replay with some outputs already replaced.
-            if let (Mode::Replace, Target::Regular { file, existing: Some(_) }) =
-                (output.mode, &target)
+            if let (
+                Mode::Replace,
+                Target::Regular {
+                    file,
+                    existing: Some(_),
+                },
+            ) = (output.mode, &target)
                 && is_mount_point(file).unwrap_or(false)
             {
                 return Err(Fatal::Write {
@@ -209,7 +214,10 @@ impl OutputPlan {
                             if tail::inspect(&out, shape(role)).map_err(fail)? == Tail::Foreign {
                                 return Err(fail(foreign()));
                             }
-                            Place::Appended { file: out, target: file }
+                            Place::Appended {
+                                file: out,
+                                target: file,
+                            }
                         }
                         _ => {
                             remove_stale_temporaries(&dir);
@@ -493,7 +501,7 @@ impl OpenOutputs {
                     "warning: {}: its last line had no end of line (a run stopped while \
                      writing it): {removed} bytes removed, kept in {}",
                     output.path.display(),
-                    aside.display()
+                    beside(&output.path, &aside).display()
                 ));
             }
             output.writer = Some(
@@ -577,6 +585,16 @@ impl OpenOutputs {
         }
         dirs.iter().for_each(|dir| sync_dir(dir));
         Ok(())
+    }
+}
+
+/// The file `aside` (beside the file `path` leads to) named beside `path` as the user named it,
+/// when `path` is not a symbolic link: `flagged.json.torn`, not its absolute path.
+fn beside(path: &Path, aside: &Path) -> PathBuf {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match aside.file_name() {
+        Some(name) if !is_link => path.with_file_name(name),
+        _ => aside.to_path_buf(),
     }
 }
 

@@ -44,9 +44,7 @@ impl LineShape {
 
     /// Whether `line` (without its `\n`) is a whole line of this kind.
     pub fn is_whole(self, line: &[u8]) -> bool {
-        if !line.starts_with(self.start())
-            || !matches!(json_object_prefix(line), Prefix::Closed)
-        {
+        if !line.starts_with(self.start()) || !matches!(json_object_prefix(line), Prefix::Closed) {
             return false;
         }
         match self {
@@ -322,7 +320,10 @@ mod tests {
         assert_eq!(tail_of(b"", LineShape::Flagged), Tail::Whole);
         // A multi-byte character cut in the middle.
         assert_eq!(
-            tail_of("{\"a\": \"é".as_bytes().split_last().unwrap().1, LineShape::Flagged),
+            tail_of(
+                "{\"a\": \"é".as_bytes().split_last().unwrap().1,
+                LineShape::Flagged
+            ),
             Tail::Torn { at: 0 }
         );
     }
@@ -356,7 +357,10 @@ mod tests {
             Tail::Foreign
         );
         assert_eq!(
-            tail_of(format!("{FLAG}\n{}", &FLAG[..30]).as_bytes(), LineShape::Feed),
+            tail_of(
+                format!("{FLAG}\n{}", &FLAG[..30]).as_bytes(),
+                LineShape::Feed
+            ),
             Tail::Foreign
         );
     }
