@@ -542,7 +542,7 @@ impl OpenOutputs {
     /// [`Self::commit`], calling `renamed` with each target just after its rename (tests).
     fn commit_observed(self, mut renamed: impl FnMut(&Path)) -> Result<(), Fatal> {
         let mut ready = Vec::new();
-        for output in self.outputs {
+        for (index, output) in self.outputs.into_iter().enumerate() {
             let fail = |error: io::Error| Fatal::Write {
                 path: output.path.clone(),
                 error,
@@ -555,7 +555,7 @@ impl OpenOutputs {
                 }) => {
                     temp.file().sync_all().map_err(fail)?;
                     temp.name().map_err(fail)?;
-                    ready.push((output.path, temp, file, dir));
+                    ready.push((index == 0, output.path, temp, file, dir));
                 }
                 Some(Place::Appended { file, .. }) => {
                     file.sync_data().map_err(fail)?;
@@ -563,15 +563,12 @@ impl OpenOutputs {
                 Some(Place::Through(_)) | None => {}
             }
         }
-        // The main output, when it is replaced, goes last.
-        let main = ready.first().map(|(path, ..)| path.clone());
-        if main.is_some() {
-            ready.rotate_left(1);
-        }
+        // The main output, when it is replaced, goes last (a stable sort keeps the others in
+        // plan order).
+        ready.sort_by_key(|(main, ..)| *main);
         let mut dirs: Vec<PathBuf> = Vec::new();
-        let last = ready.len().saturating_sub(1);
-        for (n, (path, temp, file, dir)) in ready.into_iter().enumerate() {
-            if n == last && n > 0 {
+        for (main, path, temp, file, dir) in ready {
+            if main {
                 // The others' renames reach the disk before the main one's.
                 dirs.iter().for_each(|dir| sync_dir(dir));
                 dirs.clear();
@@ -702,5 +699,58 @@ impl Outputs {
         }
         drop(self.sinks);
         self.open.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed between the commit's renames leaves OUTPUT old whenever another output is
+    /// old: at every rename, OUTPUT new means every other output new.
+    #[test]
+    fn the_main_output_is_renamed_after_every_other_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let names = ["flagged.json", "feed.json", "recommend.json", "stats.json"];
+        for name in names.iter().chain(&["batch.json", "stream.json"]) {
+            std::fs::write(path(name), "old").unwrap();
+        }
+        let paths: Vec<PathBuf> = names.iter().map(|n| path(n)).collect();
+        let plan = Outputs::plan(
+            [&path("batch.json"), &path("stream.json")],
+            &paths[0],
+            Some(&paths[1]),
+            Some(&paths[2]),
+            Some(&paths[3]),
+            false,
+        )
+        .unwrap();
+        let mut open = plan.open().unwrap();
+        assert!(open.begin().unwrap().is_empty());
+        for index in 0..names.len() {
+            let mut out = open.writer(index);
+            out.write_all(b"new").unwrap();
+            out.flush().unwrap();
+        }
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+        let mut order = Vec::new();
+        open.commit_observed(|renamed| {
+            order.push(renamed.file_name().unwrap().to_string_lossy().into_owned());
+            if read(&paths[0]) == "new" {
+                for other in &paths[1..] {
+                    assert_eq!(read(other), "new", "OUTPUT new before {}", other.display());
+                }
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            order,
+            ["feed.json", "recommend.json", "stats.json", "flagged.json"]
+        );
+        for path in &paths {
+            assert_eq!(read(path), "new");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6, "no temporary left");
     }
 }
