@@ -313,7 +313,7 @@ const APPEND_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// repairs its end, so that runs of this program appending to one file take turns: a write
 /// cut short is cut back before another run appends after it, and a run never repairs the
 /// end of a line another run is writing. Returns whether the lock is held: after
-/// [`APPEND_LOCK_WAIT`] (a program that is not this one keeps the lock), the write goes ahead
+/// two seconds (a program that is not this one keeps the lock), the write goes ahead
 /// without it, still whole lines at the end of the file (`O_APPEND`).
 pub fn lock_for_append(file: &File) -> bool {
     let started = std::time::Instant::now();

@@ -751,6 +751,10 @@ mod tests {
         for path in &paths {
             assert_eq!(read(path), "new");
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6, "no temporary left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            6,
+            "no temporary left"
+        );
     }
 }
