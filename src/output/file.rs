@@ -521,6 +521,50 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     #[test]
+    fn a_partly_written_line_is_cut_back_only_while_it_ends_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, "").unwrap();
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .unwrap()
+        };
+        let (mut mine, mut other) = (open(), open());
+        mine.write_all(b"a\n").unwrap();
+        other.write_all(b"b\n").unwrap();
+        mine.write_all(b"torn").unwrap();
+        cut_back(&mine, 4).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\n");
+        // Another writer's line after the partial one: nothing is cut.
+        mine.write_all(b"torn").unwrap();
+        other.write_all(b"c\n").unwrap();
+        assert!(cut_back(&mine, 4).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\ntornc\n");
+    }
+
+    #[test]
+    fn set_append_makes_writes_go_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, "").unwrap();
+        let mut file = OpenOptions::new().write(true).open(&path).unwrap();
+        set_append(&file).unwrap();
+        file.write_all(b"first line\n").unwrap();
+        // A copytruncate: the next write lands at the new end, not after a hole.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        file.write_all(b"b\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"b\n");
+    }
+
+    #[test]
     fn a_locked_named_temporary_is_not_stale_and_an_unlocked_one_is() {
         let dir = tempfile::tempdir().unwrap();
         let live = Temp::create_named(dir.path()).unwrap();
