@@ -324,13 +324,11 @@ fn shape(role: &str) -> LineShape {
 
 /// Why an existing file is not appended to.
 fn foreign() -> io::Error {
-    io::Error::other(format!(
-        "its last line has no end of line and is not the start of a line anomaly-detect \
-         writes (or the line before it is not one), so it is not an output of this program; \
-         it was left untouched (end it with a newline to append to it, or name another output; \
-         a torn line is at most {} bytes)",
-        tail::MAX_TORN
-    ))
+    io::Error::other(
+        "its last line has no end of line and is not a line anomaly-detect was writing, so it \
+         is not an output of this program; it was left untouched (end it with a newline to \
+         append to it, or name another output)",
+    )
 }
 
 /// The resolved path of a file that does not exist: a dangling symbolic link followed to the
