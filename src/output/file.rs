@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::NamedWriteError;
@@ -292,38 +292,118 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
-/// Cuts a file appended to back to its last whole line. Returns the number of bytes removed.
-pub fn repair_tail(file: &File) -> io::Result<u64> {
-    let len = file.metadata()?.len();
-    let mut end = len;
-    let mut block = vec![0u8; 1 << 16];
-    while end > 0 {
-        let start = end.saturating_sub(block.len() as u64);
-        let part = &mut block[..(end - start) as usize];
-        file.read_exact_at(part, start)?;
-        if end == len && part.last() == Some(&b'\n') {
-            return Ok(0);
-        }
-        if let Some(at) = memchr::memrchr(b'\n', part) {
-            end = start + at as u64 + 1;
-            break;
-        }
-        end = start;
+/// Makes every write to `file` go to its end, as if it had been opened with `O_APPEND`: the
+/// lines of other writers are never overwritten, and after a truncation (`logrotate`'s
+/// copytruncate) writes go to the new end instead of leaving a hole of zeros.
+pub fn set_append(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL and F_SETFL only read and set the open file's status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_APPEND) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    file.set_len(end)?;
-    Ok(len - end)
+    Ok(())
+}
+
+/// How long a writer waits for the lock of a file appended to before writing without it.
+const APPEND_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes the exclusive `flock` of a file appended to, held while this process writes to it or
+/// repairs its end, so that runs of this program appending to one file take turns: a write
+/// cut short is cut back before another run appends after it, and a run never repairs the
+/// end of a line another run is writing. Returns whether the lock is held: after
+/// two seconds (a program that is not this one keeps the lock), the write goes ahead
+/// without it, still whole lines at the end of the file (`O_APPEND`).
+pub fn lock_for_append(file: &File) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        match lock(file, false) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if started.elapsed() >= APPEND_LOCK_WAIT {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // A file system without locks.
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Releases the `flock` held through `file`.
+pub fn unlock(file: &File) {
+    // SAFETY: the descriptor is open for the call.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+}
+
+/// Whether `path` (a path without symbolic links) is a mount point: a file bind-mounted over
+/// another (`mount --bind`, `docker run -v out.json:/out.json`), which `rename` cannot replace
+/// (`EBUSY`). Asks `statx` for the mount-root attribute (Linux 5.8), else compares the mount
+/// ids of the file and its folder, else their devices (a bind mount from the same file system
+/// is then not seen).
+pub fn is_mount_point(path: &Path) -> io::Result<bool> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    #[cfg(target_os = "linux")]
+    {
+        let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+        if let Some(file) = statx(path)? {
+            if file.stx_attributes_mask & root != 0 {
+                return Ok(file.stx_attributes & root != 0);
+            }
+            if file.stx_mask & libc::STATX_MNT_ID != 0
+                && let Some(dir) = statx(dir)?
+                && dir.stx_mask & libc::STATX_MNT_ID != 0
+            {
+                return Ok(file.stx_mnt_id != dir.stx_mnt_id);
+            }
+        }
+    }
+    Ok(std::fs::metadata(path)?.dev() != std::fs::metadata(dir)?.dev())
+}
+
+/// `statx` of `path` with its mount id; `None` where the kernel or a sandbox refuses the call.
+#[cfg(target_os = "linux")]
+fn statx(path: &Path) -> io::Result<Option<libc::statx>> {
+    let name = CString::new(path.as_os_str().as_bytes())?;
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the name is a NUL-terminated C string and the buffer a `statx`, both live for
+    // the call.
+    let done = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+            buf.as_mut_ptr(),
+        )
+    };
+    if done == 0 {
+        // SAFETY: filled by the kernel (and zeroed before).
+        return Ok(Some(unsafe { buf.assume_init() }));
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOSYS | libc::EPERM | libc::EINVAL) => Ok(None),
+        _ => Err(error),
+    }
 }
 
 /// Writes an output: gathers bytes and writes them in large blocks (no write per line), names
-/// the file in every error, and, when `undo` is set (a regular file appended to in live mode),
-/// cuts the file back after a failed or short write so that it ends with a whole line.
+/// the file in every error, and, when appending (a regular file in live mode), takes the file's
+/// [`lock_for_append`] for each write and cuts a write that fails or stops short back to the
+/// last whole line it wrote.
 pub struct OutputWriter {
     file: File,
     /// The output as the user named it.
     path: PathBuf,
     buf: Vec<u8>,
-    /// The file's length after the last successful write, when failed writes are undone.
-    undo: Option<u64>,
+    /// A regular file appended to (opened `O_APPEND`).
+    append: bool,
 }
 
 impl OutputWriter {
@@ -332,14 +412,15 @@ impl OutputWriter {
             file,
             path,
             buf: Vec::with_capacity(BUFFER),
-            undo: None,
+            append: false,
         }
     }
 
-    /// Failed writes are undone: the file is cut back to its last whole line.
-    pub fn undoing(mut self) -> io::Result<OutputWriter> {
-        self.undo = Some(self.file.metadata()?.len());
-        Ok(self)
+    /// The file is appended to: writes take turns with other writers of this program, and a
+    /// failed write is cut back to its last whole line.
+    pub fn appending(mut self) -> OutputWriter {
+        self.append = true;
+        self
     }
 
     fn named(&self, error: io::Error) -> io::Error {
@@ -348,6 +429,18 @@ impl OutputWriter {
 
     /// Writes `buf[..end]` out; on failure, keeps only the whole lines that reached the file.
     fn write_out(&mut self, end: usize) -> io::Result<()> {
+        if !self.append {
+            return self.write_all_of(end);
+        }
+        let locked = lock_for_append(&self.file);
+        let written = self.write_all_of(end);
+        if locked {
+            unlock(&self.file);
+        }
+        written
+    }
+
+    fn write_all_of(&mut self, end: usize) -> io::Result<()> {
         let mut done = 0;
         while done < end {
             match self.file.write(&self.buf[done..end]) {
@@ -359,19 +452,18 @@ impl OutputWriter {
                 Err(e) => return self.fail(done, e),
             }
         }
-        if let Some(len) = &mut self.undo {
-            *len += end as u64;
-        }
         self.buf.drain(..end);
         Ok(())
     }
 
     /// A write failed after `done` bytes of the buffer reached the file.
     fn fail(&mut self, done: usize, error: io::Error) -> io::Result<()> {
-        if let Some(len) = self.undo {
+        if self.append {
             let whole = memchr::memrchr(b'\n', &self.buf[..done]).map_or(0, |at| at + 1);
-            let keep = len + whole as u64;
-            if let Err(cut) = self.file.set_len(keep) {
+            let partial = (done - whole) as u64;
+            if partial > 0
+                && let Err(cut) = cut_back(&self.file, partial)
+            {
                 let error = io::Error::new(
                     error.kind(),
                     format!("{error}; and cannot remove the partly written line: {cut}"),
@@ -379,7 +471,6 @@ impl OutputWriter {
                 self.buf.clear();
                 return Err(self.named(error));
             }
-            self.undo = Some(keep);
         }
         self.buf.clear();
         Err(self.named(error))
@@ -389,6 +480,20 @@ impl OutputWriter {
     pub fn file(&self) -> &File {
         &self.file
     }
+}
+
+/// Removes the last `partial` bytes written through `file` (opened `O_APPEND`: its offset is
+/// the end of its last write), when they still end the file: bytes another program appended
+/// since are never cut.
+fn cut_back(file: &File, partial: u64) -> io::Result<()> {
+    use std::io::Seek;
+    let end = (&*file).stream_position()?;
+    if file.metadata()?.len() != end || end < partial {
+        return Err(io::Error::other(
+            "the file was changed by another program meanwhile",
+        ));
+    }
+    file.set_len(end - partial)
 }
 
 impl Write for OutputWriter {
@@ -413,27 +518,50 @@ impl Write for OutputWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
-    fn repair_tail_cuts_back_to_the_last_whole_line() {
+    fn a_partly_written_line_is_cut_back_only_while_it_ends_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
-        for (before, after) in [
-            (&b"a\nb\n"[..], &b"a\nb\n"[..]),
-            (b"a\nb\n{\"event_", b"a\nb\n"),
-            (b"torn", b""),
-            (b"", b""),
-        ] {
-            std::fs::write(&path, before).unwrap();
-            let file = OpenOptions::new()
+        std::fs::write(&path, "").unwrap();
+        let open = || {
+            OpenOptions::new()
                 .read(true)
-                .write(true)
+                .append(true)
                 .open(&path)
-                .unwrap();
-            let removed = repair_tail(&file).unwrap();
-            assert_eq!(std::fs::read(&path).unwrap(), after);
-            assert_eq!(removed as usize, before.len() - after.len());
-        }
+                .unwrap()
+        };
+        let (mut mine, mut other) = (open(), open());
+        mine.write_all(b"a\n").unwrap();
+        other.write_all(b"b\n").unwrap();
+        mine.write_all(b"torn").unwrap();
+        cut_back(&mine, 4).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\n");
+        // Another writer's line after the partial one: nothing is cut.
+        mine.write_all(b"torn").unwrap();
+        other.write_all(b"c\n").unwrap();
+        assert!(cut_back(&mine, 4).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\ntornc\n");
+    }
+
+    #[test]
+    fn set_append_makes_writes_go_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, "").unwrap();
+        let mut file = OpenOptions::new().write(true).open(&path).unwrap();
+        set_append(&file).unwrap();
+        file.write_all(b"first line\n").unwrap();
+        // A copytruncate: the next write lands at the new end, not after a hole.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        file.write_all(b"b\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"b\n");
     }
 
     #[test]

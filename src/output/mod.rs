@@ -7,3 +7,4 @@ pub mod progress;
 pub mod report;
 pub mod sink;
 pub mod social;
+pub mod tail;

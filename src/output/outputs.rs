@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Fatal;
 use crate::output::file::{
-    OutputWriter, Temp, duplicate, inherited_descriptor, remove_stale_temporaries, repair_tail,
-    sync_dir,
+    OutputWriter, Temp, duplicate, inherited_descriptor, is_mount_point, lock_for_append,
+    remove_stale_temporaries, set_append, sync_dir, unlock,
 };
 use crate::output::sink::{FlaggedLines, Sink};
 use crate::output::social::{SocialLines, SocialList};
+use crate::output::tail::{self, LineShape, Tail};
 
 /// How an output is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,8 @@ pub struct Output<'a> {
     pub mode: Mode,
 }
 
-/// One input of a run: its role (`BATCH`) and path; `-` (standard input) clashes with nothing.
+/// One input of a run: its role (`BATCH`) and path; `-` is standard input, which clashes with
+/// an output when it is a regular file or a FIFO (`< stream_log.json`).
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub role: &'static str,
@@ -71,6 +73,8 @@ enum Target {
 #[derive(Debug)]
 pub struct OutputPlan {
     outputs: Vec<(&'static str, PathBuf, Mode, Target)>,
+    /// The run's inputs (role, path), checked again when outputs appended to are opened.
+    inputs: Vec<(&'static str, PathBuf)>,
 }
 
 /// Whether standard output was closed (`>&-`) when the process started. The Rust runtime puts
@@ -94,17 +98,16 @@ impl OutputPlan {
     pub fn new(outputs: &[Output<'_>], inputs: &[Input<'_>]) -> Result<OutputPlan, Fatal> {
         let mut plan = OutputPlan {
             outputs: Vec::new(),
+            inputs: inputs
+                .iter()
+                .map(|input| (input.role, input.path.to_path_buf()))
+                .collect(),
         };
         // (role, path, identity) of everything already seen.
-        let mut seen: Vec<(&'static str, &Path, Identity)> = Vec::new();
-        for input in inputs {
-            if input.path.as_os_str() == "-" {
-                continue;
-            }
-            if let Some(identity) = input_identity(input.path) {
-                seen.push((input.role, input.path, identity));
-            }
-        }
+        let mut seen: Vec<(&'static str, &Path, Identity)> = inputs
+            .iter()
+            .filter_map(|input| Some((input.role, input.path, input_identity(input.path)?)))
+            .collect();
         for output in outputs {
             let fail = |problem: String| Fatal::Clash {
                 path: output.path.to_path_buf(),
@@ -126,14 +129,30 @@ impl OutputPlan {
                             output.role
                         )
                     } else {
-                        format!(
-                            "{} is the same file as {role} ({}); nothing was written",
-                            output.role,
-                            path.display()
-                        )
+                        same_file(output.role, role, path)
                     }));
                 }
                 seen.push((output.role, output.path, identity));
+            }
+            // `rename` cannot replace a mount point: refused before anything is read, rather
+            // than failing after the whole replay with some outputs already replaced.
+            if let (
+                Mode::Replace,
+                Target::Regular {
+                    file,
+                    existing: Some(_),
+                },
+            ) = (output.mode, &target)
+                && is_mount_point(file).unwrap_or(false)
+            {
+                return Err(Fatal::Write {
+                    path: output.path.to_path_buf(),
+                    error: io::Error::other(
+                        "it is a mount point (a file bind-mounted, as `docker run -v` does), \
+                         which cannot be replaced whole; nothing was read: mount its folder \
+                         instead, or write to `-`",
+                    ),
+                });
             }
             plan.outputs
                 .push((output.role, output.path.to_path_buf(), output.mode, target));
@@ -149,6 +168,9 @@ impl OutputPlan {
         let stdout_closed = STDOUT_CLOSED.load(Ordering::Relaxed);
         let mut opened = OpenOutputs {
             outputs: Vec::new(),
+            // The inputs have been opened by now: the files they read.
+            inputs: input_identities(&self.inputs),
+            input_paths: self.inputs,
         };
         for (role, path, mode, target) in self.outputs {
             let fail = |error: io::Error| Fatal::Write {
@@ -187,7 +209,15 @@ impl OutputPlan {
                                 .append(true)
                                 .open(&file)
                                 .map_err(fail)?;
-                            Place::Appended(out)
+                            // A file that is not an output of this program is refused before
+                            // the batch is read.
+                            if tail::inspect(&out, shape(role)).map_err(fail)? == Tail::Foreign {
+                                return Err(fail(foreign()));
+                            }
+                            Place::Appended {
+                                file: out,
+                                target: file,
+                            }
                         }
                         _ => {
                             remove_stale_temporaries(&dir);
@@ -265,6 +295,42 @@ fn stdout_file() -> Option<Identity> {
         .then(|| Identity::Inode(meta.dev(), meta.ino()))
 }
 
+/// The file that standard input reads, when it is a regular file or a FIFO (`< stream.json`):
+/// an output writing into it would change the input being read.
+fn stdin_file() -> Option<Identity> {
+    let input = duplicate(0).ok()?;
+    let meta = input.metadata().ok()?;
+    (meta.is_file() || meta.file_type().is_fifo()).then(|| Identity::Inode(meta.dev(), meta.ino()))
+}
+
+/// `OUTPUT is the same file as STREAM (stream_log.json); nothing was written`.
+fn same_file(role: &str, other: &str, path: &Path) -> String {
+    let path = if path.as_os_str() == "-" {
+        "-, standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    format!("{role} is the same file as {other} ({path}); nothing was written")
+}
+
+/// The kind of line an output appended to holds.
+fn shape(role: &str) -> LineShape {
+    match role {
+        "--feed" => LineShape::Feed,
+        "--recommend" => LineShape::Recommend,
+        _ => LineShape::Flagged,
+    }
+}
+
+/// Why an existing file is not appended to.
+fn foreign() -> io::Error {
+    io::Error::other(
+        "its last line has no end of line and is not a line anomaly-detect was writing, so it \
+         is not an output of this program; it was left untouched (end it with a newline to \
+         append to it, or name another output)",
+    )
+}
+
 /// The resolved path of a file that does not exist: a dangling symbolic link followed to the
 /// file it would create, its folder made canonical.
 fn new_file_path(path: &Path) -> io::Result<PathBuf> {
@@ -289,9 +355,13 @@ fn new_file_path(path: &Path) -> io::Result<PathBuf> {
     Ok(dir.join(name))
 }
 
-/// What identifies an input's file; `None` when it cannot clash (a character device, or a
-/// path that leads nowhere: reading it fails anyway).
+/// What identifies an input's file; `None` when it cannot clash (a character device, standard
+/// input that is not a regular file or a FIFO, or a path that leads nowhere: reading it fails
+/// anyway).
 fn input_identity(path: &Path) -> Option<Identity> {
+    if path.as_os_str() == "-" {
+        return stdin_file();
+    }
     match std::fs::metadata(path) {
         Ok(meta) if meta.file_type().is_char_device() => None,
         Ok(meta) => Some(Identity::Inode(meta.dev(), meta.ino())),
@@ -310,12 +380,20 @@ fn keep_owner_and_mode(file: &File, meta: &Metadata) -> io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
 }
 
+/// The inputs' files as they are now, by role and path (the path as given).
+fn input_identities(inputs: &[(&'static str, PathBuf)]) -> Vec<(&'static str, PathBuf, Identity)> {
+    inputs
+        .iter()
+        .filter_map(|(role, path)| Some((*role, path.clone(), input_identity(path)?)))
+        .collect()
+}
+
 /// Where an opened output's bytes go.
 enum Place {
     /// Standard output or a special file, written directly.
     Through(File),
-    /// An existing regular file, appended to.
-    Appended(File),
+    /// An existing regular file at `target`, appended to (`O_APPEND`).
+    Appended { file: File, target: PathBuf },
     /// A temporary file in `dir`, to become `file`.
     Temp {
         temp: Temp,
@@ -326,13 +404,13 @@ enum Place {
 
 impl Place {
     fn writer(&self, path: &Path) -> io::Result<OutputWriter> {
-        let (file, undo) = match self {
+        let (file, append) = match self {
             Place::Through(file) => (file.try_clone()?, false),
-            Place::Appended(file) => (file.try_clone()?, true),
+            Place::Appended { file, .. } => (file.try_clone()?, true),
             Place::Temp { temp, .. } => (temp.file().try_clone()?, false),
         };
         let writer = OutputWriter::new(file, path.to_path_buf());
-        if undo { writer.undoing() } else { Ok(writer) }
+        Ok(if append { writer.appending() } else { writer })
     }
 }
 
@@ -348,65 +426,90 @@ struct Opened {
 /// The opened outputs of a run, in the order they were planned.
 pub struct OpenOutputs {
     outputs: Vec<Opened>,
+    /// The inputs' files when the outputs were opened (the inputs were open by then).
+    inputs: Vec<(&'static str, PathBuf, Identity)>,
+    input_paths: Vec<(&'static str, PathBuf)>,
 }
 
 impl OpenOutputs {
     /// Starts writing, once the run's input has been found valid: an output appended to is
-    /// created if missing, and an existing one that ends in a line without its `\n` (left by a
-    /// run that stopped mid-write) is cut back to its last whole line. Returns one warning
-    /// per repaired file.
+    /// created if missing, and checked again against the inputs by the file it opened (an
+    /// output linked to an input while the batch was read is refused, nothing written). An
+    /// existing one that ends in a torn line of this program's (left by a run that stopped
+    /// mid-write) is cut back to its last whole line, the bytes cut kept beside it (see
+    /// [`tail`]); one whose end is not this program's is refused, untouched. Returns one
+    /// warning per repaired file.
     pub fn begin(&mut self) -> Result<Vec<String>, Fatal> {
-        let mut warnings = Vec::new();
+        // First every output is opened and checked, so that a refusal changes nothing.
+        let mut inputs = input_identities(&self.input_paths);
+        inputs.append(&mut self.inputs);
         for output in &mut self.outputs {
-            if output.mode != Mode::Append {
-                continue;
-            }
             let fail = |error: io::Error| Fatal::Write {
                 path: output.path.clone(),
                 error,
             };
-            match output.place.take() {
-                Some(Place::Temp {
-                    temp, file, dir, ..
-                }) => {
-                    let handle = temp.file().try_clone().map_err(fail)?;
-                    match temp.link_new(&file) {
-                        Ok(()) => {
-                            sync_dir(&dir);
-                            output.place = Some(Place::Appended(handle));
-                        }
-                        // Created meanwhile by someone else: appended to like any existing file.
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                            let appended = OpenOptions::new()
-                                .read(true)
-                                .append(true)
-                                .open(&file)
-                                .map_err(fail)?;
-                            output.place = Some(Place::Appended(appended));
-                        }
-                        Err(e) => return Err(fail(e)),
-                    }
+            output.place = match output.place.take() {
+                Some(Place::Temp { temp, file, dir }) if output.mode == Mode::Append => {
+                    Some(create_appended(temp, file, &dir).map_err(fail)?)
                 }
-                place => output.place = place,
-            }
-            if let Some(Place::Appended(file)) = &output.place {
-                let removed = repair_tail(file).map_err(fail)?;
-                if removed > 0 {
-                    warnings.push(format!(
-                        "warning: {}: its last line had no end of line (a run stopped while \
-                         writing it): {removed} bytes removed",
-                        output.path.display()
-                    ));
+                place => place,
+            };
+            let file = match &output.place {
+                Some(Place::Appended { file, .. } | Place::Through(file)) => file,
+                _ => continue,
+            };
+            let meta = file.metadata().map_err(fail)?;
+            if !meta.file_type().is_char_device() {
+                let identity = Identity::Inode(meta.dev(), meta.ino());
+                if let Some((role, path, _)) = inputs.iter().find(|(_, _, id)| *id == identity) {
+                    return Err(Fatal::Clash {
+                        path: output.path.clone(),
+                        problem: same_file(output.role, role, path),
+                    });
                 }
-                output.writer = Some(
-                    output
-                        .place
-                        .as_ref()
-                        .expect("set")
-                        .writer(&output.path)
-                        .map_err(fail)?,
-                );
             }
+            if let Some(Place::Appended { file, .. }) = &output.place
+                && tail::inspect(file, shape(output.role)).map_err(fail)? == Tail::Foreign
+            {
+                return Err(fail(foreign()));
+            }
+        }
+        let mut warnings = Vec::new();
+        for output in &mut self.outputs {
+            let Some(Place::Appended { file, target }) = &output.place else {
+                continue;
+            };
+            let fail = |error: io::Error| Fatal::Write {
+                path: output.path.clone(),
+                error,
+            };
+            // Under the lock: no other run of this program is writing a line meanwhile.
+            let locked = lock_for_append(file);
+            let repaired = match tail::inspect(file, shape(output.role)) {
+                Ok(Tail::Whole) => Ok(None),
+                Ok(Tail::Torn { at }) => tail::cut(file, at, target).map(Some),
+                Ok(Tail::Foreign) => Err(foreign()),
+                Err(error) => Err(error),
+            };
+            if locked {
+                unlock(file);
+            }
+            if let Some((removed, aside)) = repaired.map_err(fail)? {
+                warnings.push(format!(
+                    "warning: {}: its last line had no end of line (a run stopped while \
+                     writing it): {removed} bytes removed, kept in {}",
+                    output.path.display(),
+                    beside(&output.path, &aside).display()
+                ));
+            }
+            output.writer = Some(
+                output
+                    .place
+                    .as_ref()
+                    .expect("set")
+                    .writer(&output.path)
+                    .map_err(fail)?,
+            );
         }
         Ok(warnings)
     }
@@ -426,11 +529,18 @@ impl OpenOutputs {
 
     /// Puts every replaced output in place; every writer must have been flushed. Each new
     /// content is synced to disk and given a name beside its target before the first rename,
-    /// so that whatever can fail fails before any output changes; then the renames, then the
-    /// folders are synced.
+    /// so that whatever can fail fails before any output changes. Then the renames, the first
+    /// output of the plan (the main one, OUTPUT) last, after the folders of the others are
+    /// synced: a run killed in the middle leaves the main output old whenever another one is
+    /// old.
     pub fn commit(self) -> Result<(), Fatal> {
+        self.commit_observed(|_| {})
+    }
+
+    /// [`Self::commit`], calling `renamed` with each target just after its rename (tests).
+    fn commit_observed(self, mut renamed: impl FnMut(&Path)) -> Result<(), Fatal> {
         let mut ready = Vec::new();
-        for output in self.outputs {
+        for (index, output) in self.outputs.into_iter().enumerate() {
             let fail = |error: io::Error| Fatal::Write {
                 path: output.path.clone(),
                 error,
@@ -443,24 +553,70 @@ impl OpenOutputs {
                 }) => {
                     temp.file().sync_all().map_err(fail)?;
                     temp.name().map_err(fail)?;
-                    ready.push((output.path, temp, file, dir));
+                    ready.push((index == 0, output.path, temp, file, dir));
                 }
-                Some(Place::Appended(file)) => {
+                Some(Place::Appended { file, .. }) => {
                     file.sync_data().map_err(fail)?;
                 }
                 Some(Place::Through(_)) | None => {}
             }
         }
-        let mut dirs = Vec::new();
-        for (path, temp, file, dir) in ready {
+        // The main output, when it is replaced, goes last (a stable sort keeps the others in
+        // plan order).
+        ready.sort_by_key(|(main, ..)| *main);
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (main, path, temp, file, dir) in ready {
+            if main {
+                // The others' renames reach the disk before the main one's.
+                dirs.iter().for_each(|dir| sync_dir(dir));
+                dirs.clear();
+            }
             temp.rename_over(&file)
                 .map_err(|error| Fatal::Write { path, error })?;
+            renamed(&file);
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
         }
         dirs.iter().for_each(|dir| sync_dir(dir));
         Ok(())
+    }
+}
+
+/// The file `aside` (beside the file `path` leads to) named beside `path` as the user named it,
+/// when `path` is not a symbolic link: `flagged.json.torn`, not its absolute path.
+fn beside(path: &Path, aside: &Path) -> PathBuf {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match aside.file_name() {
+        Some(name) if !is_link => path.with_file_name(name),
+        _ => aside.to_path_buf(),
+    }
+}
+
+/// Creates a live output that did not exist by linking its temporary file at `file` (or, when
+/// some other file took the name meanwhile, opens that one), for appending (`O_APPEND`).
+fn create_appended(temp: Temp, file: PathBuf, dir: &Path) -> io::Result<Place> {
+    let handle = temp.file().try_clone()?;
+    match temp.link_new(&file) {
+        Ok(()) => {
+            sync_dir(dir);
+            set_append(&handle)?;
+            // The temporary file's lock is for the cleaner; writers take it per write.
+            unlock(&handle);
+            Ok(Place::Appended {
+                file: handle,
+                target: file,
+            })
+        }
+        // Created meanwhile by someone else: appended to like any existing file.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let appended = OpenOptions::new().read(true).append(true).open(&file)?;
+            Ok(Place::Appended {
+                file: appended,
+                target: file,
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -541,5 +697,62 @@ impl Outputs {
         }
         drop(self.sinks);
         self.open.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed between the commit's renames leaves OUTPUT old whenever another output is
+    /// old: at every rename, OUTPUT new means every other output new.
+    #[test]
+    fn the_main_output_is_renamed_after_every_other_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let names = ["flagged.json", "feed.json", "recommend.json", "stats.json"];
+        for name in names.iter().chain(&["batch.json", "stream.json"]) {
+            std::fs::write(path(name), "old").unwrap();
+        }
+        let paths: Vec<PathBuf> = names.iter().map(|n| path(n)).collect();
+        let plan = Outputs::plan(
+            [&path("batch.json"), &path("stream.json")],
+            &paths[0],
+            Some(&paths[1]),
+            Some(&paths[2]),
+            Some(&paths[3]),
+            false,
+        )
+        .unwrap();
+        let mut open = plan.open().unwrap();
+        assert!(open.begin().unwrap().is_empty());
+        for index in 0..names.len() {
+            let mut out = open.writer(index);
+            out.write_all(b"new").unwrap();
+            out.flush().unwrap();
+        }
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+        let mut order = Vec::new();
+        open.commit_observed(|renamed| {
+            order.push(renamed.file_name().unwrap().to_string_lossy().into_owned());
+            if read(&paths[0]) == "new" {
+                for other in &paths[1..] {
+                    assert_eq!(read(other), "new", "OUTPUT new before {}", other.display());
+                }
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            order,
+            ["feed.json", "recommend.json", "stats.json", "flagged.json"]
+        );
+        for path in &paths {
+            assert_eq!(read(path), "new");
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            6,
+            "no temporary left"
+        );
     }
 }
