@@ -18,7 +18,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::Fatal;
+use crate::error::{Fatal, shown};
 use crate::output::file::{
     OutputWriter, Temp, duplicate, inherited_descriptor, remove_stale_temporaries, repair_tail,
     sync_dir,
@@ -129,7 +129,7 @@ impl OutputPlan {
                         format!(
                             "{} is the same file as {role} ({}); nothing was written",
                             output.role,
-                            path.display()
+                            shown(path)
                         )
                     }));
                 }
@@ -395,7 +395,7 @@ impl OpenOutputs {
                     warnings.push(format!(
                         "warning: {}: its last line had no end of line (a run stopped while \
                          writing it): {removed} bytes removed",
-                        output.path.display()
+                        shown(&output.path)
                     ));
                 }
                 output.writer = Some(
