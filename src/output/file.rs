@@ -28,8 +28,8 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 const BUFFER: usize = 1 << 16;
 
 /// Set when the run is asked to stop (SIGINT, SIGTERM: see `signals`). A write to a pipe,
-/// FIFO, socket or terminal whose reader stopped reading then gives up within
-/// [`STALLED_STEPS`] waits, so that a signal ends the run even while a write is blocked.
+/// FIFO, socket or terminal whose reader stopped reading then gives up after about half a
+/// second without room, so that a signal ends the run even while a write is blocked.
 pub static STOP_WRITES: AtomicBool = AtomicBool::new(false);
 
 /// How long a write to a file that is not a regular file waits for room before it looks at
@@ -366,7 +366,8 @@ fn wait_for_room(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Writes an output: gathers bytes and writes them in large blocks (no write per line), names
+/// Writes an output: gathers bytes and writes them in large blocks (no write per line; to a
+/// file that is not a regular file, in pieces that fit, each once there is room), names
 /// the file in every error, and, when `undo` is set (a regular file appended to in live mode),
 /// cuts the file back after a failed or short write so that it ends with a whole line.
 pub struct OutputWriter {
