@@ -354,14 +354,16 @@ fn a_signal_stops_a_live_run_blocked_on_a_fifo() {
             .stdin(Stdio::piped())
             .stderr(Stdio::piped());
         let mut run = Running::spawn(&mut cmd);
-        // Standard input stays open: the live run goes on until the signal.
+        // Standard input stays open (until the run ends): the live run goes on until the
+        // signal. Fed from a thread, which the blocked run may stop reading from.
         let mut stdin = run.0.stdin.take().unwrap();
-        stdin
-            .write_all(flagged_purchase().repeat(3000).as_bytes())
-            .unwrap();
+        let feeder = thread::spawn(move || {
+            let _ = stdin.write_all(flagged_purchase().repeat(3000).as_bytes());
+            stdin
+        });
         let took = assert_stops_while_blocked(run, signal, r"out\x1b]0;title\x07.fifo");
         eprintln!("stopped {took:?} after signal {signal}");
-        drop((stdin, reader));
+        drop((feeder.join().unwrap(), reader));
     }
 }
 
