@@ -123,19 +123,24 @@ pub enum Generate {
 }
 
 impl Generate {
-    /// Writes the completion script or man page to `out`.
+    /// Writes the completion script or man page to `out`. The text is made in memory first:
+    /// clap_complete panics on a write error, and `out` may be a full disk or a closed pipe.
     pub fn write(self, out: &mut dyn Write) -> std::io::Result<()> {
         use clap_complete::Shell;
         let mut command = Options::command();
+        let mut text = Vec::new();
         let shell = match self {
             Generate::CompleteBash => Shell::Bash,
             Generate::CompleteZsh => Shell::Zsh,
             Generate::CompleteFish => Shell::Fish,
             Generate::CompletePowershell => Shell::PowerShell,
-            Generate::Man => return man_page(command, out),
+            Generate::Man => {
+                man_page(command, &mut text)?;
+                return out.write_all(&text);
+            }
         };
-        clap_complete::generate(shell, &mut command, "anomaly-detect", out);
-        Ok(())
+        clap_complete::generate(shell, &mut command, "anomaly-detect", &mut text);
+        out.write_all(&text)
     }
 }
 

@@ -3,28 +3,35 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// A problem that stops the whole run (exit code 2, no output file written).
+/// A problem that stops the whole run (exit code 2, no output file written). Every file name
+/// in a message is [`shown`] escaped.
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
-    #[error("{}: cannot read: {error}", path.display())]
+    #[error("{}: cannot read: {error}", shown(path))]
     Read {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("{}: the file shrank while it was being read (truncated by another program)", path.display())]
+    #[error(
+        "{}: the file shrank while it was being read (truncated by another program)",
+        shown(path)
+    )]
     Shrank { path: PathBuf },
-    #[error("{}: {problem}", path.display())]
+    #[error("{}: {problem}", shown(path))]
     Parameters { path: PathBuf, problem: String },
-    #[error("{}: cannot write: {error}", path.display())]
+    #[error("{}: cannot write: {error}", shown(path))]
     Write {
         path: PathBuf,
         error: std::io::Error,
     },
     /// Two of the run's files are one: an output that would replace an input or another
     /// output (nothing is read or written).
-    #[error("{}: {problem}", path.display())]
+    #[error("{}: {problem}", shown(path))]
     Clash { path: PathBuf, problem: String },
-    #[error("{file}: the logs hold more than {limit} lines in all, beyond what a run can number")]
+    #[error(
+        "{}: the logs hold more than {limit} lines in all, beyond what a run can number",
+        shown(file)
+    )]
     TooManyLines { file: String, limit: u64 },
     #[error("interrupted: the output was not saved")]
     Interrupted,
@@ -32,13 +39,72 @@ pub enum Fatal {
     /// writer (see [`NamedWriteError`]).
     #[error("{}", output_message(.0))]
     Output(std::io::Error),
-    #[error("{file}:{line}: skipped line in --strict mode: {reason}")]
+    #[error("{}:{line}: skipped line in --strict mode: {reason}", shown(file))]
     Strict {
         file: String,
         line: u64,
         reason: SkipReason,
     },
+    /// A thread the run needs could not be started: `what` says which (`64 worker threads`).
+    #[error(
+        "cannot start {what}: {error}; the system refuses more threads (lower --threads, or \
+         raise the limit on processes: ulimit -u)"
+    )]
+    Threads { what: String, error: String },
+    /// The thread reading a log panicked: what it read may be cut short, so nothing of the
+    /// run may count as a success.
+    #[error(
+        "{}: cannot read: the thread reading it failed ({message})",
+        shown(path)
+    )]
+    ReaderFailed { path: PathBuf, message: String },
 }
+
+impl Fatal {
+    /// Whether the run was stopped by a signal: interrupted, or an output write given up
+    /// because of the stop (see [`WriteStopped`]). Such a run exits with 128 + the signal.
+    pub fn is_interrupt(&self) -> bool {
+        match self {
+            Fatal::Interrupted => true,
+            Fatal::Output(error) => WriteStopped::is(error),
+            _ => false,
+        }
+    }
+}
+
+/// A write to a pipe, FIFO, socket or terminal given up because the run was asked to stop
+/// while the reader at the other end was not reading.
+#[derive(Debug)]
+pub struct WriteStopped;
+
+impl WriteStopped {
+    /// The error an output writer returns (not of kind `Interrupted`, which `write_all`
+    /// would retry).
+    pub fn error() -> std::io::Error {
+        std::io::Error::other(WriteStopped)
+    }
+
+    /// Whether `error` is (or wraps, inside a [`NamedWriteError`]) a [`WriteStopped`].
+    pub fn is(error: &std::io::Error) -> bool {
+        match error.get_ref() {
+            Some(inner) if inner.is::<WriteStopped>() => true,
+            Some(inner) => inner
+                .downcast_ref::<NamedWriteError>()
+                .is_some_and(|named| WriteStopped::is(&named.error)),
+            None => false,
+        }
+    }
+}
+
+impl fmt::Display for WriteStopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "stopped by a signal while its reader was not reading: the output is incomplete",
+        )
+    }
+}
+
+impl std::error::Error for WriteStopped {}
 
 /// A write error that names the output it happened on: `flagged.json: cannot write: No space
 /// left on device (os error 28)`. Output writers return it inside an [`std::io::Error`], so
@@ -71,7 +137,7 @@ impl NamedWriteError {
 
 impl fmt::Display for NamedWriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: cannot write: {}", self.path.display(), self.error)
+        write!(f, "{}: cannot write: {}", shown(&self.path), self.error)
     }
 }
 
@@ -191,6 +257,14 @@ pub fn escaped(bytes: &[u8], max_chars: usize) -> String {
     out
 }
 
+/// A file name as it may appear in a message: escaped like input bytes (see [`escaped`]), so
+/// that a name holding ESC, BEL, an OSC sequence or a newline can neither drive the terminal
+/// nor split a one-line message; bytes that are not UTF-8 show as `\xNN`.
+pub fn shown(name: impl AsRef<std::ffi::OsStr>) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escaped(name.as_ref().as_bytes(), usize::MAX)
+}
+
 /// A key quoted for a message: `"..."` around its [`escaped`] text, with `"` and `\` escaped
 /// too, as Rust's `{:?}` quotes them.
 pub fn quoted(text: &[u8]) -> String {
@@ -235,6 +309,63 @@ mod tests {
         assert_eq!(escaped("\u{9b}\u{2028}é".as_bytes(), 100), "\\x9b\u{2028}é");
         assert_eq!(escaped(b"abcdef", 3), "abc...");
         assert_eq!(escaped(b"\x1b\x1b\x1b", 2), "\\x1b\\x1b...");
+    }
+
+    #[test]
+    fn file_names_are_escaped_in_every_message() {
+        use std::os::unix::ffi::OsStrExt;
+        let name =
+            std::path::Path::new(std::ffi::OsStr::from_bytes(b"b\x1b]0;title\x07\n\xff.json"));
+        let shown = r"b\x1b]0;title\x07\x0a\xff.json";
+        assert_eq!(super::shown(name), shown);
+        let error = || std::io::Error::other("boom");
+        let messages = [
+            Fatal::Read {
+                path: name.into(),
+                error: error(),
+            }
+            .to_string(),
+            Fatal::Shrank { path: name.into() }.to_string(),
+            Fatal::Write {
+                path: name.into(),
+                error: error(),
+            }
+            .to_string(),
+            Fatal::Output(NamedWriteError::wrap(name, error())).to_string(),
+            Fatal::Strict {
+                file: name.to_string_lossy().into_owned(),
+                line: 3,
+                reason: SkipReason::NotJson,
+            }
+            .to_string(),
+            Fatal::ReaderFailed {
+                path: name.into(),
+                message: "boom".into(),
+            }
+            .to_string(),
+        ];
+        for message in messages {
+            assert!(
+                !message.contains(|c: char| c.is_control()),
+                "raw control character in {message:?}"
+            );
+            assert!(message.starts_with(r"b\x1b]0;title\x07\x0a"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_write_is_an_interrupt_named_or_not() {
+        let stopped = WriteStopped::error();
+        assert!(WriteStopped::is(&stopped));
+        let named = NamedWriteError::wrap(std::path::Path::new("-"), WriteStopped::error());
+        assert!(Fatal::Output(named).is_interrupt());
+        assert_eq!(
+            Fatal::Output(NamedWriteError::wrap(std::path::Path::new("-"), stopped)).to_string(),
+            "-: cannot write: stopped by a signal while its reader was not reading: the output \
+             is incomplete"
+        );
+        assert!(Fatal::Interrupted.is_interrupt());
+        assert!(!Fatal::Output(std::io::Error::other("full")).is_interrupt());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! what the buyer's network has spent lately.
 //!
 //! The stages, in the order data flows through them; a stage imports only the stages before it
-//! and the shared leaves (`error`, `clock`):
+//! and the shared leaves (`error`, `clock`, `stderr`):
 //! [`ingest`] (logs to events), [`state`] (what events change), [`query`] (a buyer's network
 //! and baseline), [`output`] (where results go). On top: [`pipeline`] runs the replay,
 //! [`cli`] and [`signals`] serve the command, [`sweep`] its `sweep` subcommand.
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod signals;
+pub mod stderr;
 pub mod sweep;
 
 pub use error::{Fatal, SkipReason};

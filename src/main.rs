@@ -10,12 +10,14 @@ use clap::Parser;
 
 use anomaly_detect::Fatal;
 use anomaly_detect::cli::{Command, Options};
-use anomaly_detect::ingest::input::{BatchSource, StreamSource};
+use anomaly_detect::error::shown;
+use anomaly_detect::ingest::input::{self, BatchSource, StreamSource};
 use anomaly_detect::output::outputs::{self, Outputs};
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::pipeline::Replay;
 use anomaly_detect::signals::Interrupt;
+use anomaly_detect::stderr;
 
 /// mimalloc, on 2 MiB pages where the system allows: per-user state is many thousands of small
 /// buffers read in random order, and with 4 KiB pages most reads also miss the TLB.
@@ -35,7 +37,10 @@ fn run() -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         kind.write(&mut out)
             .and_then(|()| out.flush())
-            .context("cannot write to standard output")?;
+            .map_err(|error| Fatal::Write {
+                path: "-".into(),
+                error,
+            })?;
         return Ok(());
     }
     if let Some(Command::Sweep(sweep)) = &options.command {
@@ -71,7 +76,7 @@ fn run() -> anyhow::Result<()> {
             BatchSource::Read(log) => Replay::batch_read(log, &config, &mut skips, &progress)?,
         };
         for warning in opened.begin()? {
-            eprintln!("{warning}");
+            stderr::line(warning);
         }
         let mut outputs = Outputs::new(opened);
         let sinks = &mut outputs.sinks;
@@ -88,18 +93,19 @@ fn run() -> anyhow::Result<()> {
     skips.finish();
     // An interrupt names the output it leaves as it was: `Error: flagged.json: interrupted: ...`.
     let (summary, outputs) = result.map_err(|error| match error {
-        Fatal::Interrupted => anyhow::Error::from(error).context(output_path.display().to_string()),
+        Fatal::Interrupted => anyhow::Error::from(error).context(shown(output_path)),
         error => error.into(),
     })?;
     outputs.commit(|| summary.to_json())?;
     if !options.quiet {
-        eprintln!("{summary}");
+        stderr::line(summary);
     }
     Ok(())
 }
 
-/// Notes whether standard output is closed before the Rust runtime opens `/dev/null` in its
-/// place (see [`outputs::STDOUT_CLOSED`]): glibc runs `.init_array` before `main`.
+/// Notes whether standard input and output are closed before the Rust runtime opens
+/// `/dev/null` in their place (see [`outputs::STDOUT_CLOSED`], [`input::STDIN_CLOSED`]): glibc
+/// runs `.init_array` before `main`.
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -108,8 +114,9 @@ static PROBE_STDOUT: extern "C" fn() = probe_stdout;
 #[cfg(target_os = "linux")]
 extern "C" fn probe_stdout() {
     // SAFETY: F_GETFD only reads the descriptor's flags.
-    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
-    outputs::STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+    let closed = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1;
+    outputs::STDOUT_CLOSED.store(closed(1), Ordering::Relaxed);
+    input::STDIN_CLOSED.store(closed(0), Ordering::Relaxed);
 }
 
 /// The run's signal handling, for the exit status of an interrupted run.
@@ -129,7 +136,7 @@ enum ExitStatus {
 impl ExitStatus {
     fn of(error: &anyhow::Error) -> ExitStatus {
         match error.downcast_ref::<Fatal>() {
-            Some(Fatal::Interrupted) => {
+            Some(fatal) if fatal.is_interrupt() => {
                 ExitStatus::Interrupted(INTERRUPT.get().map_or(130, Interrupt::exit_status))
             }
             _ => ExitStatus::Fatal,
@@ -149,7 +156,7 @@ fn main() -> ExitCode {
     let status = match run() {
         Ok(()) => ExitStatus::Success,
         Err(error) => {
-            eprintln!("Error: {error:#}");
+            stderr::line(format_args!("Error: {error:#}"));
             ExitStatus::of(&error)
         }
     };

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::clock::PhaseClock;
-use crate::error::Fatal;
+use crate::error::{Fatal, escaped, shown};
 use crate::ingest::event::{Action, Event, Timestamp};
 use crate::ingest::input::{
     BLOCKS_AHEAD, Lines, LogFile, LogReader, MAX_LINE, chunks, read_blocks, trim_line,
@@ -208,7 +208,7 @@ impl Replay {
         let clock = PhaseClock::start();
         let name = batch.name.clone();
         let path = std::path::PathBuf::from(&name);
-        let feed = BlockFeed::start(batch, config.max_line);
+        let feed = BlockFeed::start(batch, config.max_line)?;
         let stop = config.stop.as_deref();
         // The parameter line: the first non-blank line, maybe after blocks of blank lines.
         let mut lines_before = 0;
@@ -268,10 +268,14 @@ impl Replay {
             graph: FriendGraph::new(),
             history: PurchaseHistory::keeping_recent(params.tracked, config.recent),
         };
+        let threads = config.threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads.max(1))
+            .num_threads(threads)
             .build()
-            .map_err(|e| Fatal::Output(std::io::Error::other(e)))?;
+            .map_err(|e| Fatal::Threads {
+                what: format!("{threads} worker threads"),
+                error: e.to_string(),
+            })?;
         let summary = Summary {
             batch_file: name.to_string(),
             ..Summary::default()
@@ -375,7 +379,7 @@ impl Replay {
         let clock = PhaseClock::start();
         let name = stream.name.clone();
         self.summary.stream_file = name.clone();
-        let feed = BlockFeed::start(stream, self.config.max_line);
+        let feed = BlockFeed::start(stream, self.config.max_line)?;
         let stop = self.config.stop.clone();
         let mut parser = LineParser::new(self.hasher);
         parser.set_max_line(self.config.max_line);
@@ -405,14 +409,19 @@ impl Replay {
         let clock = PhaseClock::start();
         let name = source.name.clone();
         self.summary.stream_file = name.clone();
-        let feed = BlockFeed::start(source, self.config.max_line);
+        let feed = BlockFeed::start(source, self.config.max_line)?;
         let mut parser = LineParser::new(self.hasher);
         parser.set_max_line(self.config.max_line);
         let mut chunk = ParsedChunk::default();
+        // Whether the input ended (the reader is done, or failing): else a signal stopped it.
+        let mut ended = false;
         loop {
             crossbeam_channel::select! {
                 recv(feed.blocks) -> text => {
-                    let Ok(text) = text else { break };
+                    let Ok(text) = text else {
+                        ended = true;
+                        break;
+                    };
                     self.summary.stream_bytes += text.len() as u64;
                     parser.parse_chunk(&text, 0..text.len(), &mut chunk);
                     self.stream_chunk(&name, &chunk, &text, sink, skips)?;
@@ -428,7 +437,9 @@ impl Replay {
         self.flush(sink)?;
         sink.flush().map_err(Fatal::Output)?;
         self.summary.add_stream_time(&clock);
-        if feed.reader.is_finished() {
+        // A reader that failed or panicked fails the run. After a stop it may be blocked on its
+        // input: it is waited for only once done.
+        if ended || feed.reader.is_finished() {
             feed.finish(std::path::Path::new(&name))?;
         }
         Ok(())
@@ -496,11 +507,17 @@ struct BlockFeed {
 }
 
 impl BlockFeed {
-    fn start(log: LogReader, max_line: usize) -> BlockFeed {
+    fn start(log: LogReader, max_line: usize) -> Result<BlockFeed, Fatal> {
         let (tx, blocks) = crossbeam_channel::bounded::<Vec<u8>>(BLOCKS_AHEAD);
         let source = log.reader;
-        let reader = std::thread::spawn(move || read_blocks(source, max_line, &tx));
-        BlockFeed { blocks, reader }
+        let reader = std::thread::Builder::new()
+            .name("log reader".into())
+            .spawn(move || read_blocks(source, max_line, &tx))
+            .map_err(|error| Fatal::Threads {
+                what: format!("the thread that reads {}", shown(&log.name)),
+                error: error.to_string(),
+            })?;
+        Ok(BlockFeed { blocks, reader })
     }
 
     /// The next block, `None` at the end of the input; waiting for it, looks at `stop` every
@@ -523,16 +540,30 @@ impl BlockFeed {
     }
 
     /// Waits for the reader (ended, or ending now that the blocks are dropped) and reports
-    /// its error.
+    /// its error. A reader that panicked may have stopped anywhere: that is a fatal error too,
+    /// never the end of the input.
     fn finish(self, path: &std::path::Path) -> Result<(), Fatal> {
         drop(self.blocks);
         match self.reader.join() {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(Fatal::Read {
                 path: path.to_path_buf(),
                 error,
             }),
-            _ => Ok(()),
+            Err(panic) => Err(Fatal::ReaderFailed {
+                path: path.to_path_buf(),
+                message: panic_message(panic.as_ref()),
+            }),
         }
+    }
+}
+
+/// The message a thread panicked with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => escaped(text.as_bytes(), 200),
+        (_, Some(text)) => escaped(text.as_bytes(), 200),
+        _ => "panicked".to_string(),
     }
 }
 
@@ -1116,7 +1147,8 @@ fn for_each_chunk(
     std::thread::scope(|scope| {
         // The producer runs on a thread of its own: waiting for a free chunk must never hold a
         // pool worker that parsing or checks could use.
-        scope.spawn(move || {
+        let producer = std::thread::Builder::new().name("chunk producer".into());
+        let started = producer.spawn_scoped(scope, move || {
             pool.in_place_scope(|jobs| {
                 for index in 0.. {
                     let Some((range, too_long)) = ranges.next_piece() else {
@@ -1143,6 +1175,12 @@ fn for_each_chunk(
                 }
             });
         });
+        if let Err(error) = started {
+            return Err(Fatal::Threads {
+                what: format!("the thread that cuts {} into chunks", shown(&log.name)),
+                error: error.to_string(),
+            });
+        }
         // Owned here, so that when applying fails the producer, finding no free chunk and no
         // sender left, stops.
         let free_tx = free_tx;
@@ -1169,6 +1207,76 @@ struct WorkerParser(Mutex<LineParser>);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log read as it comes that hands out `lines`, then panics.
+    fn panicking_reader(name: &str, lines: &'static [u8]) -> LogReader {
+        struct Panics(&'static [u8]);
+        impl std::io::Read for Panics {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    panic!("the reader broke");
+                }
+                let n = self.0.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        LogReader {
+            name: name.to_string(),
+            reader: Box::new(Panics(lines)),
+        }
+    }
+
+    const BATCH: &[u8] = b"{\"D\":\"1\", \"T\":\"2\"}\n";
+    const STREAM: &[u8] = b"{\"event_type\":\"befriend\", \"timestamp\":\"2017-06-13 11:33:01\", \"id1\": \"1\", \"id2\": \"2\"}\n";
+
+    fn assert_reader_failed(result: Result<(), Fatal>, name: &str) {
+        match result {
+            Err(error @ Fatal::ReaderFailed { .. }) => assert_eq!(
+                error.to_string(),
+                format!("{name}: cannot read: the thread reading it failed (the reader broke)")
+            ),
+            Err(other) => panic!("another error: {other}"),
+            Ok(()) => panic!("a reader that panicked ended the input as a success"),
+        }
+    }
+
+    #[test]
+    fn a_reader_thread_that_panics_is_a_fatal_error_naming_the_file() {
+        let config = Config {
+            threads: 1,
+            ..Config::default()
+        };
+        let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
+        let progress = Progress::hidden();
+        let batch = Replay::batch_read(
+            panicking_reader("batch.fifo", BATCH),
+            &config,
+            &mut skips,
+            &progress,
+        );
+        assert_reader_failed(batch.map(drop), "batch.fifo");
+        let batch = LogFile::from_bytes("batch", BATCH.to_vec());
+        let mut sink: Vec<Box<dyn Sink>> = Vec::new();
+        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress).unwrap();
+        let read = replay.stream_read(
+            panicking_reader("stream.fifo", STREAM),
+            &mut sink,
+            &mut skips,
+        );
+        assert_reader_failed(read, "stream.fifo");
+        // Live: the stop channel stays open; the reader's end is the only way out.
+        let (_stop, stopped) = crossbeam_channel::bounded(1);
+        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress).unwrap();
+        let live = replay.stream_live(
+            panicking_reader("-", STREAM),
+            &mut sink,
+            &mut skips,
+            &stopped,
+        );
+        assert_reader_failed(live, "-");
+    }
 
     #[test]
     fn numbering_stops_before_sequence_numbers_overflow() {

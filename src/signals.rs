@@ -1,8 +1,9 @@
 //! Ctrl-C (SIGINT) and SIGTERM ask the run to stop: the normal end of a live run, a failure that
 //! saves nothing in file mode (exit 130 or 143, as shells expect). Either way the run stops
 //! within a chunk of input and cleans up its temporary files; nothing exits from inside a
-//! signal handler: signal-hook's handler only wakes a thread, which sets the flag and tells the
-//! live replay.
+//! signal handler: signal-hook's handler only wakes a thread, which sets the flag, tells the
+//! live replay, and makes a write blocked on a reader that stopped reading give up
+//! ([`STOP_WRITES`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -10,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use crossbeam_channel::Receiver;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+use crate::output::file::STOP_WRITES;
 
 /// How a run learns that it was asked to stop: a flag to poll and a channel to wait on.
 pub struct Interrupt {
@@ -32,6 +35,7 @@ impl Interrupt {
                 for received in signals.forever() {
                     let _ = first.compare_exchange(0, received, Ordering::SeqCst, Ordering::SeqCst);
                     seen.store(true, Ordering::SeqCst);
+                    STOP_WRITES.store(true, Ordering::SeqCst);
                     let _ = stop.try_send(());
                 }
             })?;

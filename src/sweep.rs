@@ -76,7 +76,7 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
         .write(&report, pair_outputs)
         .context("the sweep's outputs were not saved")?;
     if !options.quiet {
-        eprintln!("{summary}");
+        crate::stderr::line(summary);
     }
     Ok(())
 }

@@ -6,11 +6,40 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::Mmap;
 
-use crate::error::Fatal;
+use crate::error::{Fatal, shown};
 use crate::ingest::shrink::Watch;
+
+/// Whether standard input was closed (`<&-`) when the process started. The Rust runtime puts
+/// `/dev/null` in place of a closed standard descriptor before `main` runs, so that `-` would
+/// read as an empty stream: the binary sets this from a constructor that runs before the
+/// runtime (see `main.rs`), and a log read from standard input is refused.
+pub static STDIN_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Refuses `path` when it reads standard input and standard input was closed as the process
+/// started (see [`STDIN_CLOSED`]): `-` for STREAM, and `/dev/stdin` or its descriptor paths
+/// for either log.
+fn check_stdin(path: &Path, dash_is_stdin: bool) -> Result<(), Fatal> {
+    if reads_stdin(path, dash_is_stdin) && STDIN_CLOSED.load(Ordering::Relaxed) {
+        return Err(Fatal::Read {
+            path: path.to_path_buf(),
+            error: std::io::Error::other("standard input is closed"),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path` names standard input.
+fn reads_stdin(path: &Path, dash_is_stdin: bool) -> bool {
+    match path.to_str() {
+        Some("-") => dash_is_stdin,
+        Some("/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0") => true,
+        _ => false,
+    }
+}
 
 /// The bytes of one log, with a name for messages.
 pub struct LogFile {
@@ -146,6 +175,7 @@ pub enum BatchSource {
 
 impl BatchSource {
     pub fn open(path: &Path) -> Result<BatchSource, Fatal> {
+        check_stdin(path, false)?;
         match open_special(path)? {
             Some(reader) => Ok(BatchSource::Read(reader)),
             None => LogFile::open(path).map(BatchSource::File),
@@ -185,6 +215,7 @@ impl StreamSource {
     /// `-` is standard input (live); a file is live when followed.
     pub fn open(path: &Path, follow: bool) -> Result<StreamSource, Fatal> {
         let name = path.display().to_string();
+        check_stdin(path, true)?;
         if path.as_os_str() == "-" {
             let reader = Box::new(std::io::stdin());
             return Ok(StreamSource::Live(LogReader { name, reader }));
@@ -257,20 +288,20 @@ impl FollowedFile {
                 let Ok(file) = File::open(&self.path) else {
                     return Ok(false);
                 };
-                eprintln!(
+                crate::stderr::line(format_args!(
                     "warning: {}: replaced by a new file; reading the new file from its start",
-                    self.path.display()
-                );
+                    shown(&self.path)
+                ));
                 self.id = file_id(&file.metadata()?);
                 self.file = file;
                 self.position = 0;
                 Ok(true)
             }
             Ok(meta) if file_id(&meta) == self.id && open_len < self.position => {
-                eprintln!(
+                crate::stderr::line(format_args!(
                     "warning: {}: truncated; reading it again from its start",
-                    self.path.display()
-                );
+                    shown(&self.path)
+                ));
                 self.file.seek(SeekFrom::Start(0))?;
                 self.position = 0;
                 Ok(true)
@@ -633,6 +664,21 @@ mod tests {
             let long: Vec<_> = pieces.iter().filter(|p| p.1).map(|p| p.0.clone()).collect();
             assert_eq!(long.last(), Some(&(26..text.len())), "target {target}");
             assert!(!released.lock().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn standard_input_is_named_by_dash_for_the_stream_and_by_its_device_paths() {
+        for path in ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"] {
+            assert!(reads_stdin(Path::new(path), false), "{path}");
+        }
+        assert!(reads_stdin(Path::new("-"), true));
+        assert!(
+            !reads_stdin(Path::new("-"), false),
+            "a batch named - is a file"
+        );
+        for path in ["./-", "/dev/fd/01", "/dev/stdout", "stdin"] {
+            assert!(!reads_stdin(Path::new(path), true), "{path}");
         }
     }
 

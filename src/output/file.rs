@@ -16,8 +16,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::NamedWriteError;
+use crate::error::{NamedWriteError, WriteStopped};
 
 /// Named temporary files start with this and end with [`TEMP_SUFFIX`].
 pub const TEMP_PREFIX: &str = ".anomaly-detect-";
@@ -25,6 +26,24 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// Bytes gathered before a write to the file.
 const BUFFER: usize = 1 << 16;
+
+/// Set when the run is asked to stop (SIGINT, SIGTERM: see `signals`). A write to a pipe,
+/// FIFO, socket or terminal whose reader stopped reading then gives up after about half a
+/// second without room, so that a signal ends the run even while a write is blocked.
+pub static STOP_WRITES: AtomicBool = AtomicBool::new(false);
+
+/// How long a write to a file that is not a regular file waits for room before it looks at
+/// [`STOP_WRITES`] again, in milliseconds.
+const WAIT_STEP_MS: i32 = 100;
+
+/// How many waits without any room a write gives a stopping run before it gives up: the
+/// last lines still reach a reader that keeps reading, and a run whose reader stopped ends
+/// within about half a second of the signal.
+const STALLED_STEPS: u32 = 5;
+
+/// The most bytes written at once to a file that is not a regular file, once it has room: a
+/// pipe that polls writable has at least this much room, so the write never blocks.
+const PIECE: usize = libc::PIPE_BUF;
 
 /// A temporary file in a folder: unnamed, or named and locked.
 pub struct Temp {
@@ -393,7 +412,41 @@ fn statx(path: &Path) -> io::Result<Option<libc::statx>> {
     }
 }
 
-/// Writes an output: gathers bytes and writes them in large blocks (no write per line), names
+/// Waits until `file` (not a regular file) has room for a write of [`PIECE`] bytes, or reports
+/// an error the write will tell. `Ok(false)`: the run is stopping ([`STOP_WRITES`]) and the
+/// reader has taken nothing for [`STALLED_STEPS`] waits.
+fn wait_for_room(file: &File) -> io::Result<bool> {
+    let mut stalled = 0;
+    loop {
+        let mut poll = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid `pollfd` for the duration of the call.
+        match unsafe { libc::poll(&mut poll, 1, WAIT_STEP_MS) } {
+            // Room, or an error (a closed reader) that the write itself reports.
+            ready if ready > 0 => return Ok(true),
+            0 => {
+                if STOP_WRITES.load(Ordering::Relaxed) {
+                    stalled += 1;
+                    if stalled >= STALLED_STEPS {
+                        return Ok(false);
+                    }
+                }
+            }
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+/// Writes an output: gathers bytes and writes them in large blocks (no write per line; to a
+/// file that is not a regular file, in pieces that fit, each once there is room), names
 /// the file in every error, and, when appending (a regular file in live mode), takes the file's
 /// [`lock_for_append`] for each write and cuts a write that fails or stops short back to the
 /// last whole line it wrote.
@@ -404,15 +457,20 @@ pub struct OutputWriter {
     buf: Vec<u8>,
     /// A regular file appended to (opened `O_APPEND`).
     append: bool,
+    /// Whether writes may block on a reader (not a regular file: a pipe, FIFO, socket,
+    /// terminal): each waits for room, in pieces, looking at [`STOP_WRITES`] while it waits.
+    waits: bool,
 }
 
 impl OutputWriter {
     pub fn new(file: File, path: PathBuf) -> OutputWriter {
+        let waits = file.metadata().map_or(true, |meta| !meta.is_file());
         OutputWriter {
             file,
             path,
             buf: Vec::with_capacity(BUFFER),
             append: false,
+            waits,
         }
     }
 
@@ -443,7 +501,15 @@ impl OutputWriter {
     fn write_all_of(&mut self, end: usize) -> io::Result<()> {
         let mut done = 0;
         while done < end {
-            match self.file.write(&self.buf[done..end]) {
+            let mut piece = end;
+            if self.waits {
+                match wait_for_room(&self.file) {
+                    Ok(true) => piece = end.min(done + PIECE),
+                    Ok(false) => return self.fail(done, WriteStopped::error()),
+                    Err(e) => return self.fail(done, e),
+                }
+            }
+            match self.file.write(&self.buf[done..piece]) {
                 Ok(0) => {
                     return self.fail(done, io::Error::from(io::ErrorKind::WriteZero));
                 }

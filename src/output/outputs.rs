@@ -18,7 +18,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::Fatal;
+use crate::error::{Fatal, shown};
 use crate::output::file::{
     OutputWriter, Temp, duplicate, inherited_descriptor, is_mount_point, lock_for_append,
     remove_stale_temporaries, set_append, sync_dir, unlock,
@@ -308,7 +308,7 @@ fn same_file(role: &str, other: &str, path: &Path) -> String {
     let path = if path.as_os_str() == "-" {
         "-, standard input".to_string()
     } else {
-        path.display().to_string()
+        shown(path)
     };
     format!("{role} is the same file as {other} ({path}); nothing was written")
 }
@@ -498,8 +498,8 @@ impl OpenOutputs {
                 warnings.push(format!(
                     "warning: {}: its last line had no end of line (a run stopped while \
                      writing it): {removed} bytes removed, kept in {}",
-                    output.path.display(),
-                    beside(&output.path, &aside).display()
+                    shown(&output.path),
+                    shown(beside(&output.path, &aside))
                 ));
             }
             output.writer = Some(

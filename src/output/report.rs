@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::clock::PhaseClock;
-use crate::error::{Fatal, SkipClass, SkipReason};
+use crate::error::{Fatal, SkipClass, SkipReason, shown};
 use crate::ingest::event::Action;
 use crate::ingest::parse::ParsedChunk;
 
@@ -43,6 +43,7 @@ impl SkipLog {
         self.total += 1;
         self.by_class[reason.class() as usize] += 1;
         if self.total <= SHOWN_SKIPS {
+            let file = shown(file);
             let _ = writeln!(self.out, "warning: {file}:{line}: skipped: {reason}");
         }
         Ok(())
@@ -217,9 +218,9 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{}: {} events, {}: {} events; ",
-            self.batch_file,
+            shown(&self.batch_file),
             self.batch.total(),
-            self.stream_file,
+            shown(&self.stream_file),
             self.stream.total()
         )?;
         let skipped: u64 = self.skipped.iter().map(|(_, n)| n).sum();
