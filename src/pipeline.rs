@@ -358,7 +358,7 @@ impl Replay {
             progress.set((chunk.offset + chunk.len) as u64);
             Ok(())
         })?;
-        self.flush(sink)?;
+        self.flush(sink).map_err(|error| damage_of(stream, error))?;
         progress.finish();
         self.summary.add_stream_time(&clock);
         Ok(())
@@ -718,15 +718,17 @@ impl GridChecks {
     }
 
     /// Hands the checked purchases to the sink in stream order, and forgets them.
-    fn hand_over(&mut self, pending: &[Pending], lines: &[u8]) -> Result<(), Fatal> {
+    fn hand_over(&mut self, pending: &[Pending], lines: &[u8], stream: &str) -> Result<(), Fatal> {
         let pairs = self.grid.pairs();
         for ((p, baselines), &reach) in pending
             .iter()
             .zip(self.baselines.chunks(pairs))
             .zip(&self.reach)
         {
+            let line = &lines[p.start..p.start + p.len];
+            check_echoed(line, stream)?;
             let checked = GridChecked {
-                line: &lines[p.start..p.start + p.len],
+                line,
                 line_no: p.line_no,
                 buyer: p.buyer,
                 cents: p.cents,
@@ -738,6 +740,20 @@ impl GridChecks {
         self.baselines.clear();
         self.reach.clear();
         Ok(())
+    }
+}
+
+/// Refuses to echo a line that holds a NUL byte. No line that parsed holds one, so it can only
+/// come from a mapped log that lost the line's bytes after it was parsed: truncation leaves
+/// zeros in the last page without a fault, and the SIGBUS guard maps zeros over the rest (see
+/// [`crate::ingest::shrink`]). The check looks at the very bytes about to be written, so no
+/// zero reaches an output, whenever the file changed.
+fn check_echoed(line: &[u8], stream: &str) -> Result<(), Fatal> {
+    match memchr::memchr(0, line) {
+        None => Ok(()),
+        Some(_) => Err(Fatal::Shrank {
+            path: stream.into(),
+        }),
     }
 }
 
@@ -872,7 +888,7 @@ impl StreamWindow {
                     pool,
                 );
             }
-            grid.hand_over(&self.pending, &self.lines)?;
+            grid.hand_over(&self.pending, &self.lines, &summary.stream_file)?;
         } else if self.size > 0 && !self.pending.is_empty() {
             let (graph, history, changes) = (&state.graph, &state.history, &self.changes);
             let (scratch, params, social) = (&self.scratch, self.params, self.social);
@@ -909,14 +925,19 @@ impl StreamWindow {
             });
         }
         for (p, outcome) in self.pending.iter().zip(&self.outcomes) {
+            let line = &self.lines[p.start..p.start + p.len];
+            let flagged = outcome.baseline.is_anomalous(p.cents);
+            if flagged {
+                check_echoed(line, &summary.stream_file)?;
+            }
             let checked = Checked {
-                line: &self.lines[p.start..p.start + p.len],
+                line,
                 line_no: p.line_no,
                 buyer: p.buyer,
                 cents: p.cents,
                 timestamp: p.timestamp,
                 baseline: outcome.baseline,
-                flagged: outcome.baseline.is_anomalous(p.cents),
+                flagged,
                 social: outcome.social.as_ref(),
                 users: &state.users,
             };
@@ -1073,7 +1094,7 @@ fn for_each_chunk(
         }
         // Before anything of the chunk is used: it may hold zeros for bytes the file lost.
         log.check_size()?;
-        apply(chunk)
+        apply(chunk).map_err(|error| damage_of(log, error))
     };
     let body = log.body();
     // A line longer than the limit comes as a piece of its own, its pages given back as they
@@ -1160,6 +1181,15 @@ fn for_each_chunk(
         }
         log.check_size()
     })
+}
+
+/// `error`, or when it is a line found zeroed by [`check_echoed`], what happened to `log` (it
+/// shrank, or a page could not be read).
+fn damage_of(log: &LogFile, error: Fatal) -> Fatal {
+    match error {
+        Fatal::Shrank { .. } => log.check_size().err().unwrap_or(error),
+        error => error,
+    }
 }
 
 /// One worker's line parser, on cache lines of its own.
