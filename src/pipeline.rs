@@ -204,27 +204,31 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
-        let started = Instant::now();
-        let clock = PhaseClock::start();
-        let name = batch.name.clone();
+        let head = BatchHead::read(batch, config.max_line, config.stop.as_deref())?;
+        Replay::batch_rest(head, config, skips, progress)
+    }
+
+    /// Reads the rest of a batch log read as it comes, after its parameter line.
+    pub fn batch_rest(
+        head: BatchHead,
+        config: &Config,
+        skips: &mut SkipLog,
+        progress: &Progress,
+    ) -> Result<Replay, Fatal> {
+        let BatchHead {
+            params,
+            name,
+            feed,
+            mut block,
+            mut from,
+            lines,
+            mut bytes,
+            started,
+            clock,
+        } = head;
         let path = std::path::PathBuf::from(&name);
-        let feed = BlockFeed::start(batch, config.max_line);
         let stop = config.stop.as_deref();
-        // The parameter line: the first non-blank line, maybe after blocks of blank lines.
-        let mut lines_before = 0;
-        let mut bytes = 0;
-        let (header, first, from, header_lines) = loop {
-            let Some(block) = feed.next(stop)? else {
-                feed.finish(&path)?;
-                return Err(no_params(&path));
-            };
-            bytes += block.len() as u64;
-            match find_params(&block, &path, config.max_line)? {
-                Some((header, from, lines)) => break (header, block, from, lines_before + lines),
-                None => lines_before += Lines::new(&block).count() as u64,
-            }
-        };
-        let mut replay = Replay::new(&name, header, header_lines, config, started)?;
+        let mut replay = Replay::new(&name, params, lines, config, started)?;
         let mut parser = LineParser::new(replay.hasher);
         parser.set_max_line(config.max_line);
         let mut chunk = ParsedChunk::default();
@@ -235,8 +239,6 @@ impl Replay {
             interned,
             ..
         } = &mut replay;
-        let mut block = first;
-        let mut from = from;
         loop {
             parser.parse_chunk(&block, from..block.len(), &mut chunk);
             apply_batch_chunk(&name, &chunk, state, summary, seq, interned, skips)?;
@@ -487,6 +489,63 @@ fn apply_batch_chunk(
     summary.count_batch(chunk);
     *seq += u64::from(chunk.lines);
     Ok(())
+}
+
+/// A batch log read as it comes, up to its parameter line: what a sweep reads before it can
+/// set up its replay, which depends on the parameters (see [`Replay::batch_rest`]).
+pub struct BatchHead {
+    /// The parameter line's `D` and `T`.
+    pub params: Params,
+    name: String,
+    feed: BlockFeed,
+    /// The block that holds the parameter line, and where the events start in it.
+    block: Vec<u8>,
+    from: usize,
+    /// Lines up to the parameter line, and bytes read so far.
+    lines: u64,
+    bytes: u64,
+    started: Instant,
+    clock: PhaseClock,
+}
+
+impl BatchHead {
+    /// Starts reading `batch` and reads up to its parameter line: the first non-blank line,
+    /// maybe after blocks of blank lines. `stop` interrupts the wait.
+    pub fn read(
+        batch: LogReader,
+        max_line: usize,
+        stop: Option<&AtomicBool>,
+    ) -> Result<BatchHead, Fatal> {
+        let started = Instant::now();
+        let clock = PhaseClock::start();
+        let name = batch.name.clone();
+        let path = std::path::PathBuf::from(&name);
+        let feed = BlockFeed::start(batch, max_line);
+        let mut lines_before = 0;
+        let mut bytes = 0;
+        let (params, block, from, lines) = loop {
+            let Some(block) = feed.next(stop)? else {
+                feed.finish(&path)?;
+                return Err(no_params(&path));
+            };
+            bytes += block.len() as u64;
+            match find_params(&block, &path, max_line)? {
+                Some((params, from, lines)) => break (params, block, from, lines_before + lines),
+                None => lines_before += Lines::new(&block).count() as u64,
+            }
+        };
+        Ok(BatchHead {
+            params,
+            name,
+            feed,
+            block,
+            from,
+            lines,
+            bytes,
+            started,
+            clock,
+        })
+    }
 }
 
 /// Blocks of whole lines read from a [`LogReader`] by a thread of their own.

@@ -13,14 +13,14 @@ use anyhow::{Context, bail};
 
 use crate::cli::SweepOptions;
 use crate::error::Fatal;
-use crate::ingest::input::LogFile;
+use crate::ingest::input::{BatchSource, LogFile, MAX_LINE, StreamSource};
 use crate::ingest::parse::Params;
 use crate::output::file::OutputWriter;
 use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan, STDOUT_CLOSED};
 use crate::output::progress::Progress;
 use crate::output::report::SkipLog;
 use crate::output::sink::{Sink, flagged_line};
-use crate::pipeline::{Config, GridChecked, GridSink, Replay, read_params};
+use crate::pipeline::{BatchHead, Config, GridChecked, GridSink, Replay, read_params};
 use crate::query::network::Grid;
 use crate::state::users::UserId;
 
@@ -36,9 +36,18 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     if options.stream.as_os_str() == "-" {
         bail!("-: a sweep replays STREAM from a file; standard input (live mode) is not supported");
     }
-    let batch = LogFile::open(&options.batch)?;
-    let stream = LogFile::open(&options.stream)?;
-    let (own, _, _) = read_params(&batch)?;
+    // A regular file is mapped; a pipe, a FIFO, a device or a file that cannot be mapped is
+    // read as it comes, in bounded memory, as in a run.
+    let batch = BatchSource::open(&options.batch)?;
+    let stream = StreamSource::open(&options.stream, false)?;
+    // The parameter line first: the default grid holds the batch log's own D and T.
+    let (own, batch) = match batch {
+        BatchSource::File(log) => (read_params(&log)?.0, Batch::File(log)),
+        BatchSource::Read(reader) => {
+            let head = BatchHead::read(reader, MAX_LINE, stop.as_deref())?;
+            (head.params, Batch::Head(head))
+        }
+    };
     let grid = grid_of(options, own);
     let mut files = SweepFiles::check(options, &grid)?;
 
@@ -55,12 +64,23 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     }
     let progress = Progress::on_terminal(options.quiet);
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
-    let mut replay_all = || -> Result<_, Fatal> {
-        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
+    let replay_all = || -> Result<_, Fatal> {
+        let mut replay = match batch {
+            Batch::File(log) => Replay::batch(&log, &config, &mut skips, &progress)?,
+            Batch::Head(head) => Replay::batch_rest(head, &config, &mut skips, &progress)?,
+        };
         let outputs = files.pair_writers();
         replay.sweep(grid.clone(), Box::new(Tally::new(&grid, outputs)));
         let mut no_sink: Vec<Box<dyn Sink>> = Vec::new();
-        replay.stream_file(&stream, &mut no_sink, &mut skips, &progress)?;
+        match stream {
+            StreamSource::File(log) => {
+                replay.stream_file(&log, &mut no_sink, &mut skips, &progress)?
+            }
+            // Never live: `-` is refused above, and nothing is followed.
+            StreamSource::Read(log) | StreamSource::Live(log) => {
+                replay.stream_read(log, &mut no_sink, &mut skips)?
+            }
+        }
         let sink: Box<dyn std::any::Any> = replay.take_grid_sink().expect("a sweep");
         let tally = *sink.downcast::<Tally>().expect("the sweep's tally");
         Ok((replay, tally))
@@ -79,6 +99,12 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
         eprintln!("{summary}");
     }
     Ok(())
+}
+
+/// A sweep's batch log: mapped, or read as it comes up to its parameter line.
+enum Batch {
+    File(LogFile),
+    Head(BatchHead),
 }
 
 /// The grid of a sweep: the lists given, or the defaults with the batch log's own values.
