@@ -645,3 +645,88 @@ fn a_sweep_over_an_endless_fifo_is_read_in_bounded_memory_and_stops_on_ctrl_c() 
         feeder.join().unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Any grid works under the open-file limit.
+
+/// `anomaly-detect sweep ARGS` in the case's folder under `ulimit LIMIT` (`-n 64`: soft and
+/// hard; `-Sn 64`: soft only).
+fn sweep_limited(case: &Case, limit: &str, args: &[&str]) -> std::process::Output {
+    let exe = assert_cmd::cargo::cargo_bin("anomaly-detect");
+    std::process::Command::new("bash")
+        .current_dir(case.dir.path())
+        .arg("-c")
+        .arg(format!("ulimit {limit} && exec \"$0\" sweep \"$@\""))
+        .arg(exe)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_grid_with_more_pair_files_than_open_files_allowed_is_written_whole() {
+    let case = random_case(6);
+    // 6 x 6 pairs: 72 descriptors through the output plan, more than 64.
+    let grid = ["-D", "1..6", "-T", "2..7", "--threads", "2", "--csv", "grid.csv"];
+    let unlimited = case
+        .cmd()
+        .args(["sweep"])
+        .args(grid)
+        .args(["--outputs", "each", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(unlimited.status.success(), "{}", show(&unlimited.stderr));
+    let names: Vec<String> = pairs_of(&[1, 2, 3, 4, 5, 6], &[2, 3, 4, 5, 6, 7])
+        .iter()
+        .map(|(d, t)| format!("flagged_D{d}_T{t}.json"))
+        .collect();
+    for (limit, folder) in [("-Sn 64", "raised"), ("-n 64", "limited")] {
+        fs::create_dir(case.path(folder)).unwrap();
+        fs::write(case.path(folder).join(&names[0]), "previous\n").unwrap();
+        let mut args = grid.to_vec();
+        args.extend(["--outputs", folder, BATCH, STREAM]);
+        let run = sweep_limited(&case, limit, &args);
+        assert!(run.status.success(), "ulimit {limit}: {}", show(&run.stderr));
+        assert_eq!(show(&run.stdout), show(&unlimited.stdout), "ulimit {limit}");
+        let mut written = common::files_in(&case.path(folder));
+        written.sort();
+        let mut expected = names.clone();
+        expected.sort();
+        assert_eq!(written, expected, "ulimit {limit}: the pair files, nothing else");
+        for name in &names {
+            assert!(
+                fs::read(case.path(folder).join(name)).unwrap()
+                    == fs::read(case.path("each").join(name)).unwrap(),
+                "ulimit {limit}: {name}"
+            );
+        }
+    }
+
+    // A sweep that fails (a dirty line under --strict) replaces nothing and leaves nothing.
+    let mut args = grid.to_vec();
+    args.extend(["--outputs", "limited", "--strict", BATCH, STREAM]);
+    fs::write(case.path("limited").join(&names[0]), "previous\n").unwrap();
+    let failed = sweep_limited(&case, "-n 64", &args);
+    assert_eq!(failed.status.code(), Some(2), "{}", show(&failed.stderr));
+    assert_eq!(
+        fs::read_to_string(case.path("limited").join(&names[0])).unwrap(),
+        "previous\n"
+    );
+    assert_eq!(common::files_in(&case.path("limited")).len(), names.len());
+
+    // The largest grid a sweep accepts, 32 x 32, under 64 open files.
+    let official = Case::from_fixture("official");
+    let args = ["-D", "1..32", "-T", "2..33", "--outputs", "all", BATCH, STREAM];
+    let run = sweep_limited(&official, "-n 64", &args);
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    let all = common::files_in(&official.path("all"));
+    assert_eq!(all.len(), 32 * 32);
+    for (d, t) in [("1", "2"), ("3", "33")] {
+        official.run(&["-D", d, "-T", t]).success();
+        let name = format!("flagged_D{d}_T{t}.json");
+        assert_eq!(
+            fs::read(official.path("all").join(name)).unwrap(),
+            official.output().unwrap()
+        );
+    }
+}
