@@ -122,7 +122,12 @@ fn wait(child: &mut std::process::Child) -> std::process::ExitStatus {
 fn without_times(stderr: &str) -> String {
     stderr
         .lines()
-        .map(|line| line.split("; ").filter(|p| !p.ends_with(" s)")).collect::<Vec<_>>().join("; "))
+        .map(|line| {
+            line.split("; ")
+                .filter(|p| !p.ends_with(" s)"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -144,8 +149,16 @@ fn a_regular_file_that_cannot_be_mapped_is_read_in_blocks_with_the_same_result()
             .args([BATCH, STREAM, OUTPUT, "--threads", threads]);
         let unmapped = common::Run::of(&mut cmd).success();
         assert_eq!(case.output().unwrap(), expected, "threads {threads}");
-        assert_eq!(without_times(&unmapped.stderr), without_times(&mapped.stderr));
-        let unmapped = case.cmd().env(NO_MAP_VAR, "1").args(sweep_args).output().unwrap();
+        assert_eq!(
+            without_times(&unmapped.stderr),
+            without_times(&mapped.stderr)
+        );
+        let unmapped = case
+            .cmd()
+            .env(NO_MAP_VAR, "1")
+            .args(sweep_args)
+            .output()
+            .unwrap();
         assert!(unmapped.status.success(), "{}", show(&unmapped.stderr));
         assert_eq!(show(&unmapped.stdout), show(&swept.stdout));
     }
@@ -291,7 +304,10 @@ fn a_mapped_line_that_turns_to_zeros_never_reaches_an_output() {
             let result = replay(&batch, &stream, &config, &mut sink, &mut skips);
             let case = format!("{flagged} lines, {threads} threads, window {window}");
             for line in &sink.lines {
-                assert!(!line.contains(&0), "{case}: a zeroed line was echoed: {line:?}");
+                assert!(
+                    !line.contains(&0),
+                    "{case}: a zeroed line was echoed: {line:?}"
+                );
             }
             if threads > 1 && flagged < window {
                 // Every line was copied before the first check was handed over (one window):
@@ -300,7 +316,9 @@ fn a_mapped_line_that_turns_to_zeros_never_reaches_an_output() {
                 assert_eq!(sink.lines.len(), flagged, "{case}");
                 continue;
             }
-            let error = result.err().unwrap_or_else(|| panic!("{case}: the run succeeded"));
+            let error = result
+                .err()
+                .unwrap_or_else(|| panic!("{case}: the run succeeded"));
             assert!(matches!(error, Fatal::Shrank { .. }), "{case}: {error}");
         }
     }
@@ -383,7 +401,10 @@ fn a_fault_outside_every_log_map_goes_to_the_handler_that_was_there() {
         action.sa_sigaction = own_handler as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()), 0);
+        assert_eq!(
+            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()),
+            0
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let (batch, _) = logs(1);
@@ -457,11 +478,17 @@ fn a_fault_inside_a_log_the_file_still_holds_is_a_read_error() {
     let error = log.check_size().expect_err("the map is damaged");
     assert_eq!(
         error.to_string(),
-        format!("{}: cannot read: Input/output error (os error 5)", path.display())
+        format!(
+            "{}: cannot read: Input/output error (os error 5)",
+            path.display()
+        )
     );
     let body = log.body();
     assert_eq!(&body[..page()], &stream.as_bytes()[..page()]);
-    assert!(body[page()..].iter().all(|&b| b == 0), "zeros from the fault on");
+    assert!(
+        body[page()..].iter().all(|&b| b == 0),
+        "zeros from the fault on"
+    );
 }
 
 /// With every slot of the guard taken, a log is read, never mapped without a watch.

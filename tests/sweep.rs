@@ -549,10 +549,18 @@ fn a_sweep_over_fifos_gives_the_sweep_over_files() {
     let summary = |text: String| -> String {
         // The times differ.
         text.lines()
-            .map(|l| l.split("; ").filter(|p| !p.ends_with(" s)")).collect::<Vec<_>>().join("; "))
+            .map(|l| {
+                l.split("; ")
+                    .filter(|p| !p.ends_with(" s)"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
             .collect()
     };
-    assert_eq!(summary(show(&fifos.stderr)), summary(renamed(&files.stderr)));
+    assert_eq!(
+        summary(show(&fifos.stderr)),
+        summary(renamed(&files.stderr))
+    );
     assert_eq!(
         fs::read(case.path("fifo.csv")).unwrap(),
         fs::read(case.path("grid.csv")).unwrap()
@@ -667,7 +675,16 @@ fn sweep_limited(case: &Case, limit: &str, args: &[&str]) -> std::process::Outpu
 fn a_grid_with_more_pair_files_than_open_files_allowed_is_written_whole() {
     let case = random_case(6);
     // 6 x 6 pairs: 72 descriptors through the output plan, more than 64.
-    let grid = ["-D", "1..6", "-T", "2..7", "--threads", "2", "--csv", "grid.csv"];
+    let grid = [
+        "-D",
+        "1..6",
+        "-T",
+        "2..7",
+        "--threads",
+        "2",
+        "--csv",
+        "grid.csv",
+    ];
     let unlimited = case
         .cmd()
         .args(["sweep"])
@@ -686,13 +703,20 @@ fn a_grid_with_more_pair_files_than_open_files_allowed_is_written_whole() {
         let mut args = grid.to_vec();
         args.extend(["--outputs", folder, BATCH, STREAM]);
         let run = sweep_limited(&case, limit, &args);
-        assert!(run.status.success(), "ulimit {limit}: {}", show(&run.stderr));
+        assert!(
+            run.status.success(),
+            "ulimit {limit}: {}",
+            show(&run.stderr)
+        );
         assert_eq!(show(&run.stdout), show(&unlimited.stdout), "ulimit {limit}");
         let mut written = common::files_in(&case.path(folder));
         written.sort();
         let mut expected = names.clone();
         expected.sort();
-        assert_eq!(written, expected, "ulimit {limit}: the pair files, nothing else");
+        assert_eq!(
+            written, expected,
+            "ulimit {limit}: the pair files, nothing else"
+        );
         for name in &names {
             assert!(
                 fs::read(case.path(folder).join(name)).unwrap()
@@ -716,7 +740,16 @@ fn a_grid_with_more_pair_files_than_open_files_allowed_is_written_whole() {
 
     // The largest grid a sweep accepts, 32 x 32, under 64 open files.
     let official = Case::from_fixture("official");
-    let args = ["-D", "1..32", "-T", "2..33", "--outputs", "all", BATCH, STREAM];
+    let args = [
+        "-D",
+        "1..32",
+        "-T",
+        "2..33",
+        "--outputs",
+        "all",
+        BATCH,
+        STREAM,
+    ];
     let run = sweep_limited(&official, "-n 64", &args);
     assert!(run.status.success(), "{}", show(&run.stderr));
     let all = common::files_in(&official.path("all"));

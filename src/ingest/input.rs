@@ -27,7 +27,11 @@ pub struct LogFile {
 enum Data {
     /// The watch is dropped before the map is unmapped, and the map before its file is closed
     /// (fields drop in order).
-    Mapped { watch: Watch, map: Mmap, file: File },
+    Mapped {
+        watch: Watch,
+        map: Mmap,
+        file: File,
+    },
     Owned(Vec<u8>),
 }
 

@@ -299,11 +299,17 @@ mod tests {
         std::fs::create_dir(&stale).unwrap();
         std::fs::write(stale.join("0"), "left by a killed sweep").unwrap();
         let held = ParkedPairs::create(dir.path(), vec![dir.path().join("a")]).unwrap();
-        assert_eq!(names(dir.path()), [held.temp.file_name().unwrap().to_str().unwrap()]);
+        assert_eq!(
+            names(dir.path()),
+            [held.temp.file_name().unwrap().to_str().unwrap()]
+        );
         remove_stale(dir.path());
         assert!(held.temp.is_dir(), "a held folder is not stale");
         drop(held);
-        assert!(names(dir.path()).is_empty(), "nothing left by a sweep that failed");
+        assert!(
+            names(dir.path()).is_empty(),
+            "nothing left by a sweep that failed"
+        );
     }
 
     #[test]
@@ -322,7 +328,11 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), b"old\n", "nothing replaced yet");
         pairs.put_in_place().unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), line.repeat(40));
-        assert_eq!(std::fs::read(&b).unwrap(), b"", "a pair that flags nothing: empty");
+        assert_eq!(
+            std::fs::read(&b).unwrap(),
+            b"",
+            "a pair that flags nothing: empty"
+        );
         let mode = std::fs::metadata(&a).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
         assert_eq!(names(dir.path()), ["a", "b"]);
@@ -334,7 +344,10 @@ mod tests {
         let link = dir.path().join("a");
         std::os::unix::fs::symlink("elsewhere", &link).unwrap();
         let refused = ParkedPairs::create(dir.path(), vec![link]).err().unwrap();
-        assert!(refused.to_string().contains("not a regular file"), "{refused}");
+        assert!(
+            refused.to_string().contains("not a regular file"),
+            "{refused}"
+        );
         assert_eq!(names(dir.path()), ["a"]);
     }
 }
