@@ -217,6 +217,7 @@ impl SweepFiles {
                     error,
                 })?;
             }
+            parked::remove_stale(dir);
             files.extend(
                 pairs(grid)
                     .map(|(d, t)| ("--outputs", dir.join(format!("flagged_D{d}_T{t}.json")))),

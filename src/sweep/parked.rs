@@ -52,7 +52,7 @@ struct Pair {
 
 impl ParkedPairs {
     /// Prepares the pair files `paths`, all in `dir`: refuses any that is not a regular file,
-    /// removes the private folders of killed sweeps, and makes this sweep's.
+    /// and makes this sweep's private folder.
     pub fn create(dir: &Path, paths: Vec<PathBuf>) -> Result<ParkedPairs, Fatal> {
         let mut pairs = Vec::with_capacity(paths.len());
         for (index, path) in paths.into_iter().enumerate() {
@@ -79,7 +79,6 @@ impl ParkedPairs {
                 created: false,
             });
         }
-        remove_stale(dir);
         let fail = |error| Fatal::Write {
             path: dir.to_path_buf(),
             error,
@@ -256,8 +255,8 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 /// Removes the private folders in `dir` that no sweep holds: those whose lock can be taken
-/// (left by a sweep killed without a chance to clean up).
-fn remove_stale(dir: &Path) {
+/// (left by a sweep killed without a chance to clean up). Every sweep with `--outputs` runs it.
+pub fn remove_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -299,12 +298,12 @@ mod tests {
         std::fs::create_dir(&stale).unwrap();
         std::fs::write(stale.join("0"), "left by a killed sweep").unwrap();
         let held = ParkedPairs::create(dir.path(), vec![dir.path().join("a")]).unwrap();
+        remove_stale(dir.path());
         assert_eq!(
             names(dir.path()),
-            [held.temp.file_name().unwrap().to_str().unwrap()]
+            [held.temp.file_name().unwrap().to_str().unwrap()],
+            "a held folder is not stale"
         );
-        remove_stale(dir.path());
-        assert!(held.temp.is_dir(), "a held folder is not stale");
         drop(held);
         assert!(
             names(dir.path()).is_empty(),
