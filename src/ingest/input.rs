@@ -200,32 +200,40 @@ pub enum BatchSource {
 impl BatchSource {
     pub fn open(path: &Path) -> Result<BatchSource, Fatal> {
         Ok(match open_log(path)? {
-            Ok(log) => BatchSource::File(log),
-            Err(reader) => BatchSource::Read(reader),
+            Opened::Mapped(log) => BatchSource::File(log),
+            Opened::Read(reader) => BatchSource::Read(reader),
         })
     }
 }
 
-/// Opens a log to replay: a regular file mapped (`Ok`) when it can be mapped and watched;
-/// anything else (`Err`) read as it comes: a pipe, a FIFO, a device, a regular file that
-/// cannot be mapped or that says it is empty (procfs files say so and hold bytes).
-fn open_log(path: &Path) -> Result<Result<LogFile, LogReader>, Fatal> {
+/// A log opened to be replayed.
+enum Opened {
+    /// A regular file, mapped and watched.
+    Mapped(LogFile),
+    /// Anything else, read as it comes: a pipe, a FIFO, a device, a regular file that cannot
+    /// be mapped or that says it is empty (procfs files say so and hold bytes).
+    Read(LogReader),
+}
+
+/// Opens a log to replay (see [`Opened`]).
+fn open_log(path: &Path) -> Result<Opened, Fatal> {
     let (file, meta) = open_file(path)?;
     let file = if meta.is_file() && meta.len() > 0 {
         match LogFile::map(path, file) {
-            Ok(log) => return Ok(Ok(log)),
+            Ok(log) => return Ok(Opened::Mapped(log)),
             Err(file) => file,
         }
     } else {
         file
     };
-    Ok(Err(LogReader {
+    Ok(Opened::Read(LogReader {
         name: path.display().to_string(),
         reader: Box::new(file),
     }))
 }
 
-/// Opens `path` as a [`LogReader`] when it is not a regular file (`None`: a regular file).
+/// Opens `path` as a [`LogReader`] when it is not a regular file (`None`: a regular file, to
+/// be followed).
 fn open_special(path: &Path) -> Result<Option<LogReader>, Fatal> {
     let fail = |error| Fatal::Read {
         path: path.to_path_buf(),
@@ -263,8 +271,8 @@ impl StreamSource {
         }
         if !follow {
             return Ok(match open_log(path)? {
-                Ok(log) => StreamSource::File(log),
-                Err(reader) => StreamSource::Read(reader),
+                Opened::Mapped(log) => StreamSource::File(log),
+                Opened::Read(reader) => StreamSource::Read(reader),
             });
         }
         // A FIFO or device has no size nor rotation to follow: read live to its end.
