@@ -171,7 +171,8 @@ pub struct SweepOptions {
     /// The batch log (JSON Lines; the first line holds {"D": .., "T": ..}). A file named
     /// `sweep` is given as `./sweep`.
     pub batch: PathBuf,
-    /// The stream log (JSON Lines): a file, replayed whole (not `-`, not live).
+    /// The stream log (JSON Lines): a file, a pipe or a FIFO, replayed whole (not `-`, not
+    /// live).
     pub stream: PathBuf,
     /// The degrees D to try [default: 1..3 and the batch log's D].
     #[arg(short = 'D', long = "degree", value_name = "LIST", value_parser = degree_list)]

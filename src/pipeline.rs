@@ -204,27 +204,31 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
-        let started = Instant::now();
-        let clock = PhaseClock::start();
-        let name = batch.name.clone();
+        let head = BatchHead::read(batch, config.max_line, config.stop.as_deref())?;
+        Replay::batch_rest(head, config, skips, progress)
+    }
+
+    /// Reads the rest of a batch log read as it comes, after its parameter line.
+    pub fn batch_rest(
+        head: BatchHead,
+        config: &Config,
+        skips: &mut SkipLog,
+        progress: &Progress,
+    ) -> Result<Replay, Fatal> {
+        let BatchHead {
+            params,
+            name,
+            feed,
+            mut block,
+            mut from,
+            lines,
+            mut bytes,
+            started,
+            clock,
+        } = head;
         let path = std::path::PathBuf::from(&name);
-        let feed = BlockFeed::start(batch, config.max_line)?;
         let stop = config.stop.as_deref();
-        // The parameter line: the first non-blank line, maybe after blocks of blank lines.
-        let mut lines_before = 0;
-        let mut bytes = 0;
-        let (header, first, from, header_lines) = loop {
-            let Some(block) = feed.next(stop)? else {
-                feed.finish(&path)?;
-                return Err(no_params(&path));
-            };
-            bytes += block.len() as u64;
-            match find_params(&block, &path, config.max_line)? {
-                Some((header, from, lines)) => break (header, block, from, lines_before + lines),
-                None => lines_before += Lines::new(&block).count() as u64,
-            }
-        };
-        let mut replay = Replay::new(&name, header, header_lines, config, started)?;
+        let mut replay = Replay::new(&name, params, lines, config, started)?;
         let mut parser = LineParser::new(replay.hasher);
         parser.set_max_line(config.max_line);
         let mut chunk = ParsedChunk::default();
@@ -235,8 +239,6 @@ impl Replay {
             interned,
             ..
         } = &mut replay;
-        let mut block = first;
-        let mut from = from;
         loop {
             parser.parse_chunk(&block, from..block.len(), &mut chunk);
             apply_batch_chunk(&name, &chunk, state, summary, seq, interned, skips)?;
@@ -362,7 +364,7 @@ impl Replay {
             progress.set((chunk.offset + chunk.len) as u64);
             Ok(())
         })?;
-        self.flush(sink)?;
+        self.flush(sink).map_err(|error| damage_of(stream, error))?;
         progress.finish();
         self.summary.add_stream_time(&clock);
         Ok(())
@@ -498,6 +500,63 @@ fn apply_batch_chunk(
     summary.count_batch(chunk);
     *seq += u64::from(chunk.lines);
     Ok(())
+}
+
+/// A batch log read as it comes, up to its parameter line: what a sweep reads before it can
+/// set up its replay, which depends on the parameters (see [`Replay::batch_rest`]).
+pub struct BatchHead {
+    /// The parameter line's `D` and `T`.
+    pub params: Params,
+    name: String,
+    feed: BlockFeed,
+    /// The block that holds the parameter line, and where the events start in it.
+    block: Vec<u8>,
+    from: usize,
+    /// Lines up to the parameter line, and bytes read so far.
+    lines: u64,
+    bytes: u64,
+    started: Instant,
+    clock: PhaseClock,
+}
+
+impl BatchHead {
+    /// Starts reading `batch` and reads up to its parameter line: the first non-blank line,
+    /// maybe after blocks of blank lines. `stop` interrupts the wait.
+    pub fn read(
+        batch: LogReader,
+        max_line: usize,
+        stop: Option<&AtomicBool>,
+    ) -> Result<BatchHead, Fatal> {
+        let started = Instant::now();
+        let clock = PhaseClock::start();
+        let name = batch.name.clone();
+        let path = std::path::PathBuf::from(&name);
+        let feed = BlockFeed::start(batch, max_line)?;
+        let mut lines_before = 0;
+        let mut bytes = 0;
+        let (params, block, from, lines) = loop {
+            let Some(block) = feed.next(stop)? else {
+                feed.finish(&path)?;
+                return Err(no_params(&path));
+            };
+            bytes += block.len() as u64;
+            match find_params(&block, &path, max_line)? {
+                Some((params, from, lines)) => break (params, block, from, lines_before + lines),
+                None => lines_before += Lines::new(&block).count() as u64,
+            }
+        };
+        Ok(BatchHead {
+            params,
+            name,
+            feed,
+            block,
+            from,
+            lines,
+            bytes,
+            started,
+            clock,
+        })
+    }
 }
 
 /// Blocks of whole lines read from a [`LogReader`] by a thread of their own.
@@ -749,15 +808,17 @@ impl GridChecks {
     }
 
     /// Hands the checked purchases to the sink in stream order, and forgets them.
-    fn hand_over(&mut self, pending: &[Pending], lines: &[u8]) -> Result<(), Fatal> {
+    fn hand_over(&mut self, pending: &[Pending], lines: &[u8], stream: &str) -> Result<(), Fatal> {
         let pairs = self.grid.pairs();
         for ((p, baselines), &reach) in pending
             .iter()
             .zip(self.baselines.chunks(pairs))
             .zip(&self.reach)
         {
+            let line = &lines[p.start..p.start + p.len];
+            check_echoed(line, stream)?;
             let checked = GridChecked {
-                line: &lines[p.start..p.start + p.len],
+                line,
                 line_no: p.line_no,
                 buyer: p.buyer,
                 cents: p.cents,
@@ -769,6 +830,20 @@ impl GridChecks {
         self.baselines.clear();
         self.reach.clear();
         Ok(())
+    }
+}
+
+/// Refuses to echo a line that holds a NUL byte. No line that parsed holds one, so it can only
+/// come from a mapped log that lost the line's bytes after it was parsed: truncation leaves
+/// zeros in the last page without a fault, and the SIGBUS guard maps zeros over the rest (see
+/// [`crate::ingest::shrink`]). The check looks at the very bytes about to be written, so no
+/// zero reaches an output, whenever the file changed.
+fn check_echoed(line: &[u8], stream: &str) -> Result<(), Fatal> {
+    match memchr::memchr(0, line) {
+        None => Ok(()),
+        Some(_) => Err(Fatal::Shrank {
+            path: stream.into(),
+        }),
     }
 }
 
@@ -903,7 +978,7 @@ impl StreamWindow {
                     pool,
                 );
             }
-            grid.hand_over(&self.pending, &self.lines)?;
+            grid.hand_over(&self.pending, &self.lines, &summary.stream_file)?;
         } else if self.size > 0 && !self.pending.is_empty() {
             let (graph, history, changes) = (&state.graph, &state.history, &self.changes);
             let (scratch, params, social) = (&self.scratch, self.params, self.social);
@@ -940,14 +1015,19 @@ impl StreamWindow {
             });
         }
         for (p, outcome) in self.pending.iter().zip(&self.outcomes) {
+            let line = &self.lines[p.start..p.start + p.len];
+            let flagged = outcome.baseline.is_anomalous(p.cents);
+            if flagged {
+                check_echoed(line, &summary.stream_file)?;
+            }
             let checked = Checked {
-                line: &self.lines[p.start..p.start + p.len],
+                line,
                 line_no: p.line_no,
                 buyer: p.buyer,
                 cents: p.cents,
                 timestamp: p.timestamp,
                 baseline: outcome.baseline,
-                flagged: outcome.baseline.is_anomalous(p.cents),
+                flagged,
                 social: outcome.social.as_ref(),
                 users: &state.users,
             };
@@ -1104,7 +1184,7 @@ fn for_each_chunk(
         }
         // Before anything of the chunk is used: it may hold zeros for bytes the file lost.
         log.check_size()?;
-        apply(chunk)
+        apply(chunk).map_err(|error| damage_of(log, error))
     };
     let body = log.body();
     // A line longer than the limit comes as a piece of its own, its pages given back as they
@@ -1198,6 +1278,15 @@ fn for_each_chunk(
         }
         log.check_size()
     })
+}
+
+/// `error`, or when it is a line found zeroed by [`check_echoed`], what happened to `log` (it
+/// shrank, or a page could not be read).
+fn damage_of(log: &LogFile, error: Fatal) -> Fatal {
+    match error {
+        Fatal::Shrank { .. } => log.check_size().err().unwrap_or(error),
+        error => error,
+    }
 }
 
 /// One worker's line parser, on cache lines of its own.

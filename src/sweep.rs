@@ -13,18 +13,21 @@ use anyhow::{Context, bail};
 
 use crate::cli::SweepOptions;
 use crate::error::Fatal;
-use crate::ingest::input::LogFile;
+use crate::ingest::input::{BatchSource, LogFile, MAX_LINE, StreamSource};
 use crate::ingest::parse::Params;
 use crate::output::file::OutputWriter;
 use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan, STDOUT_CLOSED};
 use crate::output::progress::Progress;
 use crate::output::report::SkipLog;
 use crate::output::sink::{Sink, flagged_line};
-use crate::pipeline::{Config, GridChecked, GridSink, Replay, read_params};
+use crate::pipeline::{BatchHead, Config, GridChecked, GridSink, Replay, read_params};
 use crate::query::network::Grid;
 use crate::state::users::UserId;
 
+mod parked;
 mod svg;
+
+use parked::ParkedPairs;
 
 /// The `D` a sweep tries by default, with the batch log's own.
 pub const DEFAULT_DEGREES: [u32; 3] = [1, 2, 3];
@@ -36,11 +39,21 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     if options.stream.as_os_str() == "-" {
         bail!("-: a sweep replays STREAM from a file; standard input (live mode) is not supported");
     }
-    let batch = LogFile::open(&options.batch)?;
-    let stream = LogFile::open(&options.stream)?;
-    let (own, _, _) = read_params(&batch)?;
+    // A regular file is mapped; a pipe, a FIFO, a device or a file that cannot be mapped is
+    // read as it comes, in bounded memory, as in a run.
+    let batch = BatchSource::open(&options.batch)?;
+    let stream = StreamSource::open(&options.stream, false)?;
+    // The parameter line first: the default grid holds the batch log's own D and T.
+    let (own, batch) = match batch {
+        BatchSource::File(log) => (read_params(&log)?.0, Batch::File(log)),
+        BatchSource::Read(reader) => {
+            let head = BatchHead::read(reader, MAX_LINE, stop.as_deref())?;
+            (head.params, Batch::Head(head))
+        }
+    };
     let grid = grid_of(options, own);
-    let mut files = SweepFiles::check(options, &grid)?;
+    let open_files = raise_open_files_limit();
+    let mut files = SweepFiles::check(options, &grid, open_files)?;
 
     let mut config = Config {
         degree: grid.degrees.last().copied(),
@@ -55,12 +68,23 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     }
     let progress = Progress::on_terminal(options.quiet);
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
-    let mut replay_all = || -> Result<_, Fatal> {
-        let mut replay = Replay::batch(&batch, &config, &mut skips, &progress)?;
+    let replay_all = || -> Result<_, Fatal> {
+        let mut replay = match batch {
+            Batch::File(log) => Replay::batch(&log, &config, &mut skips, &progress)?,
+            Batch::Head(head) => Replay::batch_rest(head, &config, &mut skips, &progress)?,
+        };
         let outputs = files.pair_writers();
         replay.sweep(grid.clone(), Box::new(Tally::new(&grid, outputs)));
         let mut no_sink: Vec<Box<dyn Sink>> = Vec::new();
-        replay.stream_file(&stream, &mut no_sink, &mut skips, &progress)?;
+        match stream {
+            StreamSource::File(log) => {
+                replay.stream_file(&log, &mut no_sink, &mut skips, &progress)?
+            }
+            // Never live: `-` is refused above, and nothing is followed.
+            StreamSource::Read(log) | StreamSource::Live(log) => {
+                replay.stream_read(log, &mut no_sink, &mut skips)?
+            }
+        }
         let sink: Box<dyn std::any::Any> = replay.take_grid_sink().expect("a sweep");
         let tally = *sink.downcast::<Tally>().expect("the sweep's tally");
         Ok((replay, tally))
@@ -79,6 +103,49 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
         crate::stderr::line(summary);
     }
     Ok(())
+}
+
+/// Descriptors a sweep may need besides its outputs: standard streams, the inputs and their
+/// reader threads, the signal thread's pipe, folders read or synced, with room to spare.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the soft limit on open files to the hard one (the usual soft limit, 1024, is below
+/// what a large grid's pair files need: two descriptors each through the output plan); returns
+/// the limit in force.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return limit.rlim_cur;
+    }
+    // An unlimited hard limit cannot be the soft one: the kernel's own maximum is.
+    let most = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<libc::rlim_t>().ok())
+        .unwrap_or(limit.rlim_max);
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max.min(most),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    if raised.rlim_cur > limit.rlim_cur
+        && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0
+    {
+        return raised.rlim_cur;
+    }
+    limit.rlim_cur
+}
+
+/// A sweep's batch log: mapped, or read as it comes up to its parameter line.
+enum Batch {
+    File(LogFile),
+    Head(BatchHead),
 }
 
 /// The grid of a sweep: the lists given, or the defaults with the batch log's own values.
@@ -104,14 +171,19 @@ fn grid_of(options: &SweepOptions, own: Params) -> Grid {
 
 /// The files a sweep was asked to write, checked against the inputs and each other and
 /// prepared before any work (the machinery and rules of a run's OUTPUT: see
-/// [`crate::output::outputs`]), and committed together at the end.
+/// [`crate::output::outputs`]), and committed together at the end. The pairs'
+/// flagged-purchases files go through the same plan, unless the grid has more of them than
+/// the open-file limit lets the plan hold open (two descriptors each): then they are written
+/// through a private folder in `--outputs`, one open at a time (see [`ParkedPairs`]).
 struct SweepFiles {
     open: OpenOutputs,
     /// Plan positions of `--csv` and `--svg`.
     csv: Option<usize>,
     svg: Option<usize>,
-    /// Plan positions of the pairs' flagged-purchases files, in grid order.
+    /// Plan positions of the pairs' flagged-purchases files, in grid order (none when parked).
     pairs: std::ops::Range<usize>,
+    /// The pairs' files, when written through a private folder.
+    parked: Option<ParkedPairs>,
     /// Whether the table goes to standard output (not when a file does).
     table: bool,
 }
@@ -120,7 +192,7 @@ impl SweepFiles {
     /// Checks that every output can be written, none names an input or another output, and
     /// at most one is standard output; prepares them all. Creates the `--outputs` folder when
     /// missing.
-    fn check(options: &SweepOptions, grid: &Grid) -> Result<SweepFiles, Fatal> {
+    fn check(options: &SweepOptions, grid: &Grid, open_files: u64) -> Result<SweepFiles, Fatal> {
         let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
         let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
         let position = |role, path: &Option<PathBuf>, files: &mut Vec<_>| {
@@ -145,6 +217,7 @@ impl SweepFiles {
                     error,
                 })?;
             }
+            parked::remove_stale(dir);
             files.extend(
                 pairs(grid)
                     .map(|(d, t)| ("--outputs", dir.join(format!("flagged_D{d}_T{t}.json")))),
@@ -168,7 +241,19 @@ impl SweepFiles {
                 path: &options.stream,
             },
         ];
-        let open = OutputPlan::new(&planned, &inputs)?.open()?;
+        let plan = OutputPlan::new(&planned, &inputs)?;
+        let pair_count = (files.len() - first_pair) as u64;
+        let needed = 2 * files.len() as u64 + RESERVED_FILES;
+        let (open, pairs, parked) = match &options.outputs {
+            Some(dir) if pair_count > 0 && needed > open_files => {
+                // Every file was checked above; the plan opens the others.
+                let others = OutputPlan::new(&planned[..first_pair], &inputs)?.open()?;
+                let paths = files.drain(first_pair..).map(|(_, path)| path).collect();
+                let parked = ParkedPairs::create(dir, paths)?;
+                (others, first_pair..first_pair, Some(parked))
+            }
+            _ => (plan.open()?, first_pair..files.len(), None),
+        };
         let table = !stdout(&options.csv) && !stdout(&options.svg);
         if table && STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Fatal::Write {
@@ -180,19 +265,22 @@ impl SweepFiles {
             open,
             csv,
             svg,
-            pairs: first_pair..files.len(),
+            pairs,
+            parked,
             table,
         })
     }
 
-    /// The writers of the pairs' flagged-purchases files, in grid order (none without
-    /// `--outputs`).
-    fn pair_writers(&mut self) -> Vec<OutputWriter> {
-        self.pairs.clone().map(|i| self.open.writer(i)).collect()
+    /// The pairs' flagged-purchases files, in grid order (none without `--outputs`).
+    fn pair_writers(&mut self) -> PairFiles {
+        match self.parked.take() {
+            Some(parked) => PairFiles::Parked(parked),
+            None => PairFiles::Open(self.pairs.clone().map(|i| self.open.writer(i)).collect()),
+        }
     }
 
     /// Writes the CSV and the SVG, puts every file in place together, then prints the table.
-    fn write(mut self, report: &Report, pair_writers: Vec<OutputWriter>) -> Result<(), Fatal> {
+    fn write(mut self, report: &Report, pair_files: PairFiles) -> Result<(), Fatal> {
         let finish = |mut out: OutputWriter, text: Option<String>| -> Result<(), Fatal> {
             if let Some(text) = text {
                 out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
@@ -205,10 +293,22 @@ impl SweepFiles {
         if let Some(i) = self.svg {
             finish(self.open.writer(i), Some(svg::heat_map(report)))?;
         }
-        for out in pair_writers {
-            finish(out, None)?;
-        }
+        let parked = match pair_files {
+            PairFiles::Open(writers) => {
+                for out in writers {
+                    finish(out, None)?;
+                }
+                None
+            }
+            PairFiles::Parked(mut parked) => {
+                parked.prepare()?;
+                Some(parked)
+            }
+        };
         self.open.commit()?;
+        if let Some(parked) = parked {
+            parked.put_in_place()?;
+        }
         if self.table {
             let mut stdout = std::io::stdout().lock();
             stdout
@@ -228,6 +328,32 @@ pub fn pairs(grid: &Grid) -> impl Iterator<Item = (u32, u32)> + '_ {
     grid.degrees
         .iter()
         .flat_map(|&d| grid.tracked.iter().map(move |&t| (d, t)))
+}
+
+/// Where the pairs' flagged lines go.
+enum PairFiles {
+    /// One writer per pair in grid order (none without `--outputs`), from the output plan.
+    Open(Vec<OutputWriter>),
+    /// Through a private folder, one file open at a time.
+    Parked(ParkedPairs),
+}
+
+impl PairFiles {
+    /// Whether the pair at `index` has a file.
+    fn has(&self, index: usize) -> bool {
+        match self {
+            PairFiles::Open(writers) => index < writers.len(),
+            PairFiles::Parked(_) => true,
+        }
+    }
+
+    /// Appends whole lines to the file of the pair at `index`.
+    fn write(&mut self, index: usize, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            PairFiles::Open(writers) => writers[index].write_all(bytes),
+            PairFiles::Parked(parked) => parked.write(index, bytes),
+        }
+    }
 }
 
 /// What one pair flags over the stream.
@@ -251,13 +377,13 @@ struct Tally {
     checked: u64,
     cells: Vec<Cell>,
     buyers: Vec<HashSet<UserId>>,
-    /// One per pair in grid order, or none.
-    outputs: Vec<OutputWriter>,
+    /// The pairs' files.
+    outputs: PairFiles,
     line: Vec<u8>,
 }
 
 impl Tally {
-    fn new(grid: &Grid, outputs: Vec<OutputWriter>) -> Tally {
+    fn new(grid: &Grid, outputs: PairFiles) -> Tally {
         Tally {
             checked: 0,
             cells: pairs(grid)
@@ -286,10 +412,10 @@ impl GridSink for Tally {
             cell.feed += purchase.reach.friends;
             cell.recommend += purchase.reach.distance_two;
             self.buyers[pair].insert(purchase.buyer);
-            if let Some(out) = self.outputs.get_mut(pair) {
+            if self.outputs.has(pair) {
                 self.line.clear();
                 flagged_line(&mut self.line, purchase.line, baseline);
-                out.write_all(&self.line)?;
+                self.outputs.write(pair, &self.line)?;
             }
         }
         Ok(())
@@ -309,7 +435,7 @@ pub struct Report {
 
 impl Report {
     /// The figures of a tally, and the pairs' flagged-purchases files it wrote.
-    fn of(grid: Grid, own: Params, tally: Tally) -> (Report, Vec<OutputWriter>) {
+    fn of(grid: Grid, own: Params, tally: Tally) -> (Report, PairFiles) {
         let mut cells = tally.cells;
         for (cell, buyers) in cells.iter_mut().zip(&tally.buyers) {
             cell.buyers = buyers.len() as u64;

@@ -974,6 +974,52 @@ fn deeply_nested_extra_values_beyond_the_parser_depth_are_accepted() {
     assert_deep_purchase_flagged(2000);
 }
 
+/// The documented limit, 65 536 levels inside an extra key's value, holds exactly and is the
+/// same for an event line and for the parameter line: 65 535 and 65 536 are read, 65 537 is
+/// `not valid JSON` (a skipped event, a fatal parameter line).
+#[test]
+fn nesting_in_an_extra_key_is_read_up_to_exactly_65_536_levels_in_events_and_parameters() {
+    const LIMIT: usize = 65_536;
+    for depth in [LIMIT - 1, LIMIT] {
+        assert_deep_purchase_flagged(depth);
+    }
+    let line = deep_purchase(LIMIT + 1);
+    let case = Case::new(join(&base_batch(&[]), false), format!("{line}\n"));
+    let run = case.run(&["-q"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "warning: stream_log.json:1: skipped: not valid JSON\n"
+    );
+    assert_eq!(case.output().unwrap(), b"");
+
+    let params = |depth: usize| {
+        format!(
+            r#"{{"D":"1", "T":"10", "deep": {}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    for depth in [LIMIT - 1, LIMIT] {
+        let case = with_params(params(depth).as_bytes());
+        let run = case.run(&["-q"]);
+        assert_eq!(run.code, Some(0), "depth {depth}: {}", run.stderr);
+        assert_eq!(case.output().unwrap(), base_output(), "depth {depth}");
+    }
+    let case = with_params(params(LIMIT + 1).as_bytes());
+    case.write(OUTPUT, "previous\n");
+    let run = case.run(&["-q"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(
+            "Error: batch_log.json: the parameter line is not valid JSON: {\"D\":\"1\", \"T\":\"10\", \"deep\": [[["
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(show(&case.output().unwrap()), "previous\n");
+}
+
 // ---------------------------------------------------------------------------------------------
 // SIGKILL midway: the previous output stays, and no temporary file outlives the next run.
 

@@ -489,3 +489,277 @@ fn a_batch_log_named_sweep_is_given_as_dot_slash_sweep() {
         format!("{}\n", common::OFFICIAL_FLAGGED)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pipes and FIFOs are read as they come, in bounded memory, as in a run.
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Writes `bytes` into the FIFO at `path` from a thread (opening blocks until a reader comes).
+fn feed_fifo(path: std::path::PathBuf, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut fifo = fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = fifo.write_all(&bytes);
+    })
+}
+
+#[test]
+fn a_sweep_over_fifos_gives_the_sweep_over_files() {
+    let case = random_case(5);
+    let grid = ["sweep", "-D", "1..3", "-T", "2,7,50", "--threads", "2"];
+    let files = case
+        .cmd()
+        .args(grid)
+        .args(["--csv", "grid.csv", "--outputs", "each", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(files.status.success(), "{}", show(&files.stderr));
+    let (batch, stream) = (case.path("batch.fifo"), case.path("stream.fifo"));
+    mkfifo(&batch);
+    mkfifo(&stream);
+    let feeds = [
+        feed_fifo(batch, fs::read(case.path(BATCH)).unwrap()),
+        feed_fifo(stream, fs::read(case.path(STREAM)).unwrap()),
+    ];
+    let fifos = case
+        .cmd()
+        .args(grid)
+        .args(["--csv", "fifo.csv", "--outputs", "fifo"])
+        .args(["batch.fifo", "stream.fifo"])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    for feed in feeds {
+        feed.join().unwrap();
+    }
+    assert!(fifos.status.success(), "{}", show(&fifos.stderr));
+    assert_eq!(show(&fifos.stdout), show(&files.stdout));
+    let renamed = |stderr: &[u8]| {
+        show(stderr)
+            .replace(BATCH, "batch.fifo")
+            .replace(STREAM, "stream.fifo")
+    };
+    let summary = |text: String| -> String {
+        // The times differ.
+        text.lines()
+            .map(|l| {
+                l.split("; ")
+                    .filter(|p| !p.ends_with(" s)"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .collect()
+    };
+    assert_eq!(
+        summary(show(&fifos.stderr)),
+        summary(renamed(&files.stderr))
+    );
+    assert_eq!(
+        fs::read(case.path("fifo.csv")).unwrap(),
+        fs::read(case.path("grid.csv")).unwrap()
+    );
+    for (d, t) in pairs_of(&[1, 2, 3], &[2, 7, 50]) {
+        let name = format!("flagged_D{d}_T{t}.json");
+        assert!(
+            fs::read(case.path("fifo").join(&name)).unwrap()
+                == fs::read(case.path("each").join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+/// Peak resident memory of a running process in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `sweep b.json <(endless)`: a FIFO fed endless NUL bytes (no `\n`) as BATCH or STREAM is
+/// read in bounded memory, and Ctrl-C stops the sweep at once, writing nothing.
+#[test]
+fn a_sweep_over_an_endless_fifo_is_read_in_bounded_memory_and_stops_on_ctrl_c() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    for endless_stream in [true, false] {
+        let case = Case::from_fixture("official");
+        let fifo = case.path("zeros");
+        mkfifo(&fifo);
+        let written = Arc::new(AtomicU64::new(0));
+        let counter = written.clone();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut out = fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            let zeros = vec![0u8; 1 << 20];
+            while out.write_all(&zeros).is_ok() {
+                counter.fetch_add(zeros.len() as u64, Ordering::SeqCst);
+            }
+        });
+        let inputs = if endless_stream {
+            [BATCH, "zeros"]
+        } else {
+            ["zeros", STREAM]
+        };
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
+            .current_dir(case.dir.path())
+            .args(["sweep", "--csv", "grid.csv"])
+            .args(inputs)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while written.load(Ordering::SeqCst) < 512 << 20 {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the sweep goes on reading"
+            );
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("reading is slow");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let peak = peak_rss_kib(child.id());
+        eprintln!("sweep, peak RSS after 512 MiB of NUL bytes: {peak} KiB");
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let stopped = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if stopped.elapsed() > Duration::from_secs(2) {
+                let _ = child.kill();
+                panic!("Ctrl-C did not stop the sweep within 2 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(peak < 400 << 10, "peak RSS {peak} KiB");
+        assert_eq!(out.status.code(), Some(130), "{}", show(&out.stderr));
+        assert_eq!(
+            show(&out.stderr),
+            "Error: interrupted: the output was not saved\n"
+        );
+        assert!(out.stdout.is_empty());
+        assert!(!case.path("grid.csv").exists());
+        feeder.join().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any grid works under the open-file limit.
+
+/// `anomaly-detect sweep ARGS` in the case's folder under `ulimit LIMIT` (`-n 64`: soft and
+/// hard; `-Sn 64`: soft only).
+fn sweep_limited(case: &Case, limit: &str, args: &[&str]) -> std::process::Output {
+    let exe = assert_cmd::cargo::cargo_bin("anomaly-detect");
+    std::process::Command::new("bash")
+        .current_dir(case.dir.path())
+        .arg("-c")
+        .arg(format!("ulimit {limit} && exec \"$0\" sweep \"$@\""))
+        .arg(exe)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_grid_with_more_pair_files_than_open_files_allowed_is_written_whole() {
+    let case = random_case(6);
+    // 6 x 6 pairs: 72 descriptors through the output plan, more than 64.
+    let grid = [
+        "-D",
+        "1..6",
+        "-T",
+        "2..7",
+        "--threads",
+        "2",
+        "--csv",
+        "grid.csv",
+    ];
+    let unlimited = case
+        .cmd()
+        .args(["sweep"])
+        .args(grid)
+        .args(["--outputs", "each", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(unlimited.status.success(), "{}", show(&unlimited.stderr));
+    let names: Vec<String> = pairs_of(&[1, 2, 3, 4, 5, 6], &[2, 3, 4, 5, 6, 7])
+        .iter()
+        .map(|(d, t)| format!("flagged_D{d}_T{t}.json"))
+        .collect();
+    for (limit, folder) in [("-Sn 64", "raised"), ("-n 64", "limited")] {
+        fs::create_dir(case.path(folder)).unwrap();
+        fs::write(case.path(folder).join(&names[0]), "previous\n").unwrap();
+        let mut args = grid.to_vec();
+        args.extend(["--outputs", folder, BATCH, STREAM]);
+        let run = sweep_limited(&case, limit, &args);
+        assert!(
+            run.status.success(),
+            "ulimit {limit}: {}",
+            show(&run.stderr)
+        );
+        assert_eq!(show(&run.stdout), show(&unlimited.stdout), "ulimit {limit}");
+        let mut written = common::files_in(&case.path(folder));
+        written.sort();
+        let mut expected = names.clone();
+        expected.sort();
+        assert_eq!(
+            written, expected,
+            "ulimit {limit}: the pair files, nothing else"
+        );
+        for name in &names {
+            assert!(
+                fs::read(case.path(folder).join(name)).unwrap()
+                    == fs::read(case.path("each").join(name)).unwrap(),
+                "ulimit {limit}: {name}"
+            );
+        }
+    }
+
+    // A sweep that fails (a dirty line under --strict) replaces nothing and leaves nothing.
+    let mut args = grid.to_vec();
+    args.extend(["--outputs", "limited", "--strict", BATCH, STREAM]);
+    fs::write(case.path("limited").join(&names[0]), "previous\n").unwrap();
+    let failed = sweep_limited(&case, "-n 64", &args);
+    assert_eq!(failed.status.code(), Some(2), "{}", show(&failed.stderr));
+    assert_eq!(
+        fs::read_to_string(case.path("limited").join(&names[0])).unwrap(),
+        "previous\n"
+    );
+    assert_eq!(common::files_in(&case.path("limited")).len(), names.len());
+
+    // The largest grid a sweep accepts, 32 x 32, under 64 open files.
+    let official = Case::from_fixture("official");
+    let args = [
+        "-D",
+        "1..32",
+        "-T",
+        "2..33",
+        "--outputs",
+        "all",
+        BATCH,
+        STREAM,
+    ];
+    let run = sweep_limited(&official, "-n 64", &args);
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    let all = common::files_in(&official.path("all"));
+    assert_eq!(all.len(), 32 * 32);
+    for (d, t) in [("1", "2"), ("3", "33")] {
+        official.run(&["-D", d, "-T", t]).success();
+        let name = format!("flagged_D{d}_T{t}.json");
+        assert_eq!(
+            fs::read(official.path("all").join(name)).unwrap(),
+            official.output().unwrap()
+        );
+    }
+}

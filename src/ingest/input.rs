@@ -1,17 +1,19 @@
 //! Reading logs: a regular file memory-mapped, its byte-order mark dropped, cut into lines and
 //! into chunks that start and end at line boundaries; anything else (a pipe, a FIFO, a device,
-//! standard input, a file followed like `tail -F`) read block by block, in bounded memory.
+//! standard input, a file followed like `tail -F`, a regular file that cannot be mapped) read
+//! block by block, in bounded memory.
 
 use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::Mmap;
 
 use crate::error::{Fatal, shown};
-use crate::ingest::shrink::Watch;
+use crate::ingest::shrink::{Damage, Watch};
 
 /// Whether standard input was closed (`<&-`) when the process started. The Rust runtime puts
 /// `/dev/null` in place of a closed standard descriptor before `main` runs, so that `-` would
@@ -52,42 +54,79 @@ pub struct LogFile {
 }
 
 enum Data {
-    /// The watch is dropped before the map is unmapped (fields drop in order).
+    /// The watch is dropped before the map is unmapped, and the map before its file is closed
+    /// (fields drop in order).
     Mapped {
-        watch: Option<Watch>,
+        watch: Watch,
         map: Mmap,
+        file: File,
     },
     Owned(Vec<u8>),
 }
 
+/// Set in the environment (to anything), it makes every map of a log fail as a file system
+/// without `mmap` fails it (`ENODEV`: sysfs, procfs, FUSE with `direct_io`), so that tests
+/// reach the fallback that reads such a file with `read`.
+pub const NO_MAP_VAR: &str = "ANOMALY_DETECT_NO_MMAP";
+
+/// Maps `file` whole, read-only.
+fn map_file(file: &File) -> std::io::Result<Mmap> {
+    if std::env::var_os(NO_MAP_VAR).is_some() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    // SAFETY: the map is read-only. A file truncated (or failing) while the run lasts would
+    // raise SIGBUS: the watch turns that into zero pages and a mark (see `shrink`), and the
+    // replay checks the mark and the file's size before using a chunk.
+    unsafe { Mmap::map(file) }
+}
+
+/// Opens `path` for reading, refusing a directory.
+fn open_file(path: &Path) -> Result<(File, std::fs::Metadata), Fatal> {
+    let fail = |error| Fatal::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = File::open(path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if meta.is_dir() {
+        return Err(fail(std::io::Error::other("is a directory")));
+    }
+    Ok((file, meta))
+}
+
 impl LogFile {
-    /// Opens a log: memory-mapped when it is a regular file, read whole otherwise (the
-    /// developer tools; a run reads other files block by block, see [`BatchSource`]).
+    /// Opens a log: memory-mapped when it is a regular file that can be mapped, read whole
+    /// otherwise (the developer tools; a run reads other files block by block, see
+    /// [`BatchSource`]).
     pub fn open(path: &Path) -> Result<LogFile, Fatal> {
-        let fail = |error| Fatal::Read {
+        let (mut file, meta) = open_file(path)?;
+        if meta.is_file() && meta.len() > 0 {
+            match LogFile::map(path, file) {
+                Ok(log) => return Ok(log),
+                Err(unmapped) => file = unmapped,
+            }
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|error| Fatal::Read {
             path: path.to_path_buf(),
             error,
+        })?;
+        Ok(LogFile::from_data(path, Data::Owned(bytes)))
+    }
+
+    /// Maps a regular file and watches the map; gives the file back when it cannot be mapped
+    /// (a file system without `mmap`: sysfs, FUSE `direct_io`) or the map cannot be watched:
+    /// it is then read with `read`, never through an unwatched map.
+    fn map(path: &Path, file: File) -> Result<LogFile, File> {
+        let Ok(map) = map_file(&file) else {
+            return Err(file);
         };
-        let mut file = File::open(path).map_err(fail)?;
-        let meta = file.metadata().map_err(fail)?;
-        if meta.is_dir() {
-            return Err(fail(std::io::Error::other("is a directory")));
-        }
-        let data = if meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is read-only. A file truncated while the run lasts would raise
-            // SIGBUS: the watch turns that into zero pages and a mark (see `shrink`), which
-            // the replay checks before using a chunk.
-            let map = unsafe { Mmap::map(&file) }.map_err(fail)?;
-            let watch = Watch::map(map.as_ptr(), map.len());
-            // A hint only: read ahead, the log is read front to back.
-            let _ = map.advise(memmap2::Advice::Sequential);
-            Data::Mapped { watch, map }
-        } else {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes).map_err(fail)?;
-            Data::Owned(bytes)
+        let Some(watch) = Watch::map(map.as_ptr(), map.len(), file.as_raw_fd()) else {
+            return Err(file);
         };
-        Ok(LogFile::from_data(path, data))
+        // A hint only: read ahead, the log is read front to back.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(LogFile::from_data(path, Data::Mapped { watch, map, file }))
     }
 
     /// A log held in memory (tests and benchmarks).
@@ -132,20 +171,33 @@ impl LogFile {
         }
     }
 
-    /// Whether the file shrank while mapped: the bytes it lost read as zeros, and nothing read
-    /// since it shrank may be used.
-    pub fn shrank(&self) -> bool {
-        matches!(&self.data, Data::Mapped { watch: Some(watch), .. } if watch.shrank())
+    /// What happened to a mapped file while it was read, if anything: it shrank (a fault
+    /// beyond its end was taken, or it is now shorter than its map: the bytes it lost read as
+    /// zeros, without a fault in the last page) or a page could not be read. Nothing read since
+    /// may be used.
+    pub fn damage(&self) -> Option<Damage> {
+        let Data::Mapped { watch, map, file } = &self.data else {
+            return None;
+        };
+        watch.damage().or_else(|| {
+            file.metadata()
+                .is_ok_and(|meta| meta.len() < map.len() as u64)
+                .then_some(Damage::Shrank)
+        })
     }
 
-    /// Fails when the file shrank while mapped (see [`Self::shrank`]).
+    /// Fails when the file was damaged while mapped (see [`Self::damage`]).
     pub fn check_size(&self) -> Result<(), Fatal> {
-        if self.shrank() {
-            return Err(Fatal::Shrank {
+        match self.damage() {
+            None => Ok(()),
+            Some(Damage::Shrank) => Err(Fatal::Shrank {
                 path: self.path.clone(),
-            });
+            }),
+            Some(Damage::Unreadable) => Err(Fatal::Read {
+                path: self.path.clone(),
+                error: std::io::Error::from_raw_os_error(libc::EIO),
+            }),
         }
-        Ok(())
     }
 
     /// The log's bytes after any byte-order mark.
@@ -167,7 +219,8 @@ pub struct LogReader {
 }
 
 /// Where batch events come from: a regular file, memory-mapped, or any other file read as it
-/// comes (a pipe, a FIFO, a device), so that memory stays bounded whatever its length.
+/// comes (a pipe, a FIFO, a device, a regular file that cannot be mapped), so that memory
+/// stays bounded whatever its length.
 pub enum BatchSource {
     File(LogFile),
     Read(LogReader),
@@ -176,15 +229,41 @@ pub enum BatchSource {
 impl BatchSource {
     pub fn open(path: &Path) -> Result<BatchSource, Fatal> {
         check_stdin(path, false)?;
-        match open_special(path)? {
-            Some(reader) => Ok(BatchSource::Read(reader)),
-            None => LogFile::open(path).map(BatchSource::File),
-        }
+        Ok(match open_log(path)? {
+            Opened::Mapped(log) => BatchSource::File(log),
+            Opened::Read(reader) => BatchSource::Read(reader),
+        })
     }
 }
 
+/// A log opened to be replayed.
+enum Opened {
+    /// A regular file, mapped and watched.
+    Mapped(LogFile),
+    /// Anything else, read as it comes: a pipe, a FIFO, a device, a regular file that cannot
+    /// be mapped or that says it is empty (procfs files say so and hold bytes).
+    Read(LogReader),
+}
+
+/// Opens a log to replay (see [`Opened`]).
+fn open_log(path: &Path) -> Result<Opened, Fatal> {
+    let (file, meta) = open_file(path)?;
+    let file = if meta.is_file() && meta.len() > 0 {
+        match LogFile::map(path, file) {
+            Ok(log) => return Ok(Opened::Mapped(log)),
+            Err(file) => file,
+        }
+    } else {
+        file
+    };
+    Ok(Opened::Read(LogReader {
+        name: path.display().to_string(),
+        reader: Box::new(file),
+    }))
+}
+
 /// Opens `path` as a [`LogReader`] when it is not a regular file (`None`: a regular file, to
-/// be mapped).
+/// be followed).
 fn open_special(path: &Path) -> Result<Option<LogReader>, Fatal> {
     let fail = |error| Fatal::Read {
         path: path.to_path_buf(),
@@ -205,7 +284,8 @@ fn open_special(path: &Path) -> Result<Option<LogReader>, Fatal> {
 /// (replayed like a file), or a live source.
 pub enum StreamSource {
     File(LogFile),
-    /// A pipe, FIFO or device named as STREAM: read incrementally, replayed like a file.
+    /// A pipe, FIFO or device named as STREAM, or a regular file that cannot be mapped: read
+    /// incrementally, replayed like a file.
     Read(LogReader),
     /// Standard input, or a file followed as it grows (`--follow`, like `tail -F`).
     Live(LogReader),
@@ -220,12 +300,15 @@ impl StreamSource {
             let reader = Box::new(std::io::stdin());
             return Ok(StreamSource::Live(LogReader { name, reader }));
         }
-        match (open_special(path)?, follow) {
-            (None, false) => return LogFile::open(path).map(StreamSource::File),
-            (Some(reader), false) => return Ok(StreamSource::Read(reader)),
-            // A FIFO or device has no size nor rotation to follow: read live to its end.
-            (Some(reader), true) => return Ok(StreamSource::Live(reader)),
-            (None, true) => {}
+        if !follow {
+            return Ok(match open_log(path)? {
+                Opened::Mapped(log) => StreamSource::File(log),
+                Opened::Read(reader) => StreamSource::Read(reader),
+            });
+        }
+        // A FIFO or device has no size nor rotation to follow: read live to its end.
+        if let Some(reader) = open_special(path)? {
+            return Ok(StreamSource::Live(reader));
         }
         let reader = Box::new(FollowedFile::open(path)?);
         Ok(StreamSource::Live(LogReader { name, reader }))

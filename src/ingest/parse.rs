@@ -232,12 +232,17 @@ const HUGE_LINE: usize = 1 << 20;
 /// Held while a line longer than [`HUGE_LINE`] is parsed.
 static HUGE_LINE_PARSE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Deepest nesting accepted in a line (in extra keys): far beyond any real log, while a line of
-/// ten million `[` is refused before its parse stack takes hundreds of megabytes.
+/// Deepest nesting accepted inside an extra key's value, the same for an event line and the
+/// parameter line: `"x": [[1]]` nests 2 levels; 65 536 levels are read, 65 537 make the line
+/// `not valid JSON`. Far beyond any real log, while a line of ten million `[` is refused
+/// before its parse stack takes hundreds of megabytes.
 pub const MAX_DEPTH: usize = 1 << 16;
 
+/// The parser's depth limit: the line's own object is one level more than its values' nesting.
+const PARSER_DEPTH: usize = MAX_DEPTH + 1;
+
 fn fresh_buffers() -> Buffers {
-    Buffers::with_max_depth(4096, MAX_DEPTH)
+    Buffers::with_max_depth(4096, PARSER_DEPTH)
 }
 
 /// The fields of a valid event, borrowing from the parsed line.
@@ -659,7 +664,7 @@ pub fn tracked_of(value: u64) -> Option<u32> {
 pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
     let mut buf = raw.to_vec();
     buf.resize(raw.len() + INPUT_PADDING, b' ');
-    let mut buffers = Buffers::with_max_depth(raw.len(), MAX_DEPTH);
+    let mut buffers = Buffers::with_max_depth(raw.len(), PARSER_DEPTH);
     let mut tape = Tape(Vec::new());
     if fill_tape_padded(&mut buf, raw.len(), &mut buffers, &mut tape).is_err() {
         return Err(format!(

@@ -22,7 +22,7 @@ spec is silent" (those that concern the output):
    are malformed.
 5. JSON: numbers of any size are valid and judged by their literal text; a lone surrogate escape
    ("\\ud800") anywhere makes the line malformed; duplicate keys are checked at the top level of
-   the line only, not inside nested extra values. (docs/design.md accepts nesting up to 65 536 levels;
+   the line only, not inside nested extra values. (docs/design.md accepts 65 536 levels inside an extra value;
    Python's json refuses about 1 000, so the generated cases stay far below that.)
 6. Skipped lines are reported on stderr as `warning: FILE:LINE: skipped: REASON`, the first 10
    in full, then `warning: K more skipped lines not shown`. Only FILE and LINE are modelled; the
