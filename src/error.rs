@@ -26,6 +26,10 @@ pub enum Fatal {
     Clash { path: PathBuf, problem: String },
     #[error("{file}: the logs hold more than {limit} lines in all, beyond what a run can number")]
     TooManyLines { file: String, limit: u64 },
+    #[error(
+        "{file}:{line}: the logs name more than {limit} distinct users, beyond what a run can index"
+    )]
+    TooManyUsers { file: String, line: u64, limit: u64 },
     #[error("interrupted: the output was not saved")]
     Interrupted,
     /// A write error from an output: it names its file when it comes from an output file's

@@ -23,7 +23,7 @@ use crate::query::network::{Grid, NetworkQuery, Reach, Social};
 use crate::state::graph::FriendGraph;
 use crate::state::history::{Purchase, PurchaseHistory};
 use crate::state::recent::RecentPurchases;
-use crate::state::users::{UserId, UserIds};
+use crate::state::users::{TooManyUsers, UserId, UserIds};
 use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 
 /// Default number of stream events per window of parallel queries. Between two windows' checks
@@ -483,7 +483,9 @@ fn apply_batch_chunk(
     for &(line, ref reason) in &chunk.skipped {
         skips.skip(name, *seq + u64::from(line) + 1, reason)?;
     }
-    state.apply_batch(chunk, *seq, interned);
+    state
+        .apply_batch(chunk, *seq, interned)
+        .map_err(|line| too_many_users(name, *seq + u64::from(line) + 1, &state.users))?;
     summary.count_batch(chunk);
     *seq += u64::from(chunk.lines);
     Ok(())
@@ -536,6 +538,16 @@ impl BlockFeed {
     }
 }
 
+/// The error for line `line` of the log `name`, which names one distinct user more than a run
+/// holds.
+fn too_many_users(name: &str, line: u64, users: &UserIds) -> Fatal {
+    Fatal::TooManyUsers {
+        file: name.to_string(),
+        line,
+        limit: users.limit() as u64,
+    }
+}
+
 /// Refuses a chunk whose lines would get sequence numbers beyond what a [`Purchase`] holds
 /// (2^52 lines: decades of input at millions of lines per second).
 fn check_numbering(name: &str, first_seq: u64, chunk: &ParsedChunk) -> Result<(), Fatal> {
@@ -578,7 +590,9 @@ impl ReplayParts<'_> {
         let users = &mut *self.interned;
         users.clear();
         for (i, event) in chunk.events.iter().enumerate() {
-            self.state.intern_ahead(chunk, users, i);
+            self.state.intern_ahead(chunk, users, i).map_err(|line| {
+                too_many_users(name, first_line + u64::from(line) + 1, &self.state.users)
+            })?;
             self.state.prefetch_ahead(chunk, users, i, true);
             let line = &text[event.start as usize..(event.start + event.len) as usize];
             let at = At {
@@ -956,8 +970,16 @@ impl State {
     /// events ahead of it. Interning goes along with applying, so a chunk's events are read
     /// once, while cached; the direct table's entries start loading [`APPLY_AHEAD`] events
     /// before they are read.
+    ///
+    /// A new user beyond [`crate::state::users::MAX_USERS`] stops it: the error is the chunk-local index of the
+    /// line that named it.
     #[inline]
-    fn intern_ahead(&mut self, chunk: &ParsedChunk, users: &mut Vec<[UserId; 2]>, i: usize) {
+    fn intern_ahead(
+        &mut self,
+        chunk: &ParsedChunk,
+        users: &mut Vec<[UserId; 2]>,
+        i: usize,
+    ) -> Result<(), u32> {
         let events = &chunk.events;
         let through = (i + 2 * APPLY_AHEAD + 1).min(events.len());
         while users.len() < through {
@@ -965,8 +987,12 @@ impl State {
                 self.prefetch_ids(later);
             }
             let event = &events[users.len()];
-            users.push(self.intern_event(chunk, event));
+            let interned = self
+                .intern_event(chunk, event)
+                .map_err(|TooManyUsers| event.line)?;
+            users.push(interned);
         }
+        Ok(())
     }
 
     /// Starts loading what interning an event's ids will read.
@@ -983,14 +1009,18 @@ impl State {
 
     /// The users of an event of `chunk` (a purchase's buyer twice).
     #[inline]
-    fn intern_event(&mut self, chunk: &ParsedChunk, event: &Event) -> [UserId; 2] {
-        match event.action {
-            Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer); 2],
+    fn intern_event(
+        &mut self,
+        chunk: &ParsedChunk,
+        event: &Event,
+    ) -> Result<[UserId; 2], TooManyUsers> {
+        Ok(match event.action {
+            Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer)?; 2],
             Action::Befriend(a, b) | Action::Unfriend(a, b) => [
-                self.users.intern_from(chunk, a),
-                self.users.intern_from(chunk, b),
+                self.users.intern_from(chunk, a)?,
+                self.users.intern_from(chunk, b)?,
             ],
-        }
+        })
     }
 
     /// Called before applying event `i` of the chunk: starts loading the headers of what the
@@ -1028,10 +1058,16 @@ impl State {
     }
 
     /// Applies a chunk of batch events (line `i` of the chunk has sequence `first_seq + i`).
-    fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
+    /// Stops at a line naming one user too many (see [`Self::intern_ahead`]).
+    fn apply_batch(
+        &mut self,
+        chunk: &ParsedChunk,
+        first_seq: u64,
+        users: &mut Vec<[UserId; 2]>,
+    ) -> Result<(), u32> {
         users.clear();
         for (i, event) in chunk.events.iter().enumerate() {
-            self.intern_ahead(chunk, users, i);
+            self.intern_ahead(chunk, users, i)?;
             self.prefetch_ahead(chunk, users, i, false);
             let [a, b] = users[i];
             match event.action {
@@ -1049,6 +1085,7 @@ impl State {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -1169,6 +1206,73 @@ struct WorkerParser(Mutex<LineParser>);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log naming one distinct user more than a run holds stops the run with an error naming
+    /// the file and the line, in the batch and in the stream, at any thread count and chunk size.
+    /// (The limit is lowered to 3 here; the real one is `MAX_USERS`, 4 294 967 294.)
+    #[test]
+    fn one_user_too_many_is_a_fatal_error_naming_the_file_and_line() {
+        use crate::output::report::SkipLog;
+        use crate::state::users::TEST_LIMIT;
+        let line = |kind: &str, ids: &str| {
+            format!(r#"{{"event_type":"{kind}", "timestamp":"2017-06-13 11:33:01", {ids}}}"#)
+        };
+        let befriend =
+            |a: &str, b: &str| line("befriend", &format!(r#""id1": "{a}", "id2": "{b}""#));
+        let purchase = |a: &str| line("purchase", &format!(r#""id": "{a}", "amount": "1.00""#));
+        let params = r#"{"D":"1", "T":"2"}"#;
+        // Users 1, x and 2 fit; "y" (batch line 6, stream line 3) is one too many.
+        let fits = [
+            params.to_string(),
+            String::new(),
+            befriend("1", "x"),
+            purchase("2"),
+        ];
+        let batch_over = [&fits[..], &[purchase("1"), befriend("x", "y")]]
+            .concat()
+            .join("\n");
+        let batch_fits = fits.join("\n");
+        let stream = [
+            purchase("2"),
+            befriend("1", "2"),
+            purchase("y"),
+            purchase("1"),
+        ]
+        .join("\n");
+        for threads in [1, 2] {
+            for chunk_bytes in [1, 1 << 20] {
+                let config = Config {
+                    threads,
+                    chunk_bytes,
+                    window: 2,
+                    ..Config::default()
+                };
+                let run = |batch: &str, stream: &str| {
+                    let batch = LogFile::from_bytes("batch_log.json", batch.as_bytes().to_vec());
+                    let stream = LogFile::from_bytes("stream_log.json", stream.as_bytes().to_vec());
+                    let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
+                    let mut sink = crate::output::sink::FlaggedLines::new(Vec::new());
+                    TEST_LIMIT.set(Some(3));
+                    let result = replay(&batch, &stream, &config, &mut sink, &mut skips);
+                    TEST_LIMIT.set(None);
+                    result.map(|_| ()).map_err(|e| e.to_string())
+                };
+                let beyond =
+                    "the logs name more than 3 distinct users, beyond what a run can index";
+                assert_eq!(
+                    run(&batch_over, ""),
+                    Err(format!("batch_log.json:6: {beyond}")),
+                    "threads {threads}, chunks of {chunk_bytes} bytes"
+                );
+                assert_eq!(
+                    run(&batch_fits, &stream),
+                    Err(format!("stream_log.json:3: {beyond}")),
+                    "threads {threads}, chunks of {chunk_bytes} bytes"
+                );
+                assert_eq!(run(&batch_fits, &stream.replace("\"y\"", "\"x\"")), Ok(()));
+            }
+        }
+    }
 
     #[test]
     fn numbering_stops_before_sequence_numbers_overflow() {
