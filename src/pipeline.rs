@@ -14,7 +14,9 @@ use crate::ingest::event::{Action, Event, Timestamp};
 use crate::ingest::input::{
     BLOCKS_AHEAD, Lines, LogFile, LogReader, MAX_LINE, chunks, read_blocks, trim_line,
 };
-use crate::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
+use crate::ingest::parse::{
+    IdHasher, LineParser, MAX_CHUNK_BYTES, MAX_LINE_LIMIT, Params, ParsedChunk, parse_params,
+};
 use crate::output::progress::Progress;
 use crate::output::report::{SkipLog, Summary};
 use crate::output::sink::{Checked, Sink};
@@ -32,6 +34,10 @@ use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 /// 12-19% faster streams at D=1, 2 and 3 (docs/performance.md, "Designs measured and not kept").
 pub const DEFAULT_WINDOW: usize = 2048;
 
+/// The largest window (`--window`): 1 048 576 events, 512 times the default; a window holds
+/// its purchases' lines and a `u32` index per changed friendship.
+pub const MAX_WINDOW: usize = 1 << 20;
+
 /// Most checks per parallel task: enough to keep a worker's queries staggered; a small window
 /// (a live stream flushes one whenever input stalls) is split evenly over the workers instead.
 const CHECK_GROUP: usize = 64;
@@ -45,9 +51,10 @@ pub struct Config {
     pub tracked: Option<u32>,
     /// Worker threads; 1 is the plain sequential path.
     pub threads: usize,
-    /// Target size of a parsing chunk in bytes.
+    /// Target size of a parsing chunk in bytes (see [`Config::bounded`]).
     pub chunk_bytes: usize,
-    /// Stream events applied per window before the window's queries run in parallel.
+    /// Stream events applied per window before the window's queries run in parallel (see
+    /// [`Config::bounded`]).
     pub window: usize,
     /// Recent purchases kept for scanning large networks (see [`RecentPurchases`]); tests use
     /// a few, so that scans reach the oldest kept and give way to ranking.
@@ -58,8 +65,24 @@ pub struct Config {
     /// Set (by a signal handler) to interrupt reading logs: the replay fails with
     /// [`Fatal::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
-    /// The longest line read (see [`MAX_LINE`]); longer ones are skipped as too long.
+    /// The longest line read (see [`MAX_LINE`] and [`Config::bounded`]); longer ones are
+    /// skipped as too long.
     pub max_line: usize,
+}
+
+impl Config {
+    /// This configuration within the bounds a replay holds to: a chunk of 1 to
+    /// [`MAX_CHUNK_BYTES`] bytes, a line limit of 1 to [`MAX_LINE_LIMIT`] bytes, a window of 1
+    /// to [`MAX_WINDOW`] events. The command line refuses values beyond them; a library caller's
+    /// are brought within.
+    pub fn bounded(&self) -> Config {
+        Config {
+            chunk_bytes: self.chunk_bytes.clamp(1, MAX_CHUNK_BYTES),
+            max_line: self.max_line.clamp(1, MAX_LINE_LIMIT),
+            window: self.window.clamp(1, MAX_WINDOW),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Config {
@@ -171,6 +194,7 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
+        let config = &config.bounded();
         let started = Instant::now();
         let clock = PhaseClock::start();
         let found = find_params(batch.body(), &batch.path, config.max_line);
@@ -204,6 +228,7 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
+        let config = &config.bounded();
         let started = Instant::now();
         let clock = PhaseClock::start();
         let name = batch.name.clone();
