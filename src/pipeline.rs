@@ -884,7 +884,7 @@ impl StreamWindow {
                 if self.size == 0 {
                     state.graph.unfriend(a, b);
                 } else {
-                    self.changes.unfriend(&state.graph, a, b, at.seq);
+                    self.changes.unfriend(&mut state.graph, a, b, at.seq);
                 }
             }
         }
