@@ -128,10 +128,18 @@ impl FriendGraph {
     /// Whether `a` and `b` are friends, looked up in the shorter of their lists: a celebrity's
     /// friendship with an ordinary user is found in the ordinary user's cache line. (Takes
     /// `&mut self`: when both lists are long, the shorter one may get its index now.)
+    #[inline]
     pub fn are_friends(&mut self, a: UserId, b: UserId) -> bool {
-        let (in_a, in_b) = (self.friends(a).len(), self.friends(b).len());
-        let (user, friend) = if in_a <= in_b { (a, b) } else { (b, a) };
-        self.find(user, friend).is_some()
+        let (in_a, in_b) = (self.friends(a), self.friends(b));
+        let (user, friend, list) = if in_a.len() <= in_b.len() {
+            (a, b, in_a)
+        } else {
+            (b, a, in_b)
+        };
+        if list.len() < UNINDEX_BELOW {
+            return list.contains(&friend);
+        }
+        self.find_in_long(user, friend).is_some()
     }
 
     /// Every user with friends is below this.
@@ -154,10 +162,17 @@ impl FriendGraph {
     /// than [`INDEX_ABOVE`] and has none, else by a scan.
     #[inline]
     fn find(&mut self, user: UserId, friend: UserId) -> Option<usize> {
-        let list = self.friends.get(user as usize)?.0.as_slice();
+        let list = self.friends(user);
         if list.len() < UNINDEX_BELOW {
             return list.iter().position(|&f| f == friend);
         }
+        self.find_in_long(user, friend)
+    }
+
+    /// [`Self::find`] in a list of at least [`UNINDEX_BELOW`] friends (kept out of line: the
+    /// usual list is short).
+    #[inline(never)]
+    fn find_in_long(&mut self, user: UserId, friend: UserId) -> Option<usize> {
         let FriendGraph {
             friends,
             indexes,
@@ -170,7 +185,7 @@ impl FriendGraph {
             Some(index) => index,
             None if list.len() <= INDEX_ABOVE => return list.iter().position(|&f| f == friend),
             None => {
-                let mut index = Positions::with_capacity(2 * list.len());
+                let mut index = Positions::with_capacity(list.len());
                 for at in 0..list.len() as u32 {
                     index.insert_unique(hash(&at), at, hash);
                 }
@@ -183,19 +198,26 @@ impl FriendGraph {
     }
 
     /// Appends `friend` to `user`'s list, and to its index if it has one.
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, user: UserId, friend: UserId) {
+        let list = &mut self.friends[user as usize].0;
+        list.push(friend);
+        if list.len() > UNINDEX_BELOW {
+            self.push_indexed(user);
+        }
+    }
+
+    /// Adds the last friend of `user`'s list to its index, if it has one (out of line: the
+    /// usual list is short).
+    #[inline(never)]
+    fn push_indexed(&mut self, user: UserId) {
         let FriendGraph {
             friends,
             indexes,
             hasher,
             ..
         } = self;
-        let list = &mut friends[user as usize].0;
-        list.push(friend);
-        if list.len() <= UNINDEX_BELOW {
-            return;
-        }
+        let list = &friends[user as usize].0;
         if let Some(index) = indexes.get_mut(&user) {
             let list = list.as_slice();
             let hash = |at: &u32| hasher.hash_one(list[*at as usize]);
@@ -206,8 +228,20 @@ impl FriendGraph {
 
     /// Removes the friend at `at` of `user`'s list: the last one takes its place, in the
     /// index too; an index is dropped once the list is shorter than [`UNINDEX_BELOW`].
-    #[inline]
+    #[inline(always)]
     fn remove_at(&mut self, user: UserId, at: usize) {
+        let list = &mut self.friends[user as usize].0;
+        if list.len() < UNINDEX_BELOW {
+            list.swap_remove(at);
+        } else {
+            self.remove_at_long(user, at);
+        }
+    }
+
+    /// [`Self::remove_at`] in a list of at least [`UNINDEX_BELOW`] friends (out of line: the
+    /// usual list is short).
+    #[inline(never)]
+    fn remove_at_long(&mut self, user: UserId, at: usize) {
         let FriendGraph {
             friends,
             indexes,
@@ -215,9 +249,7 @@ impl FriendGraph {
             ..
         } = self;
         let list = &mut friends[user as usize].0;
-        if list.len() >= UNINDEX_BELOW
-            && let Some(index) = indexes.get_mut(&user)
-        {
+        if let Some(index) = indexes.get_mut(&user) {
             let last = list.len() - 1;
             let removed = hasher.hash_one(list[at]);
             if let Ok(entry) = index.find_entry(removed, |&p| p as usize == at) {
