@@ -1035,7 +1035,7 @@ fn celebrity_case(
             chunk_bytes,
             window,
             recent: RecentPurchases::KEEP,
-            social: seed % 2 == 0,
+            social: seed.is_multiple_of(2),
             stop: None,
             max_line: anomaly_detect::ingest::input::MAX_LINE,
         },

@@ -13,9 +13,9 @@ pub type UserId = u32;
 /// Marks "no user yet" in the direct table: never a user's index.
 const NO_USER: UserId = UserId::MAX;
 
-/// The most distinct users a run holds: 4 294 967 294, every index below [`NO_USER`] but the
+/// The most distinct users a run holds: 4 294 967 294, every index below `NO_USER` (`u32::MAX`) but the
 /// last (one spare, so that `users + 1` still fits). One more is [`TooManyUsers`], a fatal
-/// error naming the line that brought it; never a collision with [`NO_USER`].
+/// error naming the line that brought it; never a collision with `NO_USER`.
 pub const MAX_USERS: usize = UserId::MAX as usize - 1;
 
 /// A log names more than [`MAX_USERS`] distinct users.
