@@ -1299,6 +1299,55 @@ mod tests {
         }
     }
 
+    /// A library caller's tuning values beyond the command line's bounds are brought within
+    /// them: the largest chunk, line limit and window work (a chunk target of `usize::MAX`
+    /// overflowed the chunk cutter).
+    #[test]
+    fn out_of_bounds_tuning_values_are_brought_within_bounds() {
+        use crate::output::report::SkipLog;
+        let wild = Config {
+            chunk_bytes: usize::MAX,
+            max_line: usize::MAX,
+            window: usize::MAX,
+            ..Config::default()
+        };
+        let bounded = wild.bounded();
+        assert_eq!(
+            (bounded.chunk_bytes, bounded.max_line, bounded.window),
+            (MAX_CHUNK_BYTES, MAX_LINE_LIMIT, MAX_WINDOW)
+        );
+        let zero = Config {
+            chunk_bytes: 0,
+            max_line: 0,
+            window: 0,
+            ..Config::default()
+        }
+        .bounded();
+        assert_eq!((zero.chunk_bytes, zero.max_line, zero.window), (1, 1, 1));
+        let batch = concat!(
+            r#"{"D":"1", "T":"2"}"#,
+            "\n",
+            r#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:01", "id1": "1", "id2": "2"}"#,
+            "\n",
+            r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "2", "amount": "10.00"}"#,
+            "\n",
+            r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "2", "amount": "12.00"}"#,
+        );
+        let stream = r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:02", "id": "1", "amount": "100.00"}"#;
+        for threads in [1, 2] {
+            let config = Config {
+                threads,
+                ..wild.clone()
+            };
+            let batch = LogFile::from_bytes("batch_log.json", batch.as_bytes().to_vec());
+            let stream = LogFile::from_bytes("stream_log.json", stream.as_bytes().to_vec());
+            let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
+            let mut sink = crate::output::sink::FlaggedLines::new(Vec::new());
+            let summary = replay(&batch, &stream, &config, &mut sink, &mut skips).expect("a run");
+            assert_eq!(summary.flagged, 1, "threads {threads}");
+        }
+    }
+
     #[test]
     fn numbering_stops_before_sequence_numbers_overflow() {
         let chunk = ParsedChunk {

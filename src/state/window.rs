@@ -59,6 +59,8 @@ impl EdgeChanges {
     }
 
     fn add(&mut self, a: UserId, b: UserId, alive: Alive) {
+        // A window changes at most one edge per event, and holds at most `MAX_WINDOW` (2^20)
+        // events: the edge and slot indices fit a `u32`.
         let edge = self.edges.len() as u32;
         self.edges.push(ChangedEdge {
             a,
