@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::ingest::parse::{MAX_TRACKED, degree_of, param_value, tracked_of};
+use crate::ingest::parse::{
+    MAX_CHUNK_BYTES, MAX_LINE_LIMIT, MAX_TRACKED, degree_of, param_value, tracked_of,
+};
+use crate::pipeline::MAX_WINDOW;
 
 /// Flags purchases far above what the buyer's social network has spent lately.
 ///
@@ -65,14 +68,15 @@ pub struct Options {
     /// Print a shell completion script or the man page to standard output, and exit.
     #[arg(long, value_name = "KIND", exclusive = true)]
     pub generate: Option<Generate>,
-    /// Size of a parsing chunk in bytes (for tests and tuning).
-    #[arg(long, hide = true, default_value_t = 1 << 20)]
+    /// Size of a parsing chunk in bytes, 1 to 1 GiB (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = 1 << 20, value_parser = chunk_bytes)]
     pub chunk_bytes: usize,
-    /// The longest line read in bytes; longer ones are skipped as too long (for tests).
-    #[arg(long, hide = true, default_value_t = crate::ingest::input::MAX_LINE)]
+    /// The longest line read in bytes, 1 to 1 GiB; longer ones are skipped as too long (for
+    /// tests).
+    #[arg(long, hide = true, default_value_t = crate::ingest::input::MAX_LINE, value_parser = max_line_bytes)]
     pub max_line_bytes: usize,
-    /// Stream events per window of parallel checks (for tests and tuning).
-    #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
+    /// Stream events per window of parallel checks, 1 to 1048576 (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = anomaly_detect_default_window(), value_parser = window)]
     pub window: usize,
 }
 
@@ -200,11 +204,11 @@ pub struct SweepOptions {
     /// Treat the first skipped line as a fatal error.
     #[arg(long)]
     pub strict: bool,
-    /// Size of a parsing chunk in bytes (for tests and tuning).
-    #[arg(long, hide = true, default_value_t = 1 << 20)]
+    /// Size of a parsing chunk in bytes, 1 to 1 GiB (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = 1 << 20, value_parser = chunk_bytes)]
     pub chunk_bytes: usize,
-    /// Stream events per window of parallel checks (for tests and tuning).
-    #[arg(long, hide = true, default_value_t = anomaly_detect_default_window())]
+    /// Stream events per window of parallel checks, 1 to 1048576 (for tests and tuning).
+    #[arg(long, hide = true, default_value_t = anomaly_detect_default_window(), value_parser = window)]
     pub window: usize,
 }
 
@@ -290,6 +294,32 @@ pub fn degree(text: &str) -> Result<u32, String> {
 pub fn tracked(text: &str) -> Result<u32, String> {
     let value = param_value(text.as_bytes()).ok_or("T must be a decimal integer")?;
     tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}"))
+}
+
+/// `--chunk-bytes`: 1 to [`MAX_CHUNK_BYTES`].
+fn chunk_bytes(text: &str) -> Result<usize, String> {
+    within(text, MAX_CHUNK_BYTES, " (1 GiB)")
+}
+
+/// `--max-line-bytes`: 1 to [`MAX_LINE_LIMIT`].
+fn max_line_bytes(text: &str) -> Result<usize, String> {
+    within(text, MAX_LINE_LIMIT, " (1 GiB)")
+}
+
+/// `--window`: 1 to [`MAX_WINDOW`].
+fn window(text: &str) -> Result<usize, String> {
+    within(text, MAX_WINDOW, "")
+}
+
+/// A hidden tuning option's value: a decimal integer from 1 to `max` (`about` says what `max`
+/// is). Anything else, however large, is refused with the range, never wrapped or cut.
+fn within(text: &str, max: usize, about: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(value) if (1..=max).contains(&value) && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(value)
+        }
+        _ => Err(format!("must be a whole number from 1 to {max}{about}")),
+    }
 }
 
 const fn anomaly_detect_default_window() -> usize {

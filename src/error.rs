@@ -33,6 +33,10 @@ pub enum Fatal {
         shown(file)
     )]
     TooManyLines { file: String, limit: u64 },
+    #[error(
+        "{file}:{line}: the logs name more than {limit} distinct users, beyond what a run can index"
+    )]
+    TooManyUsers { file: String, line: u64, limit: u64 },
     #[error("interrupted: the output was not saved")]
     Interrupted,
     /// A write error from an output: it names its file when it comes from an output file's

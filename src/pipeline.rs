@@ -14,7 +14,9 @@ use crate::ingest::event::{Action, Event, Timestamp};
 use crate::ingest::input::{
     BLOCKS_AHEAD, Lines, LogFile, LogReader, MAX_LINE, chunks, read_blocks, trim_line,
 };
-use crate::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
+use crate::ingest::parse::{
+    IdHasher, LineParser, MAX_CHUNK_BYTES, MAX_LINE_LIMIT, Params, ParsedChunk, parse_params,
+};
 use crate::output::progress::Progress;
 use crate::output::report::{SkipLog, Summary};
 use crate::output::sink::{Checked, Sink};
@@ -23,7 +25,7 @@ use crate::query::network::{Grid, NetworkQuery, Reach, Social};
 use crate::state::graph::FriendGraph;
 use crate::state::history::{Purchase, PurchaseHistory};
 use crate::state::recent::RecentPurchases;
-use crate::state::users::{UserId, UserIds};
+use crate::state::users::{TooManyUsers, UserId, UserIds};
 use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 
 /// Default number of stream events per window of parallel queries. Between two windows' checks
@@ -31,6 +33,10 @@ use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 /// workers sleep less often per window than after 8 192: the same work with less idle time,
 /// 12-19% faster streams at D=1, 2 and 3 (docs/performance.md, "Designs measured and not kept").
 pub const DEFAULT_WINDOW: usize = 2048;
+
+/// The largest window (`--window`): 1 048 576 events, 512 times the default; a window holds
+/// its purchases' lines and a `u32` index per changed friendship.
+pub const MAX_WINDOW: usize = 1 << 20;
 
 /// Most checks per parallel task: enough to keep a worker's queries staggered; a small window
 /// (a live stream flushes one whenever input stalls) is split evenly over the workers instead.
@@ -45,9 +51,10 @@ pub struct Config {
     pub tracked: Option<u32>,
     /// Worker threads; 1 is the plain sequential path.
     pub threads: usize,
-    /// Target size of a parsing chunk in bytes.
+    /// Target size of a parsing chunk in bytes (see [`Config::bounded`]).
     pub chunk_bytes: usize,
-    /// Stream events applied per window before the window's queries run in parallel.
+    /// Stream events applied per window before the window's queries run in parallel (see
+    /// [`Config::bounded`]).
     pub window: usize,
     /// Recent purchases kept for scanning large networks (see [`RecentPurchases`]); tests use
     /// a few, so that scans reach the oldest kept and give way to ranking.
@@ -58,8 +65,24 @@ pub struct Config {
     /// Set (by a signal handler) to interrupt reading logs: the replay fails with
     /// [`Fatal::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
-    /// The longest line read (see [`MAX_LINE`]); longer ones are skipped as too long.
+    /// The longest line read (see [`MAX_LINE`] and [`Config::bounded`]); longer ones are
+    /// skipped as too long.
     pub max_line: usize,
+}
+
+impl Config {
+    /// This configuration within the bounds a replay holds to: a chunk of 1 to
+    /// [`MAX_CHUNK_BYTES`] bytes, a line limit of 1 to [`MAX_LINE_LIMIT`] bytes, a window of 1
+    /// to [`MAX_WINDOW`] events. The command line refuses values beyond them; a library caller's
+    /// are brought within.
+    pub fn bounded(&self) -> Config {
+        Config {
+            chunk_bytes: self.chunk_bytes.clamp(1, MAX_CHUNK_BYTES),
+            max_line: self.max_line.clamp(1, MAX_LINE_LIMIT),
+            window: self.window.clamp(1, MAX_WINDOW),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for Config {
@@ -171,6 +194,7 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
+        let config = &config.bounded();
         let started = Instant::now();
         let clock = PhaseClock::start();
         let found = find_params(batch.body(), &batch.path, config.max_line);
@@ -204,6 +228,7 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
+        let config = &config.bounded();
         let head = BatchHead::read(batch, config.max_line, config.stop.as_deref())?;
         Replay::batch_rest(head, config, skips, progress)
     }
@@ -215,6 +240,7 @@ impl Replay {
         skips: &mut SkipLog,
         progress: &Progress,
     ) -> Result<Replay, Fatal> {
+        let config = &config.bounded();
         let BatchHead {
             params,
             name,
@@ -496,7 +522,9 @@ fn apply_batch_chunk(
     for &(line, ref reason) in &chunk.skipped {
         skips.skip(name, *seq + u64::from(line) + 1, reason)?;
     }
-    state.apply_batch(chunk, *seq, interned);
+    state
+        .apply_batch(chunk, *seq, interned)
+        .map_err(|line| too_many_users(name, *seq + u64::from(line) + 1, &state.users))?;
     summary.count_batch(chunk);
     *seq += u64::from(chunk.lines);
     Ok(())
@@ -626,6 +654,16 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The error for line `line` of the log `name`, which names one distinct user more than a run
+/// holds.
+fn too_many_users(name: &str, line: u64, users: &UserIds) -> Fatal {
+    Fatal::TooManyUsers {
+        file: name.to_string(),
+        line,
+        limit: users.limit() as u64,
+    }
+}
+
 /// Refuses a chunk whose lines would get sequence numbers beyond what a [`Purchase`] holds
 /// (2^52 lines: decades of input at millions of lines per second).
 fn check_numbering(name: &str, first_seq: u64, chunk: &ParsedChunk) -> Result<(), Fatal> {
@@ -668,7 +706,9 @@ impl ReplayParts<'_> {
         let users = &mut *self.interned;
         users.clear();
         for (i, event) in chunk.events.iter().enumerate() {
-            self.state.intern_ahead(chunk, users, i);
+            self.state.intern_ahead(chunk, users, i).map_err(|line| {
+                too_many_users(name, first_line + u64::from(line) + 1, &self.state.users)
+            })?;
             self.state.prefetch_ahead(chunk, users, i, true);
             let line = &text[event.start as usize..(event.start + event.len) as usize];
             let at = At {
@@ -951,7 +991,7 @@ impl StreamWindow {
                 if self.size == 0 {
                     state.graph.unfriend(a, b);
                 } else {
-                    self.changes.unfriend(&state.graph, a, b, at.seq);
+                    self.changes.unfriend(&mut state.graph, a, b, at.seq);
                 }
             }
         }
@@ -1067,8 +1107,16 @@ impl State {
     /// events ahead of it. Interning goes along with applying, so a chunk's events are read
     /// once, while cached; the direct table's entries start loading [`APPLY_AHEAD`] events
     /// before they are read.
+    ///
+    /// A new user beyond [`crate::state::users::MAX_USERS`] stops it: the error is the chunk-local index of the
+    /// line that named it.
     #[inline]
-    fn intern_ahead(&mut self, chunk: &ParsedChunk, users: &mut Vec<[UserId; 2]>, i: usize) {
+    fn intern_ahead(
+        &mut self,
+        chunk: &ParsedChunk,
+        users: &mut Vec<[UserId; 2]>,
+        i: usize,
+    ) -> Result<(), u32> {
         let events = &chunk.events;
         let through = (i + 2 * APPLY_AHEAD + 1).min(events.len());
         while users.len() < through {
@@ -1076,8 +1124,12 @@ impl State {
                 self.prefetch_ids(later);
             }
             let event = &events[users.len()];
-            users.push(self.intern_event(chunk, event));
+            let interned = self
+                .intern_event(chunk, event)
+                .map_err(|TooManyUsers| event.line)?;
+            users.push(interned);
         }
+        Ok(())
     }
 
     /// Starts loading what interning an event's ids will read.
@@ -1094,14 +1146,18 @@ impl State {
 
     /// The users of an event of `chunk` (a purchase's buyer twice).
     #[inline]
-    fn intern_event(&mut self, chunk: &ParsedChunk, event: &Event) -> [UserId; 2] {
-        match event.action {
-            Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer); 2],
+    fn intern_event(
+        &mut self,
+        chunk: &ParsedChunk,
+        event: &Event,
+    ) -> Result<[UserId; 2], TooManyUsers> {
+        Ok(match event.action {
+            Action::Purchase { buyer, .. } => [self.users.intern_from(chunk, buyer)?; 2],
             Action::Befriend(a, b) | Action::Unfriend(a, b) => [
-                self.users.intern_from(chunk, a),
-                self.users.intern_from(chunk, b),
+                self.users.intern_from(chunk, a)?,
+                self.users.intern_from(chunk, b)?,
             ],
-        }
+        })
     }
 
     /// Called before applying event `i` of the chunk: starts loading the headers of what the
@@ -1139,10 +1195,16 @@ impl State {
     }
 
     /// Applies a chunk of batch events (line `i` of the chunk has sequence `first_seq + i`).
-    fn apply_batch(&mut self, chunk: &ParsedChunk, first_seq: u64, users: &mut Vec<[UserId; 2]>) {
+    /// Stops at a line naming one user too many (see [`Self::intern_ahead`]).
+    fn apply_batch(
+        &mut self,
+        chunk: &ParsedChunk,
+        first_seq: u64,
+        users: &mut Vec<[UserId; 2]>,
+    ) -> Result<(), u32> {
         users.clear();
         for (i, event) in chunk.events.iter().enumerate() {
-            self.intern_ahead(chunk, users, i);
+            self.intern_ahead(chunk, users, i)?;
             self.prefetch_ahead(chunk, users, i, false);
             let [a, b] = users[i];
             match event.action {
@@ -1160,6 +1222,7 @@ impl State {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -1365,6 +1428,122 @@ mod tests {
             &stopped,
         );
         assert_reader_failed(live, "-");
+    }
+
+    /// A log naming one distinct user more than a run holds stops the run with an error naming
+    /// the file and the line, in the batch and in the stream, at any thread count and chunk size.
+    /// (The limit is lowered to 3 here; the real one is `MAX_USERS`, 4 294 967 294.)
+    #[test]
+    fn one_user_too_many_is_a_fatal_error_naming_the_file_and_line() {
+        use crate::output::report::SkipLog;
+        use crate::state::users::TEST_LIMIT;
+        let line = |kind: &str, ids: &str| {
+            format!(r#"{{"event_type":"{kind}", "timestamp":"2017-06-13 11:33:01", {ids}}}"#)
+        };
+        let befriend =
+            |a: &str, b: &str| line("befriend", &format!(r#""id1": "{a}", "id2": "{b}""#));
+        let purchase = |a: &str| line("purchase", &format!(r#""id": "{a}", "amount": "1.00""#));
+        let params = r#"{"D":"1", "T":"2"}"#;
+        // Users 1, x and 2 fit; "y" (batch line 6, stream line 3) is one too many.
+        let fits = [
+            params.to_string(),
+            String::new(),
+            befriend("1", "x"),
+            purchase("2"),
+        ];
+        let batch_over = [&fits[..], &[purchase("1"), befriend("x", "y")]]
+            .concat()
+            .join("\n");
+        let batch_fits = fits.join("\n");
+        let stream = [
+            purchase("2"),
+            befriend("1", "2"),
+            purchase("y"),
+            purchase("1"),
+        ]
+        .join("\n");
+        for threads in [1, 2] {
+            for chunk_bytes in [1, 1 << 20] {
+                let config = Config {
+                    threads,
+                    chunk_bytes,
+                    window: 2,
+                    ..Config::default()
+                };
+                let run = |batch: &str, stream: &str| {
+                    let batch = LogFile::from_bytes("batch_log.json", batch.as_bytes().to_vec());
+                    let stream = LogFile::from_bytes("stream_log.json", stream.as_bytes().to_vec());
+                    let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
+                    let mut sink = crate::output::sink::FlaggedLines::new(Vec::new());
+                    TEST_LIMIT.set(Some(3));
+                    let result = replay(&batch, &stream, &config, &mut sink, &mut skips);
+                    TEST_LIMIT.set(None);
+                    result.map(|_| ()).map_err(|e| e.to_string())
+                };
+                let beyond =
+                    "the logs name more than 3 distinct users, beyond what a run can index";
+                assert_eq!(
+                    run(&batch_over, ""),
+                    Err(format!("batch_log.json:6: {beyond}")),
+                    "threads {threads}, chunks of {chunk_bytes} bytes"
+                );
+                assert_eq!(
+                    run(&batch_fits, &stream),
+                    Err(format!("stream_log.json:3: {beyond}")),
+                    "threads {threads}, chunks of {chunk_bytes} bytes"
+                );
+                assert_eq!(run(&batch_fits, &stream.replace("\"y\"", "\"x\"")), Ok(()));
+            }
+        }
+    }
+
+    /// A library caller's tuning values beyond the command line's bounds are brought within
+    /// them: the largest chunk, line limit and window work (a chunk target of `usize::MAX`
+    /// overflowed the chunk cutter).
+    #[test]
+    fn out_of_bounds_tuning_values_are_brought_within_bounds() {
+        use crate::output::report::SkipLog;
+        let wild = Config {
+            chunk_bytes: usize::MAX,
+            max_line: usize::MAX,
+            window: usize::MAX,
+            ..Config::default()
+        };
+        let bounded = wild.bounded();
+        assert_eq!(
+            (bounded.chunk_bytes, bounded.max_line, bounded.window),
+            (MAX_CHUNK_BYTES, MAX_LINE_LIMIT, MAX_WINDOW)
+        );
+        let zero = Config {
+            chunk_bytes: 0,
+            max_line: 0,
+            window: 0,
+            ..Config::default()
+        }
+        .bounded();
+        assert_eq!((zero.chunk_bytes, zero.max_line, zero.window), (1, 1, 1));
+        let batch = concat!(
+            r#"{"D":"1", "T":"2"}"#,
+            "\n",
+            r#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:01", "id1": "1", "id2": "2"}"#,
+            "\n",
+            r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "2", "amount": "10.00"}"#,
+            "\n",
+            r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "2", "amount": "12.00"}"#,
+        );
+        let stream = r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:02", "id": "1", "amount": "100.00"}"#;
+        for threads in [1, 2] {
+            let config = Config {
+                threads,
+                ..wild.clone()
+            };
+            let batch = LogFile::from_bytes("batch_log.json", batch.as_bytes().to_vec());
+            let stream = LogFile::from_bytes("stream_log.json", stream.as_bytes().to_vec());
+            let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
+            let mut sink = crate::output::sink::FlaggedLines::new(Vec::new());
+            let summary = replay(&batch, &stream, &config, &mut sink, &mut skips).expect("a run");
+            assert_eq!(summary.flagged, 1, "threads {threads}");
+        }
     }
 
     #[test]

@@ -918,3 +918,169 @@ fn bundled_example_through_both() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Celebrities: users whose friend lists grow past the graph's index threshold and shrink back
+// below the point where the index is dropped, in the batch and in the stream's windows.
+
+/// A celebrity-shaped case from `seed`: two hubs (`"h1"`, and `"h2"` written as `"\u0068\u0032"`)
+/// befriend ordinary users (`"1"`..) by the hundred and lose them again, in turn, while ordinary
+/// users and the hubs buy; the stream keeps churning the hubs (unfriend storms inside windows)
+/// between the checks. Also returns, per hub, the most friends it had and the fewest it had
+/// after it had more than `INDEX_ABOVE`.
+fn celebrity_case(
+    seed: u64,
+    threads: usize,
+    window: usize,
+    chunk_bytes: usize,
+) -> (Case, [(usize, usize); 2]) {
+    use anomaly_detect::state::graph::INDEX_ABOVE;
+    let mut x = seed | 1;
+    let mut below = move |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let users = INDEX_ABOVE + 100 + below(100);
+    let hubs = ["\"h1\"", "\"\\u0068\\u0032\""];
+    let mut friends: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+    let mut extremes = [(0, usize::MAX); 2];
+    let time = |below: &mut dyn FnMut(usize) -> usize| TIMES[below(TIMES.len())];
+    let line = |kind: &str, ts: &str, ids: String| {
+        format!(r#"{{"event_type":"{kind}", "timestamp":"{ts}", {ids}}}"#)
+    };
+    let pair = |a: &str, b: &str| format!(r#""id1": {a}, "id2": {b}"#);
+    let amount = |below: &mut dyn FnMut(usize) -> usize| match below(40) {
+        0 => format!("{}.00", 1_000 + below(9_000)),
+        _ => format!("{}.{:02}", 10 + below(50), below(100)),
+    };
+    // One event: `grow` (which hub grows, or shrinks with `false`), `stream` for more checks.
+    let mut event =
+        |hub: usize, grow: bool, stream: bool, below: &mut dyn FnMut(usize) -> usize| {
+            let ts = time(below);
+            let roll = below(100);
+            let buys = if stream { 40 } else { 10 };
+            if roll < buys {
+                let buyer = match below(20) {
+                    0 => hubs[below(2)].to_string(),
+                    1..=9 if !friends[hub].is_empty() => {
+                        format!("\"{}\"", friends[hub][below(friends[hub].len())])
+                    }
+                    _ => format!("\"{}\"", 1 + below(users)),
+                };
+                return line(
+                    "purchase",
+                    ts,
+                    format!(r#""id": {buyer}, "amount": "{}""#, amount(below)),
+                );
+            }
+            if roll < buys + 6 {
+                let (a, b) = (1 + below(users), 1 + below(users));
+                let kind = ["befriend", "unfriend"][below(2)];
+                return line(kind, ts, pair(&format!("\"{a}\""), &format!("{b}")));
+            }
+            let list = &mut friends[hub];
+            let befriend = grow == (below(10) < 9) || list.is_empty();
+            let (kind, friend) = if befriend {
+                // Mostly a user who is not a friend yet: the list grows by one.
+                let mut f = 1 + below(users);
+                for _ in 0..8 {
+                    if !list.contains(&f) {
+                        break;
+                    }
+                    f = 1 + below(users);
+                }
+                if !list.contains(&f) {
+                    list.push(f);
+                }
+                ("befriend", f)
+            } else {
+                let at = below(list.len());
+                ("unfriend", list.swap_remove(at))
+            };
+            let (most, fewest) = &mut extremes[hub];
+            *most = (*most).max(list.len());
+            if *most > INDEX_ABOVE {
+                *fewest = (*fewest).min(list.len());
+            }
+            let (hub, friend) = (hubs[hub], friend.to_string());
+            match below(2) {
+                0 => line(kind, ts, pair(hub, &format!("\"{friend}\""))),
+                _ => line(kind, ts, pair(&friend, hub)),
+            }
+        };
+    let (d, t) = (1 + below(3), 2 + below(12));
+    let mut batch = vec![format!(r#"{{"D":"{d}", "T":"{t}"}}"#)];
+    // Grow h1, grow h2, shrink h1, grow h1 again: each phase some 380 hub changes.
+    for (hub, grow) in [(0, true), (1, true), (0, false), (0, true)] {
+        for _ in 0..450 {
+            batch.push(event(hub, grow, false, &mut below));
+        }
+    }
+    // The stream shrinks h1 and h2 then grows h2, with checks all along.
+    let mut stream = Vec::new();
+    for (hub, grow) in [(0, false), (1, false), (1, true)] {
+        for _ in 0..800 {
+            stream.push(event(hub, grow, true, &mut below));
+        }
+    }
+    let case = Case {
+        batch: (batch.join("\n") + "\n").into_bytes(),
+        stream: (stream.join("\n") + "\n").into_bytes(),
+        config: Config {
+            degree: None,
+            tracked: None,
+            threads,
+            chunk_bytes,
+            window,
+            recent: RecentPurchases::KEEP,
+            social: seed.is_multiple_of(2),
+            stop: None,
+            max_line: anomaly_detect::ingest::input::MAX_LINE,
+        },
+    };
+    (case, extremes)
+}
+
+/// The celebrity cases mean something only if both hubs cross the index threshold both ways.
+#[test]
+fn celebrity_cases_cross_the_index_threshold_both_ways() {
+    use anomaly_detect::state::graph::{INDEX_ABOVE, UNINDEX_BELOW};
+    for seed in 1..=16 {
+        let (_, extremes) = celebrity_case(seed, 1, 1, 4096);
+        for (hub, (most, fewest)) in extremes.into_iter().enumerate() {
+            assert!(
+                most > INDEX_ABOVE,
+                "seed {seed}, hub {hub}: at most {most} friends"
+            );
+            assert!(
+                fewest < UNINDEX_BELOW,
+                "seed {seed}, hub {hub}: at least {fewest}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .map_or(24, |n| (n / 40).max(1)),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn celebrities_through_the_pipeline_match_the_model(
+        seed in any::<u64>(),
+        threads in prop_oneof![Just(1usize), Just(2), Just(8)],
+        window in prop_oneof![Just(1usize), 2usize..300, Just(DEFAULT_WINDOW)],
+        chunk_bytes in prop_oneof![Just(4096usize), Just(1usize << 20)],
+    ) {
+        let (case, _) = celebrity_case(seed, threads, window, chunk_bytes);
+        if let Err(difference) = compare(&case) {
+            prop_assert!(false, "{}", difference);
+        }
+    }
+}

@@ -6,6 +6,12 @@
 //! mean stays near `--friends`), then mixes purchases, befriends and unfriends. The stream log
 //! continues the same graph and clock. Output is deterministic for a given `--seed`.
 //!
+//! With `--celebrities N`, users `1..=N` are celebrities, outside the ordinary graph: spread
+//! evenly over the batch, `--celebrity-events` events build each of them up to
+//! `--celebrity-friends` friends (befriends of ordinary users, round robin), then churn on them
+//! (unfriend a random friend or befriend a new one, as often; one in ten a purchase by the
+//! celebrity). The stream has celebrity churn at the same rate.
+//!
 //! Example:
 //!
 //! ```text
@@ -73,6 +79,19 @@ struct Args {
     /// Write D and T as JSON integers instead of JSON strings.
     #[arg(long)]
     int_params: bool,
+    /// Number of celebrities: users 1..=N, befriended by --celebrity-friends ordinary users
+    /// each, with churn on them (they take no part in ordinary friendships).
+    #[arg(long, default_value_t = 0)]
+    celebrities: u32,
+    /// Friends each celebrity is built up to in the batch, and stays near; at most half of
+    /// the ordinary users.
+    #[arg(long, default_value_t = 1000)]
+    celebrity_friends: u32,
+    /// Batch events that touch a celebrity, evenly spread [default: celebrities x
+    /// celebrity-friends, the build alone]; those beyond the build are churn. The stream has
+    /// celebrity events at the same rate, all churn.
+    #[arg(long)]
+    celebrity_events: Option<u64>,
 }
 
 fn parse_f64(s: &str) -> Result<f64, String> {
@@ -351,9 +370,30 @@ struct FileStats {
     bytes: u64,
 }
 
+/// The celebrities' friendships: per celebrity, its friends and where each is in the list
+/// (for uniform unfriends and swap_remove).
+struct Celebrities {
+    friends: Vec<Vec<u32>>,
+    at: Vec<KeyMap>,
+    /// Friends each is built up to.
+    target: u32,
+    /// Celebrity events per event, as a fraction `per / of` spread evenly (no draw).
+    per: u64,
+    of: u64,
+    /// Events of the current file so far, to spread the celebrity events.
+    seen: u64,
+    /// The next celebrity the build befriends (round robin).
+    next: usize,
+    /// Celebrity events written so far: befriends, unfriends, purchases.
+    written: [u64; 3],
+}
+
 struct Gen {
     rng: Rng,
     users: u32,
+    /// Users 1..=this are celebrities (0: none).
+    first_ordinary: u32,
+    celebrities: Celebrities,
     target_edges: usize,
     edges: Vec<u64>,
     index: KeyMap,
@@ -384,9 +424,26 @@ impl Gen {
         // Never aim for more than half of all possible pairs, so new pairs stay easy to find.
         let wanted = (users as f64 * args.friends / 2.0).round() as u64;
         let target_edges = wanted.min(max_pairs / 2) as usize;
+        let n = args.celebrities as usize;
         Gen {
             rng: Rng::new(args.seed),
             users: args.users,
+            first_ordinary: args.celebrities + 1,
+            celebrities: Celebrities {
+                friends: vec![Vec::new(); n],
+                at: (0..n).map(|_| KeyMap::default()).collect(),
+                target: args.celebrity_friends,
+                per: if n == 0 {
+                    0
+                } else {
+                    args.celebrity_events
+                        .unwrap_or(args.celebrities as u64 * args.celebrity_friends as u64)
+                },
+                of: args.batch_events.max(1),
+                seen: 0,
+                next: 0,
+                written: [0; 3],
+            },
             target_edges,
             edges: Vec::with_capacity(target_edges + target_edges / 4),
             index: KeyMap::with_capacity_and_hasher(
@@ -412,13 +469,86 @@ impl Gen {
         1 + self.rng.below(self.users as u64) as u32
     }
 
+    /// A user who is not a celebrity (any user when there are none).
+    #[inline]
+    fn ordinary_user(&mut self) -> u32 {
+        let first = self.first_ordinary;
+        first + self.rng.below((self.users - first + 1) as u64) as u32
+    }
+
     #[inline]
     fn attach_endpoint(&mut self) -> u32 {
         if !self.endpoints.is_empty() && self.rng.chance(ATTACH_PREFERENTIAL) {
             self.endpoints[self.rng.below(self.endpoints.len() as u64) as usize]
         } else {
-            self.uniform_user()
+            self.ordinary_user()
         }
+    }
+
+    /// Whether the next event touches a celebrity: `per` in every `of` events, evenly spread.
+    #[inline]
+    fn celebrity_turn(&mut self) -> bool {
+        let c = &mut self.celebrities;
+        if c.per == 0 {
+            return false;
+        }
+        let (before, after) = (c.seen * c.per / c.of, (c.seen + 1) * c.per / c.of);
+        c.seen += 1;
+        after > before
+    }
+
+    /// Appends one celebrity event: a befriend that builds a celebrity still short of its
+    /// target, else churn on a random one (unfriend a random friend, befriend a new one, or
+    /// one in ten a purchase).
+    fn push_celebrity_event(&mut self, ts: &[u8]) {
+        let n = self.celebrities.friends.len();
+        let short = (0..n)
+            .map(|k| (self.celebrities.next + k) % n)
+            .find(|&c| self.celebrities.friends[c].len() < self.celebrities.target as usize);
+        let (c, roll) = match short {
+            Some(c) => {
+                self.celebrities.next = (c + 1) % n;
+                (c, 0)
+            }
+            None => (self.rng.below(n as u64) as usize, 1 + self.rng.below(20)),
+        };
+        let celebrity = c as u32 + 1;
+        if roll == 1 || roll == 2 {
+            let cents = self.purchase_cents();
+            self.push_purchase_line(ts, celebrity, cents);
+            self.celebrities.written[2] += 1;
+        } else if roll > 11 && !self.celebrities.friends[c].is_empty() {
+            let list = &mut self.celebrities.friends[c];
+            let at = self.rng.below(list.len() as u64) as usize;
+            let friend = list.swap_remove(at);
+            let index = &mut self.celebrities.at[c];
+            index.remove(&(friend as u64));
+            if let Some(&moved) = list.get(at) {
+                index.insert(moved as u64, at as u32);
+            }
+            self.celebrities.written[1] += 1;
+            let (a, b) = self.oriented(celebrity, friend);
+            self.push_friend_line(Kind::Unfriend, ts, a, b);
+        } else {
+            // A new friend: at most half of the ordinary users are friends already.
+            let friend = loop {
+                let f = self.ordinary_user();
+                if !self.celebrities.at[c].contains_key(&(f as u64)) {
+                    break f;
+                }
+            };
+            let list = &mut self.celebrities.friends[c];
+            self.celebrities.at[c].insert(friend as u64, list.len() as u32);
+            list.push(friend);
+            self.celebrities.written[0] += 1;
+            let (a, b) = self.oriented(celebrity, friend);
+            self.push_friend_line(Kind::Befriend, ts, a, b);
+        }
+    }
+
+    /// The pair in random order.
+    fn oriented(&mut self, a: u32, b: u32) -> (u32, u32) {
+        if self.rng.chance(0.5) { (a, b) } else { (b, a) }
     }
 
     fn add_edge(&mut self, a: u32, b: u32) {
@@ -436,15 +566,16 @@ impl Gen {
             let (a, b) = if attempt < 64 {
                 (self.attach_endpoint(), self.attach_endpoint())
             } else {
-                (self.uniform_user(), self.uniform_user())
+                (self.ordinary_user(), self.ordinary_user())
             };
             if a != b && !self.index.contains_key(&pair_key(a, b)) {
                 self.add_edge(a, b);
                 return (a, b);
             }
         }
+        let first = self.first_ordinary;
         self.existing_friendship()
-            .unwrap_or((1, 2 + (self.users > 2) as u32))
+            .unwrap_or((first, first + 1 + (self.users > first + 1) as u32))
     }
 
     /// An existing friendship in random orientation, or None when there is none.
@@ -533,6 +664,11 @@ impl Gen {
     /// Appends one clean event (without line ending) to `self.line` and updates the state.
     fn push_event(&mut self, in_batch: bool) {
         let ts = self.event_time();
+        if self.celebrity_turn() {
+            self.push_celebrity_event(&ts);
+            self.t += self.rng.below(2) as i64;
+            return;
+        }
         let building = in_batch && !self.built;
         let share = if building {
             BUILD_PURCHASE_SHARE.min(self.purchase_share)
@@ -852,6 +988,8 @@ fn run(args: &Args) -> io::Result<()> {
         args.batch_events,
         true,
     )?;
+    // The stream's celebrity events come at the batch's rate.
+    g.celebrities.seen = 0;
     let stream = g.write_file(
         &args.out.join("stream_log.json"),
         None,
@@ -870,11 +1008,62 @@ fn run(args: &Args) -> io::Result<()> {
         g.edges.len(),
         start.elapsed().as_secs_f64()
     );
+    let c = &g.celebrities;
+    if !c.friends.is_empty() {
+        let degrees: Vec<String> = c.friends.iter().map(|f| f.len().to_string()).collect();
+        eprintln!(
+            "gen-log: {} celebrity events ({} befriends, {} unfriends, {} purchases); \
+             celebrities' friends at the end: {}",
+            c.written.iter().sum::<u64>(),
+            c.written[0],
+            c.written[1],
+            c.written[2],
+            degrees.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Refuses celebrity settings the generator cannot meet: more celebrity friends than half of
+/// the ordinary users, celebrities without ordinary users, or more celebrity events than
+/// batch events.
+fn check(args: &Args) -> Result<(), String> {
+    if args.celebrities == 0 {
+        return Ok(());
+    }
+    let ordinary = u64::from(args.users).saturating_sub(u64::from(args.celebrities));
+    if ordinary < 2 {
+        return Err(format!(
+            "--celebrities {} leaves fewer than 2 of the {} users ordinary",
+            args.celebrities, args.users
+        ));
+    }
+    if u64::from(args.celebrity_friends) > ordinary / 2 {
+        return Err(format!(
+            "--celebrity-friends {} is more than half of the {ordinary} ordinary users",
+            args.celebrity_friends
+        ));
+    }
+    let events = args
+        .celebrity_events
+        .unwrap_or(u64::from(args.celebrities) * u64::from(args.celebrity_friends));
+    if events > args.batch_events {
+        return Err(format!(
+            "{events} celebrity events do not fit in --batch-events {}",
+            args.batch_events
+        ));
+    }
     Ok(())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Err(problem) = check(&args) {
+        use clap::CommandFactory;
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, problem)
+            .exit();
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

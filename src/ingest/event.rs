@@ -120,6 +120,8 @@ impl IdRef {
                 len: 0,
             };
         }
+        // The arena holds ids of one chunk, the bytes a line of it: both within `MAX_PARSED`
+        // bytes, so below 4 GiB.
         let start = arena.len() as u32;
         arena.extend_from_slice(bytes);
         IdRef {

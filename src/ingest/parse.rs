@@ -34,7 +34,23 @@ impl BuildHasher for IdHasher {
     }
 }
 
-/// The events of one chunk of a log: what the parser hands to the applier.
+/// The largest parsing chunk (`--chunk-bytes`): 1 GiB, a thousand times the default.
+pub const MAX_CHUNK_BYTES: usize = 1 << 30;
+
+/// The largest limit on a line's length (`--max-line-bytes`): 1 GiB, 16 times the default.
+pub const MAX_LINE_LIMIT: usize = 1 << 30;
+
+/// The most bytes [`LineParser::parse_chunk`] is given at once: a chunk's end is the first
+/// `\n` after its target size, within one line (a longer line becomes a piece of its own, never
+/// parsed), and a block read from a pipe is a partial line plus one 64 KiB read. Below 4 GiB, so
+/// that every offset, length and line index within a chunk fits the `u32`s of an [`Event`],
+/// of [`IdRef`] and of [`ParsedChunk`].
+pub const MAX_PARSED: usize = MAX_CHUNK_BYTES + MAX_LINE_LIMIT + (1 << 16) + 1;
+
+const _: () = assert!(MAX_PARSED <= u32::MAX as usize);
+
+/// The events of one chunk of a log: what the parser hands to the applier. Its `u32` offsets,
+/// lengths and line indices hold because a chunk has at most [`MAX_PARSED`] bytes.
 #[derive(Debug, Default)]
 pub struct ParsedChunk {
     /// Byte offset of the chunk in the log body, and its length.
@@ -126,9 +142,10 @@ impl LineParser {
         }
     }
 
-    /// Sets the longest line parsed (default [`MAX_LINE`]); longer ones are skipped unread.
+    /// Sets the longest line parsed (default [`MAX_LINE`], at most [`MAX_LINE_LIMIT`]); longer
+    /// ones are skipped unread.
     pub fn set_max_line(&mut self, max_line: usize) {
-        self.max_line = max_line;
+        self.max_line = max_line.min(MAX_LINE_LIMIT);
     }
 
     /// Parses the lines of `body[range]` (which starts at a line start) into `out`.
@@ -142,6 +159,12 @@ impl LineParser {
         out.events.reserve((range.len() / 64).min(EVENTS_RESERVED));
         out.offset = range.start;
         out.len = range.len();
+        // What makes the narrowings to `u32` below exact (see `MAX_PARSED`).
+        debug_assert!(
+            range.len() <= MAX_PARSED,
+            "a chunk of {} bytes",
+            range.len()
+        );
         let chunk = &body[range];
         let mut members: EventMembers<'_> = [None; 6];
         for (index, line) in Lines::new(chunk).enumerate() {

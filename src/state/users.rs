@@ -10,7 +10,24 @@ use std::hash::BuildHasher;
 /// A dense user index, assigned in order of first appearance.
 pub type UserId = u32;
 
+/// Marks "no user yet" in the direct table: never a user's index.
 const NO_USER: UserId = UserId::MAX;
+
+/// The most distinct users a run holds: 4 294 967 294, every index below `NO_USER` (`u32::MAX`) but the
+/// last (one spare, so that `users + 1` still fits). One more is [`TooManyUsers`], a fatal
+/// error naming the line that brought it; never a collision with `NO_USER`.
+pub const MAX_USERS: usize = UserId::MAX as usize - 1;
+
+/// A log names more than [`MAX_USERS`] distinct users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyUsers;
+
+#[cfg(test)]
+thread_local! {
+    /// Lowers the user limit of the interners this thread makes (tests of the limit, which
+    /// cannot intern four billion users).
+    pub static TEST_LIMIT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
 
 /// The interner: a direct table for small canonical decimal ids (most logs' ids), a hash
 /// table of indices into an arena of id bytes for the others.
@@ -22,6 +39,8 @@ pub struct UserIds {
     /// `ends[u]` is where user `u`'s bytes end in `arena`; they start at `ends[u - 1]`.
     ends: Vec<usize>,
     hasher: IdHasher,
+    /// At most this many users: [`MAX_USERS`] but in tests.
+    limit: usize,
 }
 
 impl UserIds {
@@ -32,7 +51,19 @@ impl UserIds {
             arena: Vec::new(),
             ends: Vec::new(),
             hasher,
+            limit: {
+                #[cfg(test)]
+                let limit = TEST_LIMIT.get().unwrap_or(MAX_USERS);
+                #[cfg(not(test))]
+                let limit = MAX_USERS;
+                limit
+            },
         }
+    }
+
+    /// The most users this interner holds: [`MAX_USERS`].
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     pub fn hasher(&self) -> IdHasher {
@@ -52,20 +83,31 @@ impl UserIds {
         name_in(&self.arena, &self.ends, user)
     }
 
+    /// The index the next new user gets, if one more fits.
+    #[inline]
+    fn next_user(ends: &[usize], limit: usize) -> Result<UserId, TooManyUsers> {
+        if ends.len() < limit {
+            // Below the limit, so below `MAX_USERS`: it fits.
+            Ok(ends.len() as UserId)
+        } else {
+            Err(TooManyUsers)
+        }
+    }
+
     /// The user of the small number `number` (see [`IdRef`]).
     #[inline]
-    pub fn intern_number(&mut self, number: u32) -> UserId {
+    pub fn intern_number(&mut self, number: u32) -> Result<UserId, TooManyUsers> {
         let n = number as usize;
         if self.by_number.len() <= n {
             self.by_number.resize((n + 1).next_power_of_two(), NO_USER);
         }
         if self.by_number[n] == NO_USER {
-            self.by_number[n] = self.ends.len() as UserId;
+            self.by_number[n] = Self::next_user(&self.ends, self.limit)?;
             let (digits, len) = small_number_digits(number);
             self.arena.extend_from_slice(&digits[..len]);
             self.ends.push(self.arena.len());
         }
-        self.by_number[n]
+        Ok(self.by_number[n])
     }
 
     /// Starts loading what interning `id` will read, when that is the direct table.
@@ -78,7 +120,7 @@ impl UserIds {
 
     /// The user of an id parsed into `chunk`.
     #[inline]
-    pub fn intern_from(&mut self, chunk: &ParsedChunk, id: IdRef) -> UserId {
+    pub fn intern_from(&mut self, chunk: &ParsedChunk, id: IdRef) -> Result<UserId, TooManyUsers> {
         match id.number() {
             Some(number) => self.intern_number(number),
             None => self.intern_hashed(id.hash().unwrap_or_default(), chunk.stored_id(id)),
@@ -87,28 +129,29 @@ impl UserIds {
 
     /// The user with these id bytes (not a small number), whose hash the parser computed with
     /// [`Self::hasher`].
-    pub fn intern_hashed(&mut self, hash: u64, bytes: &[u8]) -> UserId {
+    pub fn intern_hashed(&mut self, hash: u64, bytes: &[u8]) -> Result<UserId, TooManyUsers> {
         let UserIds {
             by_number: _,
             table,
             arena,
             ends,
             hasher,
+            limit,
         } = self;
         if let Some(&user) = table.find(hash, |&u| name_in(arena, ends, u) == bytes) {
-            return user;
+            return Ok(user);
         }
-        let user = ends.len() as UserId;
+        let user = Self::next_user(ends, *limit)?;
         table.insert_unique(hash, user, |&u| {
             id_hash(hasher.hash_one(name_in(arena, ends, u)))
         });
         arena.extend_from_slice(bytes);
         ends.push(arena.len());
-        user
+        Ok(user)
     }
 
     /// The user with these id bytes.
-    pub fn intern(&mut self, bytes: &[u8]) -> UserId {
+    pub fn intern(&mut self, bytes: &[u8]) -> Result<UserId, TooManyUsers> {
         match small_number(bytes) {
             NOT_SMALL => self.intern_hashed(id_hash(self.hasher.hash_one(bytes)), bytes),
             number => self.intern_number(number),
@@ -131,16 +174,35 @@ mod tests {
     #[test]
     fn same_bytes_same_user_in_order_of_first_appearance() {
         let mut users = UserIds::new(IdHasher::default());
-        let a = users.intern(b"7");
-        let b = users.intern(b"07");
-        let c = users.intern(b"-7");
+        let mut intern = |bytes: &[u8]| users.intern(bytes).expect("below the limit");
+        let a = intern(b"7");
+        let b = intern(b"07");
+        let c = intern(b"-7");
         assert_eq!((a, b, c), (0, 1, 2));
-        assert_eq!(users.intern(b"7"), a);
+        assert_eq!(intern(b"7"), a);
         for i in 0..10_000u32 {
-            users.intern(i.to_string().as_bytes());
+            intern(i.to_string().as_bytes());
         }
-        assert_eq!(users.intern(b"07"), b);
+        assert_eq!(intern(b"07"), b);
         assert_eq!(users.name(c), b"-7");
         assert_eq!(users.len(), 3 + 10_000 - 1); // "7" was already there
+    }
+
+    #[test]
+    fn one_user_beyond_the_limit_is_refused_and_known_ones_still_resolve() {
+        assert_eq!(MAX_USERS, 4_294_967_294);
+        TEST_LIMIT.set(Some(3));
+        let mut users = UserIds::new(IdHasher::default());
+        TEST_LIMIT.set(None);
+        assert_eq!(users.intern(b"5"), Ok(0));
+        assert_eq!(users.intern(b"x"), Ok(1));
+        assert_eq!(users.intern(b"07"), Ok(2));
+        // A fourth user, whether a small number or hashed: refused, nothing recorded.
+        assert_eq!(users.intern(b"6"), Err(TooManyUsers));
+        assert_eq!(users.intern(b"y"), Err(TooManyUsers));
+        assert_eq!(users.len(), 3);
+        assert_eq!(users.intern(b"5"), Ok(0));
+        assert_eq!(users.intern(b"07"), Ok(2));
+        assert_eq!(users.intern(b"6"), Err(TooManyUsers), "refused again");
     }
 }

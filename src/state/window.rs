@@ -59,6 +59,8 @@ impl EdgeChanges {
     }
 
     fn add(&mut self, a: UserId, b: UserId, alive: Alive) {
+        // A window changes at most one edge per event, and holds at most `MAX_WINDOW` (2^20)
+        // events: the edge and slot indices fit a `u32`.
         let edge = self.edges.len() as u32;
         self.edges.push(ChangedEdge {
             a,
@@ -107,8 +109,9 @@ impl EdgeChanges {
         }
     }
 
-    /// Applies an unfriend at sequence `seq`; the edge stays in the graph until the window closes.
-    pub fn unfriend(&mut self, graph: &FriendGraph, a: UserId, b: UserId, seq: u64) {
+    /// Applies an unfriend at sequence `seq`; the edge stays in the graph until the window
+    /// closes (the graph may index a list to find the friendship).
+    pub fn unfriend(&mut self, graph: &mut FriendGraph, a: UserId, b: UserId, seq: u64) {
         if a == b {
             return;
         }
@@ -338,7 +341,7 @@ mod tests {
         let mut c = EdgeChanges::new();
         // Friends 1..=20 leave one by one at sequences 101..=120; 31 and 32 arrive.
         for f in 1..=20 {
-            c.unfriend(&g, 0, f, 100 + u64::from(f));
+            c.unfriend(&mut g, 0, f, 100 + u64::from(f));
         }
         c.befriend(&mut g, 0, 31, 105);
         c.befriend(&mut g, 32, 0, 125);
@@ -364,12 +367,12 @@ mod tests {
         let mut g = FriendGraph::new();
         g.befriend(1, 2); // before the window
         let mut c = EdgeChanges::new();
-        c.unfriend(&g, 1, 2, 10);
+        c.unfriend(&mut g, 1, 2, 10);
         c.befriend(&mut g, 2, 1, 20);
         c.befriend(&mut g, 1, 2, 25); // no-op: already friends
-        c.unfriend(&g, 1, 2, 30);
+        c.unfriend(&mut g, 1, 2, 30);
         c.befriend(&mut g, 1, 3, 15);
-        c.unfriend(&g, 1, 4, 16); // no-op: never friends
+        c.unfriend(&mut g, 1, 4, 16); // no-op: never friends
         c.befriend(&mut g, 5, 5, 17); // no-op: oneself
         assert_eq!(friends_at(&g, &c, 1, 5), vec![2]);
         assert_eq!(friends_at(&g, &c, 1, 11), Vec::<UserId>::new());

@@ -48,6 +48,47 @@ def short(text, width=24):
     return text if len(text) <= width else '%s... (%d chars)' % (text[:width], len(text))
 
 
+def celebrity(seed):
+    """A batch and a stream where two hubs ("0" and "c") gain and lose hundreds of friends, past
+    the program's index threshold (lists of more than 256 friends get a position index) and back
+    below the point where it is dropped (64), with purchases by the hubs (at D=1 their whole
+    friend list is the network) and by their friends (at D=2 every one's network holds the
+    hub's friends)."""
+    import random
+    R = random.Random(seed)
+    users = [str(u) for u in range(1, 401)]
+    friends = {'"0"': [], '"c"': []}
+    when = lambda: '2017-06-13 11:%02d:%02d' % (R.randint(0, 2), R.randint(0, 59))
+
+    def buy(hub, big=False):
+        buyer = R.choice([hub, '"%s"' % R.choice(friends[hub] or users), '"%s"' % R.choice(users)])
+        cents = R.randint(100000, 900000) if big else R.randint(1000, 6000)
+        return purchase(buyer, '"%d.%02d"' % (cents // 100, cents % 100), when())
+
+    def change(hub, grow):
+        if grow or not friends[hub]:
+            f = R.choice([u for u in users if u not in friends[hub]])
+            friends[hub].append(f)
+            kind = befriend
+        else:
+            f = friends[hub].pop(R.randrange(len(friends[hub])))
+            kind = unfriend
+        pair = (hub, '"%s"' % f) if R.random() < 0.5 else ('"%s"' % f, hub)
+        return kind(pair[0], pair[1], when())
+
+    batch = [PARAMS % (R.randint(1, 2), R.randint(2, 8))]
+    stream = []
+    for log, hub, grow, n in [(batch, '"0"', True, 300), (batch, '"0"', False, 260),
+                              (batch, '"c"', True, 290), (batch, '"0"', True, 240),
+                              (stream, '"0"', False, 250), (stream, '"c"', False, 260),
+                              (stream, '"0"', True, 270)]:
+        for _ in range(n):
+            log.append(change(hub, grow))
+            if R.random() < (0.4 if log is stream else 0.1):
+                log.append(buy(R.choice(['"0"', '"c"']), R.random() < 0.05))
+    return ''.join(batch), ''.join(stream)
+
+
 def cases():
     found = []
 
@@ -227,6 +268,11 @@ def cases():
     case('empty stream', BATCH, '')
     case('a parameter line in the stream', BATCH, PARAMS % (1, 5) + BIG)
     case('a JSON string as a line', BATCH, '"{}"\n' + BIG)
+
+    # Celebrities: hubs of hundreds of friends, gained and lost in the batch and in the stream.
+    for seed in range(4):
+        case('celebrities %d' % seed, *celebrity(seed))
+        case('celebrities %d, D=2' % seed, *celebrity(seed), args=['-D', '2'])
     return found
 
 

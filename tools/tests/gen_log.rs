@@ -52,3 +52,125 @@ fn the_same_seed_gives_the_same_logs_and_another_seed_other_logs() {
     let stream = fs::read_to_string(a.join("stream_log.json")).unwrap();
     assert_eq!(stream.lines().count(), 40);
 }
+
+/// The friendship lines of a log as (befriend?, id1, id2), read off the generator's layout.
+fn friend_events(log: &str) -> Vec<(bool, u32, u32)> {
+    let id = |line: &str, key: &str| -> u32 {
+        let from = line.find(key).expect("the key") + key.len();
+        let rest = &line[from..];
+        rest[..rest.find('"').unwrap()].parse().unwrap()
+    };
+    log.lines()
+        .filter(|l| l.contains("friend\""))
+        .map(|l| {
+            let befriend = l.contains("\"befriend\"");
+            (befriend, id(l, "\"id1\": \""), id(l, "\"id2\": \""))
+        })
+        .collect()
+}
+
+/// Applies friendship lines to a set of pairs.
+fn apply(pairs: &mut std::collections::HashSet<(u32, u32)>, events: &[(bool, u32, u32)]) {
+    for &(befriend, a, b) in events {
+        let key = (a.min(b), a.max(b));
+        if befriend {
+            pairs.insert(key);
+        } else {
+            pairs.remove(&key);
+        }
+    }
+}
+
+fn degree(pairs: &std::collections::HashSet<(u32, u32)>, user: u32) -> usize {
+    pairs
+        .iter()
+        .filter(|&&(a, b)| a == user || b == user)
+        .count()
+}
+
+/// `--celebrities 2 --celebrity-friends 50`: users 1 and 2 are built up to 50 ordinary friends
+/// each, take no part in ordinary friendships, and with more celebrity events than the build
+/// churn (unfriends and new friends) in the batch and at the same rate in the stream.
+#[test]
+fn celebrities_are_built_up_to_their_friends_then_churned() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        Command::cargo_bin("gen-log")
+            .unwrap()
+            .arg("--out")
+            .arg(&out)
+            .args(["--users", "300", "--batch-events", "2000"])
+            .args(["--stream-events", "500", "--celebrities", "2"])
+            .args(["--celebrity-friends", "50"])
+            .args(extra)
+            .assert()
+            .success();
+        let read = |file: &str| fs::read_to_string(out.join(file)).unwrap();
+        (read("batch_log.json"), read("stream_log.json"))
+    };
+    let celebrity = |&(_, a, b): &(bool, u32, u32)| a <= 2 || b <= 2;
+
+    // The build alone (the default: 2 x 50 events).
+    let (batch, stream) = run("build", &[]);
+    let events = friend_events(&batch);
+    let mut pairs = std::collections::HashSet::new();
+    apply(&mut pairs, &events);
+    assert_eq!((degree(&pairs, 1), degree(&pairs, 2)), (50, 50));
+    let touching: Vec<_> = events.iter().filter(|e| celebrity(e)).collect();
+    assert_eq!(touching.len(), 100, "one befriend per friend");
+    assert!(
+        touching
+            .iter()
+            .all(|&&(befriend, a, b)| befriend && a.max(b) > 2)
+    );
+    // At the batch's rate: 100 of 2000 events, so 25 of the stream's 500.
+    let in_stream = friend_events(&stream)
+        .iter()
+        .filter(|e| celebrity(e))
+        .count();
+    assert!((20..=25).contains(&in_stream), "{in_stream} in the stream");
+
+    // 400 celebrity events: the build, then churn around 50 friends.
+    let (batch, stream) = run("churn", &["--celebrity-events", "400"]);
+    let events = friend_events(&batch);
+    let touching: Vec<_> = events.iter().filter(|e| celebrity(e)).collect();
+    assert!((330..=400).contains(&touching.len()), "{}", touching.len());
+    let unfriends = touching.iter().filter(|e| !e.0).count();
+    assert!(
+        unfriends > 100,
+        "{unfriends} celebrity unfriends in the batch"
+    );
+    let mut pairs = std::collections::HashSet::new();
+    apply(&mut pairs, &events);
+    for user in [1, 2] {
+        let friends = degree(&pairs, user);
+        assert!(
+            (25..=75).contains(&friends),
+            "celebrity {user}: {friends} friends"
+        );
+    }
+    let stream = friend_events(&stream);
+    assert!(stream.iter().filter(|e| celebrity(e) && !e.0).count() > 20);
+
+    // Settings the generator cannot meet are refused.
+    let refused = Command::cargo_bin("gen-log")
+        .unwrap()
+        .arg("--out")
+        .arg(dir.path().join("refused"))
+        .args([
+            "--users",
+            "300",
+            "--celebrities",
+            "2",
+            "--celebrity-friends",
+            "150",
+        ])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("--celebrity-friends 150 is more than half of the 298 ordinary users"),
+        "{stderr}"
+    );
+}
