@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -58,17 +58,11 @@ fn hidden_tuning_options_refuse_values_beyond_their_bounds_at_once() {
                     cmd.args([BATCH, STREAM, OUTPUT]);
                 }
                 cmd.arg(format!("{option}={value}")).timeout(PATIENCE);
-                let started = Instant::now();
                 let run = Run::of(&mut cmd);
                 assert_eq!(
                     run.code,
                     Some(2),
                     "{option} {value} (sweep: {sweep}): {run:?}"
-                );
-                assert!(
-                    started.elapsed() < Duration::from_secs(10),
-                    "{option} {value} took {:?}",
-                    started.elapsed()
                 );
                 assert!(
                     run.stderr.contains(&format!("'{value}' for '{option} "))
@@ -117,86 +111,38 @@ fn celebrity_logs() -> (String, String) {
     (log(&batch), log(&stream))
 }
 
-/// The same numbers of lines of each kind among ordinary users: pairs `(2k, 2k + 1)`.
-fn ordinary_logs() -> (String, String) {
-    let pair = |f: u32| ((2 * f).to_string(), (2 * f + 1).to_string());
-    let mut batch = vec![r#"{"D":"1", "T":"2"}"#.to_string()];
-    batch.push(purchase(TS, "1", "10.00"));
-    batch.push(purchase(TS, "3", "20.00"));
-    batch.push(purchase(TS, "2", "5000.00"));
-    for f in 1..=FRIENDS {
-        let (a, b) = pair(f);
-        batch.push(befriend(TS, &a, &b));
-    }
-    batch.extend((2..=FRIENDS).step_by(2).map(|f| {
-        let (a, b) = pair(f);
-        unfriend(TS, &b, &a)
-    }));
-    let mut stream: Vec<String> = (5..=FRIENDS)
-        .step_by(2)
-        .map(|f| {
-            let (a, b) = pair(f);
-            unfriend(TS, &a, &b)
-        })
-        .collect();
-    stream.push(purchase("2017-06-13 11:33:02", "0", "1000.00"));
-    (log(&batch), log(&stream))
-}
-
-/// The wall time of a run, and its output.
-fn timed(case: &Case, args: &[&str]) -> (Duration, Option<Vec<u8>>) {
-    let mut cmd = case.cmd();
-    cmd.args([BATCH, STREAM, OUTPUT, "--quiet"])
-        .args(args)
-        .timeout(PATIENCE);
-    let started = Instant::now();
-    Run::of(&mut cmd).success();
-    (started.elapsed(), case.output())
-}
-
 /// One user befriending 200 000 others, then unfriended by all but two (in the batch, then
-/// one by one in the stream's windows) costs about what as many ordinary friendships cost:
-/// each change is O(1) whatever the degree. A scan of the celebrity's list per change takes
-/// tens of seconds here.
+/// one by one in the stream's windows), gives the same flag at 1 and 2 threads and in the sweep.
+/// What a change costs at any degree is measured in the benchmark (docs/performance.md,
+/// "Celebrity users"); that long lists are indexed is checked by `state::graph`'s unit tests.
+/// `PATIENCE` only guards against a hang.
 #[test]
-fn a_celebrity_costs_what_as_many_ordinary_friendships_cost() {
+fn a_celebrity_with_two_hundred_thousand_friends_gives_the_same_flags_everywhere() {
     let (batch, stream) = celebrity_logs();
     let celebrity = Case::new(batch, stream);
-    let (batch, stream) = ordinary_logs();
-    let ordinary = Case::new(batch, stream);
     let flagged = r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:02", "id": "0", "amount": "1000.00", "mean": "15.00", "sd": "5.00"}"#;
     for threads in ["1", "2"] {
-        let args = ["--threads", threads];
-        // Alternated, so that a change in the machine's speed hits both.
-        let (mut hub, mut plain) = (Duration::MAX, Duration::MAX);
-        for _ in 0..2 {
-            let (took, output) = timed(&celebrity, &args);
-            assert_eq!(
-                show(&output.unwrap()),
-                format!("{flagged}\n"),
-                "threads {threads}"
-            );
-            hub = hub.min(took);
-            let (took, output) = timed(&ordinary, &args);
-            assert_eq!(output, Some(Vec::new()), "threads {threads}");
-            plain = plain.min(took);
-        }
-        assert!(
-            hub < 3 * plain + Duration::from_secs(2),
-            "threads {threads}: the celebrity took {hub:?}, as many ordinary friendships {plain:?}"
+        let mut cmd = celebrity.cmd();
+        cmd.args([BATCH, STREAM, OUTPUT, "--quiet", "--threads", threads])
+            .timeout(PATIENCE);
+        Run::of(&mut cmd).success();
+        assert_eq!(
+            show(&celebrity.output().unwrap()),
+            format!("{flagged}\n"),
+            "threads {threads}"
         );
         // The sweep replays through the same graph.
         let mut sweep = celebrity.cmd();
         sweep
-            .args(["sweep", "--quiet", "-D", "1,2", "-T", "2", BATCH, STREAM])
-            .args(args)
+            .args([
+                "sweep", "--quiet", "-D", "1,2", "-T", "2", "--csv", "-", BATCH, STREAM,
+            ])
+            .args(["--threads", threads])
             .timeout(PATIENCE);
-        let started = Instant::now();
         let run = Run::of(&mut sweep).success();
         assert!(
-            started.elapsed() < 3 * plain + Duration::from_secs(4),
-            "threads {threads}: the sweep took {:?}: {}",
-            started.elapsed(),
+            run.stdout.contains("\n1,2,1,"),
+            "threads {threads}: the sweep flags the purchase at D=1 T=2: {}",
             run.stdout
         );
     }
