@@ -94,8 +94,11 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     let (replay, tally) = result?;
     let mut summary = replay.finish(&skips);
     let (report, pair_outputs) = Report::of(grid, own, tally);
-    let marked = report.marked().unwrap_or(0);
-    summary.flagged = report.cells[marked].flagged;
+    // The summary counts one pair's flags, and names it: the batch log's own, or the grid's
+    // first when the lists leave it out.
+    let cell = &report.cells[report.marked().unwrap_or(0)];
+    summary.flagged = cell.flagged;
+    summary.flagged_pair = Some((cell.degree, cell.tracked));
     files
         .write(&report, pair_outputs)
         .context("the sweep's outputs were not saved")?;

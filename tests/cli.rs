@@ -271,12 +271,11 @@ fn thread_counts_and_chunk_sizes_give_identical_bytes() {
     for (line, prefix) in lines[..10].iter().zip(&expected) {
         assert!(line.starts_with(prefix.as_str()), "{line:?} vs {prefix:?}");
     }
+    let more = expected.len() - 10;
+    let plural = if more == 1 { "line" } else { "lines" };
     assert_eq!(
         lines[10],
-        format!(
-            "warning: {} more skipped lines not shown",
-            expected.len() - 10
-        )
+        format!("warning: {more} more skipped {plural} not shown")
     );
 }
 
@@ -626,7 +625,7 @@ const DIRTY_WARNINGS: [&str; 11] = [
     "warning: 2 more skipped lines not shown",
 ];
 
-const DIRTY_SUMMARY: &str = "batch_log.json: 3 events, stream_log.json: 1 events; 12 lines skipped (1 invalid UTF-8, 3 not JSON, 1 not an object, 1 duplicate key, 1 missing field, 1 unknown event_type, 1 invalid timestamp, 2 invalid amount, 1 invalid id); 1 of 1 stream purchases flagged; ";
+const DIRTY_SUMMARY: &str = "batch_log.json: 3 events, stream_log.json: 1 event; 12 lines skipped (1 invalid UTF-8, 3 not JSON, 1 not an object, 1 duplicate key, 1 missing field, 1 unknown event_type, 1 invalid timestamp, 2 invalid amount, 1 invalid id); 1 of 1 stream purchase flagged; ";
 
 #[test]
 fn skipped_lines_are_reported_then_counted() {
@@ -661,7 +660,7 @@ fn the_summary_line_is_printed_unless_quiet() {
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert_summary(
         lines[0],
-        "batch_log.json: 6 events, stream_log.json: 1 events; 0 lines skipped; 1 of 1 stream purchases flagged; ",
+        "batch_log.json: 6 events, stream_log.json: 1 event; 0 lines skipped; 1 of 1 stream purchase flagged; ",
     );
     for quiet in ["-q", "--quiet"] {
         let run = case.run(&[quiet]);

@@ -144,9 +144,10 @@ fn expected_warnings(batch: &[Line], stream: &[Line]) -> String {
     }
     let mut text: String = all.iter().take(10).cloned().collect();
     if all.len() > 10 {
+        let more = all.len() - 10;
+        let lines = if more == 1 { "line" } else { "lines" };
         text.push_str(&format!(
-            "warning: {} more skipped lines not shown\n",
-            all.len() - 10
+            "warning: {more} more skipped {lines} not shown\n"
         ));
     }
     text

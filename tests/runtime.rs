@@ -423,7 +423,7 @@ fn file_names_are_escaped_in_warnings_and_the_summary() {
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{SHOWN_BATCH}: 6 events, {SHOWN_STREAM}: 1 events;"
+            "{SHOWN_BATCH}: 6 events, {SHOWN_STREAM}: 1 event;"
         )),
         "{}",
         lines[2]

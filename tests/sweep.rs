@@ -337,8 +337,24 @@ fn the_table_has_a_row_per_degree_and_marks_the_batch_pair() {
          D=1  1 (100.0%)   1 (100.0%)\n\
          D=3  1 (100.0%)  1 (100.0%)*\n"
     );
-    // The summary line counts the marked pair's flags, as a normal run's would.
-    assert!(show(&run.stderr).contains("1 of 1 stream purchases flagged"));
+    // The summary line counts the marked pair's flags, as a normal run's would, and names it.
+    assert!(
+        show(&run.stderr).contains("; D=3 T=50: 1 of 1 stream purchase flagged; "),
+        "{}",
+        show(&run.stderr)
+    );
+    // Without the batch log's pair, the summary names the grid's first pair.
+    let run = case
+        .cmd()
+        .args(["sweep", "-D", "1,2", "-T", "2,3", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert!(
+        show(&run.stderr).contains("; D=1 T=2: 1 of 1 stream purchase flagged; "),
+        "{}",
+        show(&run.stderr)
+    );
 }
 
 #[test]
