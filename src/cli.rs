@@ -214,7 +214,12 @@ pub struct SweepOptions {
 
 /// A list of `D` or `T` values: ascending, without repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct List(pub Vec<u32>);
+pub struct List {
+    pub values: Vec<u32>,
+    /// The largest value given beyond `u32::MAX` (a `D`: it is `u32::MAX`, the whole connected
+    /// component), as given without its leading zeros: the sweep names that `D` by it.
+    pub beyond: Option<String>,
+}
 
 /// Most values in a `-D` or `-T` list of a sweep.
 pub const MAX_LIST: usize = 32;
@@ -233,6 +238,7 @@ pub fn tracked_list(text: &str) -> Result<List, String> {
 /// repeats dropped.
 fn list(text: &str, value: fn(&str) -> Result<u32, String>) -> Result<List, String> {
     let mut values = Vec::new();
+    let mut beyond: Option<String> = None;
     for part in text.split(',') {
         if part.is_empty() {
             return Err(format!("empty item in the list `{text}`"));
@@ -248,10 +254,21 @@ fn list(text: &str, value: fn(&str) -> Result<u32, String>) -> Result<List, Stri
             return Err(format!("the list `{text}` has more than {MAX_LIST} values"));
         }
         values.extend(low..=high);
+        let given = part
+            .rsplit("..")
+            .next()
+            .unwrap_or(part)
+            .trim_start_matches('0');
+        let larger = |than: &String| (given.len(), given) > (than.len(), than.as_str());
+        if high == u32::MAX && given.len() >= 10 && beyond.as_ref().is_none_or(larger) {
+            beyond = Some(given.to_string());
+        }
     }
     values.sort_unstable();
     values.dedup();
-    Ok(List(values))
+    // `4294967295` itself is not beyond.
+    let beyond = beyond.filter(|given| given.parse::<u32>().is_err());
+    Ok(List { values, beyond })
 }
 
 /// The man page: the command's sections, then the `sweep` subcommand's synopsis and options in
@@ -286,14 +303,26 @@ fn man_page(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()> 
 
 /// `-D`, read as the parameter line's `D` is (see [`param_value`]).
 pub fn degree(text: &str) -> Result<u32, String> {
-    let value = param_value(text.as_bytes()).ok_or("D must be a decimal integer")?;
+    let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("D", text))?;
     degree_of(value).ok_or_else(|| "D must be at least 1".to_string())
 }
 
 /// `-T`, read as the parameter line's `T` is (see [`param_value`]).
 pub fn tracked(text: &str) -> Result<u32, String> {
-    let value = param_value(text.as_bytes()).ok_or("T must be a decimal integer")?;
+    let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("T", text))?;
     tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}"))
+}
+
+/// The refusal of a `-D` or `-T` that is not a decimal integer. A list or a range reaches here
+/// only in a run (a sweep splits its lists first): the message says where they belong.
+fn not_integer(name: &str, text: &str) -> String {
+    let mut message = format!("{name} must be a decimal integer");
+    if text.contains(',') || text.contains("..") {
+        message.push_str(&format!(
+            "; lists and ranges such as `{text}` are for `anomaly-detect sweep`"
+        ));
+    }
+    message
 }
 
 /// `--chunk-bytes`: 1 to [`MAX_CHUNK_BYTES`].

@@ -379,6 +379,27 @@ fn invalid_overrides_are_refused() {
 }
 
 #[test]
+fn a_list_or_range_in_a_run_points_to_the_sweep() {
+    let (case, _) = override_case(r#"{"D":"1", "T":"50"}"#);
+    for (args, name) in [(&["-D", "1..4"][..], "D"), (&["-T", "10,50"], "T")] {
+        let run = case.run(args);
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        let value = args[1];
+        assert!(
+            run.stderr.contains(&format!(
+                "{name} must be a decimal integer; lists and ranges such as `{value}` are for \
+                 `anomaly-detect sweep`"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    // A plain bad value gets no such hint.
+    let run = case.run(&["-D", "x"]);
+    assert!(!run.stderr.contains("sweep"), "{}", run.stderr);
+}
+
+#[test]
 fn the_parameter_line_is_required_even_with_overrides() {
     let batch = log(&[befriend(&at(1), "1", "2"), purchase(&at(2), "2", "1.00")]);
     let case = Case::new(batch, log(&[purchase(&at(3), "1", "9.00")]));

@@ -146,9 +146,7 @@ fn expected_warnings(batch: &[Line], stream: &[Line]) -> String {
     if all.len() > 10 {
         let more = all.len() - 10;
         let lines = if more == 1 { "line" } else { "lines" };
-        text.push_str(&format!(
-            "warning: {more} more skipped {lines} not shown\n"
-        ));
+        text.push_str(&format!("warning: {more} more skipped {lines} not shown\n"));
     }
     text
 }

@@ -112,8 +112,8 @@ pub struct Summary {
     pub flagged: u64,
     pub skipped: Vec<(SkipClass, u64)>,
     /// The pair of `D` and `T` whose flags `flagged` counts, named in the summary line (a
-    /// sweep's); `None` for a run, whose one pair is its parameters.
-    pub flagged_pair: Option<(u32, u32)>,
+    /// sweep's: `D=2 T=50`); `None` for a run, whose one pair is its parameters.
+    pub flagged_pair: Option<String>,
     pub users: usize,
     pub friendships: usize,
     /// Time spent on the batch log (parameters included), on the stream, and in all.
@@ -242,8 +242,8 @@ impl std::fmt::Display for Summary {
                 .collect();
             write!(f, "{skipped} {lines} skipped ({}); ", parts.join(", "))?;
         }
-        if let Some((degree, tracked)) = self.flagged_pair {
-            write!(f, "D={degree} T={tracked}: ")?;
+        if let Some(pair) = &self.flagged_pair {
+            write!(f, "{pair}: ")?;
         }
         write!(
             f,
@@ -294,7 +294,7 @@ mod tests {
         summary.batch.befriends = 2;
         summary.stream.purchases = 2;
         summary.skipped = vec![(SkipClass::NotJson, 2)];
-        summary.flagged_pair = Some((2, 50));
+        summary.flagged_pair = Some("D=2 T=50".into());
         let text = summary.to_string();
         assert!(
             text.starts_with(
