@@ -634,7 +634,7 @@ fn dirty_case() -> (Case, String) {
 
 const DIRTY_WARNINGS: [&str; 11] = [
     "warning: batch_log.json:3: skipped: invalid amount \"1e3\" (expected digits with at most 2 decimals, at most 1000000000.00)",
-    "warning: stream_log.json:1: skipped: not valid JSON",
+    "warning: stream_log.json:1: skipped: not valid JSON: not json",
     "warning: stream_log.json:2: skipped: not a JSON object",
     "warning: stream_log.json:4: skipped: unknown event_type \"refund\"",
     "warning: stream_log.json:5: skipped: missing field \"timestamp\"",
@@ -699,7 +699,7 @@ fn fewer_than_eleven_skips_have_no_count_line() {
     assert_output(&case, &run, "");
     assert_eq!(
         run.stderr,
-        "warning: stream_log.json:3: skipped: not valid JSON\n"
+        "warning: stream_log.json:3: skipped: not valid JSON: {\"event_type\":\"purchase\"\n"
     );
 }
 
