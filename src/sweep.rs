@@ -466,7 +466,7 @@ pub struct Report {
     pub checked: u64,
     /// Per pair, in grid order.
     pub cells: Vec<Cell>,
-    /// How each `D` of the grid is shown (see [`degree_names`]).
+    /// How each `D` of the grid is shown: its value, or a `-D` beyond `u32::MAX` as given.
     pub degree_names: Vec<String>,
 }
 
