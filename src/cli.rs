@@ -17,7 +17,7 @@ use crate::pipeline::MAX_WINDOW;
 /// writes every anomalous stream purchase to OUTPUT with the mean and standard deviation of
 /// its baseline.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about, after_help = AFTER_HELP, override_usage = USAGE)]
+#[command(version, about, long_about, after_help = after_help(), override_usage = USAGE)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Options {
     /// `sweep`: the flags of a whole grid of D and T at once. A batch log named `sweep` is
@@ -25,24 +25,27 @@ pub struct Options {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// The batch log (JSON Lines; the first line holds {"D": .., "T": ..}).
-    #[arg(required_unless_present = "generate")]
+    // Required (shown `<BATCH>`, as in the usage): `--generate` is exclusive, which clap lets
+    // stand without the required arguments, and a subcommand negates them.
+    #[arg(required = true)]
     pub batch: Option<PathBuf>,
     /// The stream log (JSON Lines); `-` reads standard input live.
-    #[arg(required_unless_present = "generate")]
+    #[arg(required = true)]
     pub stream: Option<PathBuf>,
     /// Where to write the flagged purchases (replaced at the end of a file run; appended to
     /// and flushed as they are decided in live mode); `-` is standard output; a device or FIFO
     /// is written through. No output may name an input or another output.
-    #[arg(required_unless_present = "generate")]
+    #[arg(required = true)]
     pub output: Option<PathBuf>,
-    /// Degrees of the social network, overriding the batch log's D.
-    #[arg(short = 'D', long = "degree", value_parser = degree)]
+    /// Degrees of the social network, overriding the batch log's D (1 or more).
+    #[arg(short = 'D', long = "degree", value_name = "D", value_parser = degree)]
     pub degree: Option<u32>,
-    /// Number of latest purchases in the baseline, overriding the batch log's T.
-    #[arg(short = 'T', long = "tracked", value_parser = tracked)]
+    /// Number of latest purchases in the baseline, overriding the batch log's T
+    /// (2..=10000000).
+    #[arg(short = 'T', long = "tracked", value_name = "T", value_parser = tracked)]
     pub tracked: Option<u32>,
     /// Worker threads (default: all cores); 1 runs the plain sequential path.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Keep reading STREAM as it grows (like `tail -f`) until interrupted: live mode.
     #[arg(short, long)]
@@ -86,9 +89,8 @@ anomaly-detect [OPTIONS] <BATCH> <STREAM> <OUTPUT>
        anomaly-detect sweep [OPTIONS] <BATCH> <STREAM>
        anomaly-detect --generate <KIND>";
 
-/// The end of `--help`: examples, then the exit statuses.
-const AFTER_HELP: &str = "\
-Examples:
+/// The help's examples: what each does (indented 2), then the command (indented 4).
+const EXAMPLES: &str = "\
   Flag the stream's anomalous purchases into flagged.json:
     anomaly-detect batch_log.json stream_log.json flagged.json
 
@@ -106,14 +108,49 @@ Examples:
     anomaly-detect sweep -D 1..3 -T 10,50,100 --svg sweep.svg batch_log.json stream_log.json
 
   Install the bash completions:
-    anomaly-detect --generate complete-bash > ~/.local/share/bash-completion/completions/anomaly-detect
+    anomaly-detect --generate complete-bash > ~/.local/share/bash-completion/completions/anomaly-detect";
 
-Exit status:
-  0    success; in live mode also a stop by Ctrl-C or SIGTERM (the normal end)
-  2    a fatal problem: unreadable input, invalid parameter line, unwritable output, an output
-       naming an input or another output, a skipped line under --strict, bad options
-  130  a file replay interrupted by Ctrl-C (SIGINT); no output is replaced
-  143  a file replay stopped by SIGTERM; no output is replaced";
+/// The exit statuses and their meaning, word for word those of README.md's "Exit status"
+/// table (without its code marks; a test compares them).
+pub const EXIT_STATUSES: [(u8, &str); 4] = [
+    (
+        0,
+        "success; in live mode also a stop by Ctrl-C or SIGTERM, the normal end",
+    ),
+    (
+        2,
+        "a fatal problem: unreadable input, missing or invalid parameter line, unwritable \
+         output, an output naming an input or another output, a skipped line under --strict, \
+         bad options, threads that cannot start. One line Error: <file>: <problem> on stderr \
+         (bad options: clap's usage message); no output is replaced",
+    ),
+    (
+        130,
+        "a file replay interrupted by Ctrl-C (SIGINT); no output is replaced, no temporary \
+         file is left. Also any run stopped while an output's reader was not reading (within a \
+         second; that output is incomplete)",
+    ),
+    (143, "the same, by SIGTERM"),
+];
+
+/// The end of `--help`: the examples, then the exit statuses (wrapped to 96 columns).
+fn after_help() -> String {
+    let mut text = format!("Examples:\n{EXAMPLES}\n\nExit status:");
+    for (status, meaning) in EXIT_STATUSES {
+        let mut line = format!("\n  {status:<5}");
+        for word in meaning.split(' ') {
+            if line.len() + 1 + word.len() > 96 && line.trim_start().len() > 5 {
+                text.push_str(&line);
+                line = format!("\n{:7}", "");
+            } else if !line.ends_with(' ') {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        text.push_str(&line);
+    }
+    text
+}
 
 /// What `--generate` prints (ripgrep's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,7 +197,8 @@ pub enum Command {
     Sweep(SweepOptions),
 }
 
-/// The end of `sweep --help`.
+/// The end of `sweep --help`: what a LIST is, then the examples (the man page splits it at
+/// `Examples:`).
 const SWEEP_AFTER_HELP: &str = "\
 LIST: comma-separated values and inclusive ranges, e.g. `2,10,50`, `1..4`, `1..3,6` (at most
 32 values). Defaults: D 1,2,3 and T 10,20,50,100,200, each with the batch log's own value added.
@@ -178,10 +216,11 @@ pub struct SweepOptions {
     /// The stream log (JSON Lines): a file, a pipe or a FIFO, replayed whole (not `-`, not
     /// live).
     pub stream: PathBuf,
-    /// The degrees D to try [default: 1..3 and the batch log's D].
+    /// The degrees D to try, each 1 or more [default: 1..3 and the batch log's D].
     #[arg(short = 'D', long = "degree", value_name = "LIST", value_parser = degree_list)]
     pub degrees: Option<List>,
-    /// The baseline sizes T to try [default: 10,20,50,100,200 and the batch log's T].
+    /// The baseline sizes T to try, each 2..=10000000 [default: 10,20,50,100,200 and the batch
+    /// log's T].
     #[arg(short = 'T', long = "tracked", value_name = "LIST", value_parser = tracked_list)]
     pub tracked: Option<List>,
     /// Write one CSV row per pair: D,T,flagged,share,buyers,feed,recommend; `-` is standard
@@ -196,7 +235,7 @@ pub struct SweepOptions {
     #[arg(long, value_name = "DIR")]
     pub outputs: Option<PathBuf>,
     /// Worker threads (default: all cores); 1 runs the plain sequential path.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Print no progress bar and no summary line (skipped lines are still reported).
     #[arg(short, long)]
@@ -214,7 +253,12 @@ pub struct SweepOptions {
 
 /// A list of `D` or `T` values: ascending, without repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct List(pub Vec<u32>);
+pub struct List {
+    pub values: Vec<u32>,
+    /// The largest value given beyond `u32::MAX` (a `D`: it is `u32::MAX`, the whole connected
+    /// component), as given without its leading zeros: the sweep names that `D` by it.
+    pub beyond: Option<String>,
+}
 
 /// Most values in a `-D` or `-T` list of a sweep.
 pub const MAX_LIST: usize = 32;
@@ -233,6 +277,7 @@ pub fn tracked_list(text: &str) -> Result<List, String> {
 /// repeats dropped.
 fn list(text: &str, value: fn(&str) -> Result<u32, String>) -> Result<List, String> {
     let mut values = Vec::new();
+    let mut beyond: Option<String> = None;
     for part in text.split(',') {
         if part.is_empty() {
             return Err(format!("empty item in the list `{text}`"));
@@ -248,15 +293,27 @@ fn list(text: &str, value: fn(&str) -> Result<u32, String>) -> Result<List, Stri
             return Err(format!("the list `{text}` has more than {MAX_LIST} values"));
         }
         values.extend(low..=high);
+        let given = part
+            .rsplit("..")
+            .next()
+            .unwrap_or(part)
+            .trim_start_matches('0');
+        let larger = |than: &String| (given.len(), given) > (than.len(), than.as_str());
+        if high == u32::MAX && given.len() >= 10 && beyond.as_ref().is_none_or(larger) {
+            beyond = Some(given.to_string());
+        }
     }
     values.sort_unstable();
     values.dedup();
-    Ok(List(values))
+    // `4294967295` itself is not beyond.
+    let beyond = beyond.filter(|given| given.parse::<u32>().is_err());
+    Ok(List { values, beyond })
 }
 
-/// The man page: the command's sections, then the `sweep` subcommand's synopsis and options in
-/// the same page (no `anomaly-detect-sweep(1)` page to look for), then the examples and exit
-/// statuses as written in `--help` (kept as lines, not refilled).
+/// The man page, in the sections `man rg` has: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, then
+/// SWEEP (the subcommand's description, options, lists and examples in the same page: no
+/// `anomaly-detect-sweep(1)` page to look for), EXAMPLES (each command kept as a line, not
+/// refilled), EXIT STATUS ([`EXIT_STATUSES`]) and VERSION.
 fn man_page(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
     use clap_mangen::Man;
     let sweep = command.find_subcommand("sweep").cloned();
@@ -272,28 +329,74 @@ fn man_page(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()> 
         sweep.render_description_section(&mut section)?;
         sweep.render_options_section(&mut section)?;
         let section = String::from_utf8_lossy(&section)
-            .replace(".SH DESCRIPTION", ".SH \"SWEEP\"")
+            .replace(".SH DESCRIPTION", ".SH SWEEP")
             .replace(".SH OPTIONS", ".SS \"Sweep options\"");
         out.write_all(section.as_bytes())?;
+        let (lists, examples) = SWEEP_AFTER_HELP
+            .split_once("\n\nExamples:\n")
+            .expect("the sweep's help has examples");
+        writeln!(out, ".SS Lists\n.PP\n{}", roff(&lists.replace('\n', " ")))?;
+        writeln!(out, ".SS \"Sweep examples\"")?;
+        write_commands(out, examples.lines())?;
     }
-    let mut extra = Vec::new();
-    man.render_extra_section(&mut extra)?;
-    let extra = String::from_utf8_lossy(&extra).replacen(".SH EXTRA\n", ".SH EXAMPLES\n.nf\n", 1);
-    out.write_all(extra.as_bytes())?;
-    out.write_all(b".fi\n")?;
+    out.write_all(b".SH EXAMPLES\n")?;
+    for example in EXAMPLES.split("\n\n") {
+        let (what, commands) = example.split_once('\n').expect("a line, then commands");
+        writeln!(out, ".PP\n{}", roff(what.trim()))?;
+        write_commands(out, commands.lines())?;
+    }
+    out.write_all(b".SH \"EXIT STATUS\"\n")?;
+    for (status, meaning) in EXIT_STATUSES {
+        writeln!(out, ".TP\n{status}\n{}", roff(meaning))?;
+    }
     man.render_version_section(out)
+}
+
+/// Commands as an indented block of lines, not refilled.
+fn write_commands<'a>(
+    out: &mut dyn Write,
+    commands: impl Iterator<Item = &'a str>,
+) -> std::io::Result<()> {
+    out.write_all(b".PP\n.RS 4\n.nf\n")?;
+    for command in commands {
+        writeln!(out, "{}", roff(command.trim()))?;
+    }
+    out.write_all(b".fi\n.RE\n")
+}
+
+/// Text as one roff input line: backslashes and hyphens escaped, and a leading `.` or `'` kept
+/// from reading as a request.
+fn roff(text: &str) -> String {
+    let text = text.replace('\\', "\\e").replace('-', "\\-");
+    if text.starts_with(['.', '\'']) {
+        format!("\\&{text}")
+    } else {
+        text
+    }
 }
 
 /// `-D`, read as the parameter line's `D` is (see [`param_value`]).
 pub fn degree(text: &str) -> Result<u32, String> {
-    let value = param_value(text.as_bytes()).ok_or("D must be a decimal integer")?;
+    let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("D", text))?;
     degree_of(value).ok_or_else(|| "D must be at least 1".to_string())
 }
 
 /// `-T`, read as the parameter line's `T` is (see [`param_value`]).
 pub fn tracked(text: &str) -> Result<u32, String> {
-    let value = param_value(text.as_bytes()).ok_or("T must be a decimal integer")?;
+    let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("T", text))?;
     tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}"))
+}
+
+/// The refusal of a `-D` or `-T` that is not a decimal integer. A list or a range reaches here
+/// only in a run (a sweep splits its lists first): the message says where they belong.
+fn not_integer(name: &str, text: &str) -> String {
+    let mut message = format!("{name} must be a decimal integer");
+    if text.contains(',') || text.contains("..") {
+        message.push_str(&format!(
+            "; lists and ranges such as `{text}` are for `anomaly-detect sweep`"
+        ));
+    }
+    message
 }
 
 /// `--chunk-bytes`: 1 to [`MAX_CHUNK_BYTES`].

@@ -159,8 +159,9 @@ fn output_message(error: &std::io::Error) -> String {
 pub enum SkipReason {
     #[error("not valid UTF-8")]
     InvalidUtf8,
-    #[error("not valid JSON")]
-    NotJson,
+    /// The start of the line, [`escaped`] (see [`SkipReason::not_json`]).
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
     #[error("not a JSON object")]
     NotObject,
     /// The key, unescaped; shown [`quoted`].
@@ -181,12 +182,20 @@ pub enum SkipReason {
     LineTooLong(usize),
 }
 
+/// How much of a line that is not JSON its warning shows (the rest is `...`).
+pub const NOT_JSON_SHOWN: usize = 40;
+
 impl SkipReason {
+    /// A line that is not valid JSON, shown by its first [`NOT_JSON_SHOWN`] characters.
+    pub fn not_json(raw: &[u8]) -> SkipReason {
+        SkipReason::NotJson(escaped(raw, NOT_JSON_SHOWN))
+    }
+
     /// Short name of the reason's class, used to count skips in the run summary.
     pub fn class(&self) -> SkipClass {
         match self {
             SkipReason::InvalidUtf8 => SkipClass::InvalidUtf8,
-            SkipReason::NotJson => SkipClass::NotJson,
+            SkipReason::NotJson(_) => SkipClass::NotJson,
             SkipReason::NotObject => SkipClass::NotObject,
             SkipReason::DuplicateKey(_) => SkipClass::DuplicateKey,
             SkipReason::MissingField(_) => SkipClass::MissingField,
@@ -339,7 +348,7 @@ mod tests {
             Fatal::Strict {
                 file: name.to_string_lossy().into_owned(),
                 line: 3,
-                reason: SkipReason::NotJson,
+                reason: SkipReason::not_json(b"x"),
             }
             .to_string(),
             Fatal::ReaderFailed {

@@ -52,8 +52,9 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
         }
     };
     let grid = grid_of(options, own);
+    let names = degree_names(options, &grid);
     let open_files = raise_open_files_limit();
-    let mut files = SweepFiles::check(options, &grid, open_files)?;
+    let mut files = SweepFiles::check(options, &grid, &names, open_files)?;
 
     let mut config = Config {
         degree: grid.degrees.last().copied(),
@@ -93,9 +94,17 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     skips.finish();
     let (replay, tally) = result?;
     let mut summary = replay.finish(&skips);
-    let (report, pair_outputs) = Report::of(grid, own, tally);
+    let (report, pair_outputs) = Report::of(grid, own, tally, names);
+    // The summary counts one pair's flags, and names it: the batch log's own, or the grid's
+    // first when the lists leave it out.
     let marked = report.marked().unwrap_or(0);
-    summary.flagged = report.cells[marked].flagged;
+    let cell = &report.cells[marked];
+    summary.flagged = cell.flagged;
+    summary.flagged_pair = Some(format!(
+        "D={} T={}",
+        report.degree_names[marked / report.grid.tracked.len()],
+        cell.tracked
+    ));
     files
         .write(&report, pair_outputs)
         .context("the sweep's outputs were not saved")?;
@@ -160,13 +169,27 @@ fn grid_of(options: &SweepOptions, own: Params) -> Grid {
     Grid {
         degrees: options.degrees.as_ref().map_or_else(
             || with_own(&DEFAULT_DEGREES, own.degree),
-            |list| list.0.clone(),
+            |list| list.values.clone(),
         ),
         tracked: options.tracked.as_ref().map_or_else(
             || with_own(&DEFAULT_TRACKED, own.tracked),
-            |list| list.0.clone(),
+            |list| list.values.clone(),
         ),
     }
+}
+
+/// How the sweep names each `D` of the grid (in files, the table, the CSV and the heat map): by
+/// its value, except `u32::MAX` when `-D` gave a larger value (the same `D`, the whole connected
+/// component), which is named as given.
+fn degree_names(options: &SweepOptions, grid: &Grid) -> Vec<String> {
+    let beyond = options.degrees.as_ref().and_then(|l| l.beyond.as_ref());
+    grid.degrees
+        .iter()
+        .map(|&d| match beyond {
+            Some(given) if d == u32::MAX => given.clone(),
+            _ => d.to_string(),
+        })
+        .collect()
 }
 
 /// The files a sweep was asked to write, checked against the inputs and each other and
@@ -192,7 +215,12 @@ impl SweepFiles {
     /// Checks that every output can be written, none names an input or another output, and
     /// at most one is standard output; prepares them all. Creates the `--outputs` folder when
     /// missing.
-    fn check(options: &SweepOptions, grid: &Grid, open_files: u64) -> Result<SweepFiles, Fatal> {
+    fn check(
+        options: &SweepOptions,
+        grid: &Grid,
+        names: &[String],
+        open_files: u64,
+    ) -> Result<SweepFiles, Fatal> {
         let stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
         let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
         let position = |role, path: &Option<PathBuf>, files: &mut Vec<_>| {
@@ -212,16 +240,23 @@ impl SweepFiles {
                 });
             }
             if !dir.exists() {
+                // A missing parent is said as a run says it of OUTPUT's folder.
                 std::fs::create_dir(dir).map_err(|error| Fatal::Write {
                     path: dir.clone(),
-                    error,
+                    error: match error.kind() {
+                        std::io::ErrorKind::NotFound => {
+                            std::io::Error::other("its directory does not exist")
+                        }
+                        _ => error,
+                    },
                 })?;
             }
             parked::remove_stale(dir);
-            files.extend(
-                pairs(grid)
-                    .map(|(d, t)| ("--outputs", dir.join(format!("flagged_D{d}_T{t}.json")))),
-            );
+            files.extend(names.iter().flat_map(|d| {
+                grid.tracked
+                    .iter()
+                    .map(move |t| ("--outputs", dir.join(format!("flagged_D{d}_T{t}.json"))))
+            }));
         }
         let planned: Vec<Output<'_>> = files
             .iter()
@@ -431,11 +466,13 @@ pub struct Report {
     pub checked: u64,
     /// Per pair, in grid order.
     pub cells: Vec<Cell>,
+    /// How each `D` of the grid is shown: its value, or a `-D` beyond `u32::MAX` as given.
+    pub degree_names: Vec<String>,
 }
 
 impl Report {
     /// The figures of a tally, and the pairs' flagged-purchases files it wrote.
-    fn of(grid: Grid, own: Params, tally: Tally) -> (Report, PairFiles) {
+    fn of(grid: Grid, own: Params, tally: Tally, degree_names: Vec<String>) -> (Report, PairFiles) {
         let mut cells = tally.cells;
         for (cell, buyers) in cells.iter_mut().zip(&tally.buyers) {
             cell.buyers = buyers.len() as u64;
@@ -445,6 +482,7 @@ impl Report {
             own,
             checked: tally.checked,
             cells,
+            degree_names,
         };
         (report, tally.outputs)
     }
@@ -489,7 +527,7 @@ impl Report {
                     .unwrap_or(0)
             })
             .collect();
-        let labels: Vec<String> = self.grid.degrees.iter().map(|d| format!("D={d}")).collect();
+        let labels: Vec<String> = self.degree_names.iter().map(|d| format!("D={d}")).collect();
         let label_width = labels.iter().map(String::len).max().unwrap_or(0);
         let mut out = format!(
             "Flagged stream purchases (share of the {} checked) by D and T",
@@ -520,11 +558,12 @@ impl Report {
     /// `D,T,flagged,share,buyers,feed,recommend`, one row per pair; the share has 6 decimals.
     pub fn csv(&self) -> String {
         let mut out = String::from("D,T,flagged,share,buyers,feed,recommend\n");
-        for cell in &self.cells {
+        let columns = self.grid.tracked.len();
+        for (i, cell) in self.cells.iter().enumerate() {
             let share = self.share_millionths(cell);
             out.push_str(&format!(
                 "{},{},{},{}.{:06},{},{},{}\n",
-                cell.degree,
+                self.degree_names[i / columns],
                 cell.tracked,
                 cell.flagged,
                 share / 1_000_000,

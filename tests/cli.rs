@@ -271,12 +271,11 @@ fn thread_counts_and_chunk_sizes_give_identical_bytes() {
     for (line, prefix) in lines[..10].iter().zip(&expected) {
         assert!(line.starts_with(prefix.as_str()), "{line:?} vs {prefix:?}");
     }
+    let more = expected.len() - 10;
+    let plural = if more == 1 { "line" } else { "lines" };
     assert_eq!(
         lines[10],
-        format!(
-            "warning: {} more skipped lines not shown",
-            expected.len() - 10
-        )
+        format!("warning: {more} more skipped {plural} not shown")
     );
 }
 
@@ -377,6 +376,27 @@ fn invalid_overrides_are_refused() {
         assert_eq!(case.output().unwrap(), b"previous\n", "{args:?}");
     }
     assert_output(&case, &case.run(&["-q", "-T", "10000000"]), "");
+}
+
+#[test]
+fn a_list_or_range_in_a_run_points_to_the_sweep() {
+    let (case, _) = override_case(r#"{"D":"1", "T":"50"}"#);
+    for (args, name) in [(&["-D", "1..4"][..], "D"), (&["-T", "10,50"], "T")] {
+        let run = case.run(args);
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        let value = args[1];
+        assert!(
+            run.stderr.contains(&format!(
+                "{name} must be a decimal integer; lists and ranges such as `{value}` are for \
+                 `anomaly-detect sweep`"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+    // A plain bad value gets no such hint.
+    let run = case.run(&["-D", "x"]);
+    assert!(!run.stderr.contains("sweep"), "{}", run.stderr);
 }
 
 #[test]
@@ -614,7 +634,7 @@ fn dirty_case() -> (Case, String) {
 
 const DIRTY_WARNINGS: [&str; 11] = [
     "warning: batch_log.json:3: skipped: invalid amount \"1e3\" (expected digits with at most 2 decimals, at most 1000000000.00)",
-    "warning: stream_log.json:1: skipped: not valid JSON",
+    "warning: stream_log.json:1: skipped: not valid JSON: not json",
     "warning: stream_log.json:2: skipped: not a JSON object",
     "warning: stream_log.json:4: skipped: unknown event_type \"refund\"",
     "warning: stream_log.json:5: skipped: missing field \"timestamp\"",
@@ -626,7 +646,7 @@ const DIRTY_WARNINGS: [&str; 11] = [
     "warning: 2 more skipped lines not shown",
 ];
 
-const DIRTY_SUMMARY: &str = "batch_log.json: 3 events, stream_log.json: 1 events; 12 lines skipped (1 invalid UTF-8, 3 not JSON, 1 not an object, 1 duplicate key, 1 missing field, 1 unknown event_type, 1 invalid timestamp, 2 invalid amount, 1 invalid id); 1 of 1 stream purchases flagged; ";
+const DIRTY_SUMMARY: &str = "batch_log.json: 3 events, stream_log.json: 1 event; 12 lines skipped (1 invalid UTF-8, 3 not JSON, 1 not an object, 1 duplicate key, 1 missing field, 1 unknown event_type, 1 invalid timestamp, 2 invalid amount, 1 invalid id); 1 of 1 stream purchase flagged; ";
 
 #[test]
 fn skipped_lines_are_reported_then_counted() {
@@ -661,7 +681,7 @@ fn the_summary_line_is_printed_unless_quiet() {
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert_summary(
         lines[0],
-        "batch_log.json: 6 events, stream_log.json: 1 events; 0 lines skipped; 1 of 1 stream purchases flagged; ",
+        "batch_log.json: 6 events, stream_log.json: 1 event; 0 lines skipped; 1 of 1 stream purchase flagged; ",
     );
     for quiet in ["-q", "--quiet"] {
         let run = case.run(&[quiet]);
@@ -679,7 +699,7 @@ fn fewer_than_eleven_skips_have_no_count_line() {
     assert_output(&case, &run, "");
     assert_eq!(
         run.stderr,
-        "warning: stream_log.json:3: skipped: not valid JSON\n"
+        "warning: stream_log.json:3: skipped: not valid JSON: {\"event_type\":\"purchase\"\n"
     );
 }
 

@@ -61,15 +61,110 @@ fn generate_prints_each_completion_script_and_the_man_page() {
 #[test]
 fn the_man_page_holds_the_sweep_and_keeps_the_examples_as_lines() {
     let page = stdout_of(&["--generate", "man"]);
-    assert!(page.contains(".SH \"SWEEP\""), "a section for the sweep");
+    assert!(page.contains(".SH SWEEP\n"), "a section for the sweep");
     for option in ["\\-\\-csv", "\\-\\-svg", "\\-\\-outputs"] {
         assert!(page.contains(option), "the sweep's {option}");
     }
     assert!(!page.contains("sweep(1)"), "no page of its own to point at");
-    let examples = page
-        .find(".SH EXAMPLES\n.nf\n")
-        .expect("examples, not refilled");
-    assert!(page[examples..].contains(".fi\n"));
+    let examples = page.find(".SH EXAMPLES\n").expect("examples");
+    let commands = page[examples..]
+        .find(".nf\n")
+        .expect("commands not refilled");
+    assert!(page[examples + commands..].contains(".fi\n"));
+}
+
+#[test]
+fn the_man_page_has_the_sections_of_a_man_page_in_order() {
+    let page = stdout_of(&["--generate", "man"]);
+    let sections: Vec<&str> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix(".SH "))
+        .map(|name| name.trim_matches('"'))
+        .collect();
+    assert_eq!(
+        sections,
+        [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "SWEEP",
+            "EXAMPLES",
+            "EXIT STATUS",
+            "VERSION"
+        ]
+    );
+    // No heading of the help's text inside a section.
+    for heading in ["Examples:", "Exit status:"] {
+        assert!(!page.contains(heading), "{heading:?} in the page");
+    }
+    // Every exit status is an entry of EXIT STATUS.
+    let statuses = &page[page.find(".SH \"EXIT STATUS\"").unwrap()..];
+    for status in ["0", "2", "130", "143"] {
+        assert!(
+            statuses.contains(&format!(".TP\n{status}\n")),
+            "status {status}"
+        );
+    }
+}
+
+/// README.md's "Exit status" table: status and meaning, without the code marks.
+fn readme_exit_statuses() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = &readme[readme.find("## Exit status").expect("the section")..];
+    table
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells.len() == 4 && cells[1].parse::<u8>().is_ok())
+                .then(|| (cells[1].to_string(), cells[2].replace('`', "")))
+        })
+        .collect()
+}
+
+#[test]
+fn help_and_man_page_state_the_readme_exit_statuses() {
+    let statuses = readme_exit_statuses();
+    assert_eq!(statuses.len(), 4, "{statuses:?}");
+    let help = stdout_of(&["--help"]);
+    let help = &help[help.find("Exit status:\n").expect("the section")..];
+    // The help's entries, each with its wrapped lines joined.
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in help.lines().skip(1) {
+        match line.strip_prefix("  ").map(|l| l.split_once(' ')) {
+            Some(Some((status, meaning))) if !status.is_empty() => {
+                entries.push((status.to_string(), meaning.trim().to_string()));
+            }
+            _ => {
+                let last = entries.last_mut().expect("an entry first");
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        }
+    }
+    assert_eq!(entries, statuses);
+    let page = stdout_of(&["--generate", "man"]);
+    for (status, meaning) in &statuses {
+        let entry = format!(".TP\n{status}\n{}\n", meaning.replace('-', "\\-"));
+        assert!(page.contains(&entry), "the man page lacks {entry:?}");
+    }
+}
+
+#[test]
+fn help_shows_the_arguments_as_the_usage_does_and_the_ranges() {
+    let help = stdout_of(&["--help"]);
+    for argument in ["<BATCH>", "<STREAM>", "<OUTPUT>"] {
+        assert!(
+            help.contains(&format!("\n  {argument}\n")),
+            "{argument} in Arguments"
+        );
+    }
+    assert!(!help.contains("[BATCH]"), "{help}");
+    assert!(help.contains("-T, --tracked <T>"), "{help}");
+    assert!(help.contains("T (2..=10000000)"), "{help}");
+    let sweep = stdout_of(&["sweep", "--help"]);
+    assert!(sweep.contains("each 2..=10000000"), "{sweep}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use anomaly_detect::error::SkipReason;
 use common::{BATCH, Case, OFFICIAL_FLAGGED, OUTPUT, Run, STREAM, files_in, fixture, show};
 
 // ---------------------------------------------------------------------------------------------
@@ -79,7 +80,15 @@ fn valid(line: impl Into<Vec<u8>>) -> Line {
 }
 
 fn dirty(line: impl Into<Vec<u8>>, reason: impl Into<String>) -> Line {
-    Line::Dirty(line.into(), reason.into())
+    let (line, mut reason) = (line.into(), reason.into());
+    if reason == NOT_JSON {
+        // The warning shows the start of the line, as the parser trims it.
+        let kept = |b: &u8| !b" \t\r".contains(b);
+        let start = line.iter().position(kept).unwrap_or(line.len());
+        let end = line.iter().rposition(kept).map_or(start, |i| i + 1);
+        reason = SkipReason::not_json(&line[start..end]).to_string();
+    }
+    Line::Dirty(line, reason)
 }
 
 const NOT_UTF8: &str = "not valid UTF-8";
@@ -144,10 +153,9 @@ fn expected_warnings(batch: &[Line], stream: &[Line]) -> String {
     }
     let mut text: String = all.iter().take(10).cloned().collect();
     if all.len() > 10 {
-        text.push_str(&format!(
-            "warning: {} more skipped lines not shown\n",
-            all.len() - 10
-        ));
+        let more = all.len() - 10;
+        let lines = if more == 1 { "line" } else { "lines" };
+        text.push_str(&format!("warning: {more} more skipped {lines} not shown\n"));
     }
     text
 }
@@ -989,7 +997,10 @@ fn nesting_in_an_extra_key_is_read_up_to_exactly_65_536_levels_in_events_and_par
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         run.stderr,
-        "warning: stream_log.json:1: skipped: not valid JSON\n"
+        format!(
+            "warning: stream_log.json:1: skipped: not valid JSON: {}...\n",
+            &line[..40]
+        )
     );
     assert_eq!(case.output().unwrap(), b"");
 

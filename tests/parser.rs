@@ -100,7 +100,7 @@ fn not_json() {
     ] {
         assert_eq!(
             reason(line),
-            SkipReason::NotJson,
+            SkipReason::not_json(line),
             "{}",
             String::from_utf8_lossy(line)
         );
@@ -607,7 +607,7 @@ fn a_final_line_without_newline_counts() {
     let body = format!("{line}\nnot json");
     let chunk = parse(body.as_bytes());
     assert_eq!(chunk.lines, 2);
-    assert_eq!(chunk.skipped, vec![(1, SkipReason::NotJson)]);
+    assert_eq!(chunk.skipped, vec![(1, SkipReason::not_json(b"not json"))]);
 }
 
 #[test]
@@ -625,7 +625,7 @@ fn line_indices_of_events_and_skips() {
     assert_eq!(
         chunk.skipped,
         vec![
-            (1, SkipReason::NotJson),
+            (1, SkipReason::not_json(b"bad")),
             (3, SkipReason::NotObject),
             (6, SkipReason::MissingField("amount")),
             (8, SkipReason::InvalidAmount(r#""1e3""#.into())),
@@ -651,7 +651,13 @@ fn a_skipped_line_does_not_disturb_its_neighbours() {
         purchase_line(r#""b""#, r#""2.50""#)
     );
     let chunk = parse(body.as_bytes());
-    assert_eq!(chunk.skipped, vec![(1, SkipReason::NotJson)]);
+    assert_eq!(
+        chunk.skipped,
+        vec![(
+            1,
+            SkipReason::not_json(br#"{"event_type":"purchase", "id": "\u00"#)
+        )]
+    );
     let got: Vec<(Vec<u8>, u64)> = chunk
         .events
         .iter()
@@ -746,4 +752,22 @@ fn missing_or_malformed_parameter_line() {
     );
     let error = parse_params(b"{\"D\":\"3\xff\", \"T\":\"50\"}").unwrap_err();
     assert!(error.contains("UTF-8"), "{error}");
+}
+
+#[test]
+fn a_line_that_is_not_json_is_shown_by_its_start() {
+    assert_eq!(
+        reason(br#"{"a":1} x"#).to_string(),
+        r#"not valid JSON: {"a":1} x"#
+    );
+    let long = r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": 1,}"#;
+    assert_eq!(
+        reason(long.as_bytes()).to_string(),
+        format!("not valid JSON: {}...", &long[..40])
+    );
+    // Control bytes never reach the terminal raw.
+    assert_eq!(
+        reason(b"{\"a\":\x1b[2J}").to_string(),
+        "not valid JSON: {\"a\":\\x1b[2J}"
+    );
 }

@@ -415,7 +415,7 @@ fn file_names_are_escaped_in_warnings_and_the_summary() {
     let lines = run.stderr_lines();
     assert_eq!(
         lines[0],
-        format!("warning: {SHOWN_BATCH}:8: skipped: not valid JSON")
+        format!("warning: {SHOWN_BATCH}:8: skipped: not valid JSON: not json")
     );
     assert_eq!(
         lines[1],
@@ -423,7 +423,7 @@ fn file_names_are_escaped_in_warnings_and_the_summary() {
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{SHOWN_BATCH}: 6 events, {SHOWN_STREAM}: 1 events;"
+            "{SHOWN_BATCH}: 6 events, {SHOWN_STREAM}: 1 event;"
         )),
         "{}",
         lines[2]
@@ -458,7 +458,7 @@ fn file_names_are_escaped_in_error_lines() {
         ),
         (
             &[EVIL_BATCH, EVIL_STREAM, EVIL_OUTPUT, "--strict"],
-            format!("{SHOWN_BATCH}:8: skipped line in --strict mode: not valid JSON"),
+            format!("{SHOWN_BATCH}:8: skipped line in --strict mode: not valid JSON: not json"),
         ),
     ];
     for (args, message) in cases {

@@ -337,8 +337,24 @@ fn the_table_has_a_row_per_degree_and_marks_the_batch_pair() {
          D=1  1 (100.0%)   1 (100.0%)\n\
          D=3  1 (100.0%)  1 (100.0%)*\n"
     );
-    // The summary line counts the marked pair's flags, as a normal run's would.
-    assert!(show(&run.stderr).contains("1 of 1 stream purchases flagged"));
+    // The summary line counts the marked pair's flags, as a normal run's would, and names it.
+    assert!(
+        show(&run.stderr).contains("; D=3 T=50: 1 of 1 stream purchase flagged; "),
+        "{}",
+        show(&run.stderr)
+    );
+    // Without the batch log's pair, the summary names the grid's first pair.
+    let run = case
+        .cmd()
+        .args(["sweep", "-D", "1,2", "-T", "2,3", BATCH, STREAM])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert!(
+        show(&run.stderr).contains("; D=1 T=2: 1 of 1 stream purchase flagged; "),
+        "{}",
+        show(&run.stderr)
+    );
 }
 
 #[test]
@@ -434,6 +450,10 @@ fn a_live_stream_and_unwritable_outputs_are_refused_before_any_work() {
         (
             vec!["sweep", "--csv", "no/such/dir/a.csv", BATCH, STREAM],
             "Error: no/such/dir/a.csv: cannot write: its directory does not exist",
+        ),
+        (
+            vec!["sweep", "--outputs", "no/sub", BATCH, STREAM],
+            "Error: no/sub: cannot write: its directory does not exist",
         ),
     ] {
         let run = case.cmd().args(&args).output().unwrap();
@@ -762,4 +782,81 @@ fn a_grid_with_more_pair_files_than_open_files_allowed_is_written_whole() {
             official.output().unwrap()
         );
     }
+}
+
+#[test]
+fn a_degree_beyond_32_bits_is_named_as_given() {
+    let case = Case::from_fixture("official");
+    let run = case
+        .cmd()
+        .args([
+            "sweep",
+            "-q",
+            "-D",
+            "1,0099999999999",
+            "-T",
+            "2",
+            "--outputs",
+            "out",
+            "--csv",
+            "grid.csv",
+            BATCH,
+            STREAM,
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert_eq!(
+        common::files_in(&case.path("out")),
+        ["flagged_D1_T2.json", "flagged_D99999999999_T2.json"]
+    );
+    let csv = fs::read_to_string(case.path("grid.csv")).unwrap();
+    assert!(csv.contains("\n99999999999,2,"), "{csv}");
+    assert!(
+        show(&run.stdout).contains("\nD=99999999999 "),
+        "{}",
+        show(&run.stdout)
+    );
+    // The file holds what a run with that D writes.
+    let single = case
+        .cmd()
+        .args([
+            "-q",
+            "-D",
+            "99999999999",
+            "-T",
+            "2",
+            BATCH,
+            STREAM,
+            "one.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(single.status.success(), "{}", show(&single.stderr));
+    assert_eq!(
+        fs::read(case.path("out/flagged_D99999999999_T2.json")).unwrap(),
+        fs::read(case.path("one.json")).unwrap()
+    );
+    // `4294967295` itself is named by its value.
+    let run = case
+        .cmd()
+        .args([
+            "sweep",
+            "-q",
+            "-D",
+            "4294967295",
+            "-T",
+            "2",
+            "--outputs",
+            "max",
+            BATCH,
+            STREAM,
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    assert_eq!(
+        common::files_in(&case.path("max")),
+        ["flagged_D4294967295_T2.json"]
+    );
 }

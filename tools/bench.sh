@@ -150,10 +150,10 @@ run_one() {
     fi
     t1=$EPOCHREALTIME
     local summary wall rss
-    summary=$(grep -E 'stream purchases flagged; .*\(batch [0-9.]+ s, stream [0-9.]+ s\)$' "$err" | tail -n 1) ||
+    summary=$(grep -E 'stream purchases? flagged; .*\(batch [0-9.]+ s, stream [0-9.]+ s\)$' "$err" | tail -n 1) ||
         { cat "$err" >&2; die "no summary line from anomaly-detect"; }
-    local re_events=': ([0-9]+) events, .*: ([0-9]+) events; '
-    local re_flagged=' ([0-9]+) of [0-9]+ stream purchases flagged; '
+    local re_events=': ([0-9]+) events?, .*: ([0-9]+) events?; '
+    local re_flagged=' ([0-9]+) of [0-9]+ stream purchases? flagged; '
     [[ $summary =~ $re_events ]] || die "cannot parse: $summary"
     local bev=${BASH_REMATCH[1]} sev=${BASH_REMATCH[2]}
     [[ $summary =~ $re_flagged ]] || die "cannot parse: $summary"

@@ -214,7 +214,7 @@ impl LineParser {
         self.scratch.extend_from_slice(raw);
         self.scratch.resize(raw.len() + INPUT_PADDING, b' ');
         let mut parsed = self.parse_copy(raw, arena);
-        if matches!(parsed, Err(SkipReason::NotJson)) {
+        if matches!(parsed, Err(SkipReason::NotJson(_))) {
             // simd-json refuses numbers beyond f64 (a 400-digit id, `1e400`), which JSON
             // allows; numbers are judged by their literal text anyway, so blank them out
             // in the copy and try once more.
@@ -462,7 +462,7 @@ fn json_error(raw: &[u8]) -> SkipReason {
     if std::str::from_utf8(raw).is_err() {
         SkipReason::InvalidUtf8
     } else {
-        SkipReason::NotJson
+        SkipReason::not_json(raw)
     }
 }
 
@@ -483,7 +483,7 @@ fn find_members<'t, const K: usize>(
     let mut at = 1;
     for ordinal in 0..len {
         let Node::String(key) = nodes[at] else {
-            return Err(SkipReason::NotJson);
+            return Err(SkipReason::not_json(raw));
         };
         match wanted.iter().position(|w| *w == key) {
             Some(slot) => {

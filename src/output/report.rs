@@ -52,10 +52,11 @@ impl SkipLog {
     /// Reports how many skipped lines were not shown in full.
     pub fn finish(&mut self) {
         if self.total > SHOWN_SKIPS {
+            let more = self.total - SHOWN_SKIPS;
             let _ = writeln!(
                 self.out,
-                "warning: {} more skipped lines not shown",
-                self.total - SHOWN_SKIPS
+                "warning: {more} more skipped {} not shown",
+                plural(more, "line", "lines")
             );
         }
         let _ = self.out.flush();
@@ -110,6 +111,9 @@ pub struct Summary {
     pub stream_bytes: u64,
     pub flagged: u64,
     pub skipped: Vec<(SkipClass, u64)>,
+    /// The pair of `D` and `T` whose flags `flagged` counts, named in the summary line (a
+    /// sweep's: `D=2 T=50`); `None` for a run, whose one pair is its parameters.
+    pub flagged_pair: Option<String>,
     pub users: usize,
     pub friendships: usize,
     /// Time spent on the batch log (parameters included), on the stream, and in all.
@@ -215,15 +219,19 @@ pub fn json_string(text: &str) -> String {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let events = |n: u64| plural(n, "event", "events");
         write!(
             f,
-            "{}: {} events, {}: {} events; ",
+            "{}: {} {}, {}: {} {}; ",
             shown(&self.batch_file),
             self.batch.total(),
+            events(self.batch.total()),
             shown(&self.stream_file),
-            self.stream.total()
+            self.stream.total(),
+            events(self.stream.total())
         )?;
         let skipped: u64 = self.skipped.iter().map(|(_, n)| n).sum();
+        let lines = plural(skipped, "line", "lines");
         if skipped == 0 {
             write!(f, "0 lines skipped; ")?;
         } else {
@@ -232,18 +240,27 @@ impl std::fmt::Display for Summary {
                 .iter()
                 .map(|(class, n)| format!("{n} {class}"))
                 .collect();
-            write!(f, "{skipped} lines skipped ({}); ", parts.join(", "))?;
+            write!(f, "{skipped} {lines} skipped ({}); ", parts.join(", "))?;
+        }
+        if let Some(pair) = &self.flagged_pair {
+            write!(f, "{pair}: ")?;
         }
         write!(
             f,
-            "{} of {} stream purchases flagged; {:.2} s (batch {:.2} s, stream {:.2} s)",
+            "{} of {} stream {} flagged; {:.2} s (batch {:.2} s, stream {:.2} s)",
             self.flagged,
             self.stream.purchases,
+            plural(self.stream.purchases, "purchase", "purchases"),
             self.elapsed.as_secs_f64(),
             self.batch_elapsed.as_secs_f64(),
             self.stream_elapsed.as_secs_f64()
         )
     }
+}
+
+/// `one` when `n` is 1, else `many`: "1 event", "0 events", "2 events".
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 #[cfg(test)]
@@ -253,5 +270,69 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn the_summary_line_says_one_in_the_singular() {
+        let mut summary = Summary {
+            batch_file: "b.json".into(),
+            stream_file: "s.json".into(),
+            ..Summary::default()
+        };
+        summary.batch.befriends = 1;
+        summary.stream.purchases = 1;
+        summary.flagged = 1;
+        summary.skipped = vec![(SkipClass::NotJson, 1)];
+        let text = summary.to_string();
+        assert!(
+            text.starts_with(
+                "b.json: 1 event, s.json: 1 event; 1 line skipped (1 not JSON); \
+                 1 of 1 stream purchase flagged; "
+            ),
+            "{text}"
+        );
+        summary.batch.befriends = 2;
+        summary.stream.purchases = 2;
+        summary.skipped = vec![(SkipClass::NotJson, 2)];
+        summary.flagged_pair = Some("D=2 T=50".into());
+        let text = summary.to_string();
+        assert!(
+            text.starts_with(
+                "b.json: 2 events, s.json: 2 events; 2 lines skipped (2 not JSON); \
+                 D=2 T=50: 1 of 2 stream purchases flagged; "
+            ),
+            "{text}"
+        );
+    }
+
+    /// A writer whose bytes the test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_skipped_line_beyond_the_shown_ones_is_a_line() {
+        for (skips, last) in [
+            (11, "warning: 1 more skipped line not shown\n"),
+            (12, "warning: 2 more skipped lines not shown\n"),
+        ] {
+            let out = Shared::default();
+            let mut log = SkipLog::new(Box::new(out.clone()), false);
+            for line in 1..=skips {
+                log.skip("s.json", line, &SkipReason::NotObject).unwrap();
+            }
+            log.finish();
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            assert!(text.ends_with(last), "{text}");
+        }
     }
 }

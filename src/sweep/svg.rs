@@ -62,11 +62,17 @@ fn draw(root: &Area<'_>, report: &Report) -> DrawResult {
         let label = format!("{t}{}", star(*t == report.own.tracked));
         root.draw(&Text::new(label, (x, y + 8), style))?;
     }
-    for (row, d) in report.grid.degrees.iter().enumerate() {
+    for (row, (d, name)) in report
+        .grid
+        .degrees
+        .iter()
+        .zip(&report.degree_names)
+        .enumerate()
+    {
         let (x, y) = chart.backend_coord(&(0.0, row_at(row) + 0.5));
         let style = TextStyle::from(("sans-serif", 14).into_font())
             .pos(Pos::new(HPos::Right, VPos::Center));
-        let label = format!("{d}{}", star(*d == report.own.degree));
+        let label = format!("{name}{}", star(*d == report.own.degree));
         root.draw(&Text::new(label, (x - 8, y), style))?;
     }
 

@@ -368,7 +368,8 @@ def warning_lines(skipped):
     """The stderr lines that report skipped lines: the first 10 in full, then a count."""
     lines = ['warning: %s:%d: skipped: %s' % entry for entry in skipped[:10]]
     if len(skipped) > 10:
-        lines.append('warning: %d more skipped lines not shown' % (len(skipped) - 10))
+        more = len(skipped) - 10
+        lines.append('warning: %d more skipped %s not shown' % (more, 'line' if more == 1 else 'lines'))
     return lines
 
 
