@@ -6,11 +6,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use anomaly_detect::Fatal;
 use anomaly_detect::cli::{Command, Options};
-use anomaly_detect::error::shown;
+use anomaly_detect::error::{escaped, shown};
 use anomaly_detect::ingest::input::{self, BatchSource, StreamSource};
 use anomaly_detect::output::outputs::{self, Outputs};
 use anomaly_detect::output::progress::Progress;
@@ -24,12 +24,11 @@ use anomaly_detect::stderr;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn run() -> anyhow::Result<()> {
+fn run(options: Options) -> anyhow::Result<()> {
     // SAFETY: sets a process-wide allocator option; takes effect for memory reserved later.
     unsafe {
         libmimalloc_sys::mi_option_set_enabled(libmimalloc_sys::mi_option_large_os_pages, true)
     };
-    let options = Options::parse();
     if let Some(kind) = options.generate {
         if outputs::STDOUT_CLOSED.load(Ordering::Relaxed) {
             anyhow::bail!("-: cannot write: standard output is closed");
@@ -152,8 +151,51 @@ impl ExitStatus {
     }
 }
 
+/// What clap has to say instead of a run: `--help` and `--version` go to standard output (a
+/// write error is exit 2, naming `-`); a usage error goes to standard error without colours,
+/// each line [`escaped`] like every other message, since it quotes the arguments as given (a
+/// file name holding an escape sequence must not reach the terminal raw). Returns the exit
+/// status: clap's (0 for help, 2 for usage errors).
+fn usage(error: &clap::Error) -> u8 {
+    let code = u8::try_from(error.exit_code()).unwrap_or(2);
+    if error.use_stderr() {
+        // The same error from a command without styles: its text holds no escape sequence
+        // but those of the arguments, which are shown escaped instead of stripped.
+        let plain = Options::command()
+            .styles(clap::builder::Styles::plain())
+            .try_get_matches_from(std::env::args_os());
+        let text = match plain {
+            Err(plain) => plain.render().ansi().to_string(),
+            Ok(_) => error.render().to_string(),
+        };
+        let lines: Vec<String> = text
+            .trim_end()
+            .lines()
+            .map(|line| escaped(line.as_bytes(), usize::MAX))
+            .collect();
+        stderr::line(lines.join("\n"));
+        return code;
+    }
+    let written = if outputs::STDOUT_CLOSED.load(Ordering::Relaxed) {
+        Err(std::io::Error::other("standard output is closed"))
+    } else {
+        error.print().and_then(|()| std::io::stdout().flush())
+    };
+    match written {
+        Ok(()) => code,
+        Err(error) => {
+            stderr::line(format_args!("Error: -: cannot write: {error}"));
+            2
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let status = match run() {
+    let options = match Options::try_parse() {
+        Ok(options) => options,
+        Err(error) => return ExitCode::from(usage(&error)),
+    };
+    let status = match run(options) {
         Ok(()) => ExitStatus::Success,
         Err(error) => {
             stderr::line(format_args!("Error: {error:#}"));

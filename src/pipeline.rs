@@ -301,7 +301,10 @@ impl Replay {
             .num_threads(threads)
             .build()
             .map_err(|e| Fatal::Threads {
-                what: format!("{threads} worker threads"),
+                what: match threads {
+                    1 => "its worker thread".to_string(),
+                    n => format!("{n} worker threads"),
+                },
                 error: e.to_string(),
             })?;
         let summary = Summary {

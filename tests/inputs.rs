@@ -509,3 +509,63 @@ fn a_log_that_cannot_be_watched_is_read_not_mapped() {
     let log = LogFile::open(&path).unwrap();
     assert_eq!(log.body(), fs::read(&path).unwrap());
 }
+
+// ---------------------------------------------------------------------------------------------
+// A followed file whose file system has no real sizes.
+
+/// `--follow` on a procfs file (it says it holds 0 bytes, and holds text) reads it to its end
+/// once, like a FIFO, and ends: followed by size, it looked truncated at every poll and its
+/// lines were replayed hundreds of times a second. The file is the command line of a child
+/// process of this test, which holds the stream's lines; nothing else of /proc is read.
+#[test]
+fn a_followed_procfs_file_is_read_once_to_its_end() {
+    let (batch, stream) = logs(5);
+    // `; true`: the shell stays, with its arguments (a shell may exec a lone last command).
+    let mut holder = Command::new("sh")
+        .args(["-c", "sleep 30; true", "holder", &format!("\n{stream}")])
+        .spawn()
+        .unwrap();
+    let cmdline = PathBuf::from(format!("/proc/{}/cmdline", holder.id()));
+    // The child's command line is the shell's once it has started.
+    let started = Instant::now();
+    let held = loop {
+        let held = fs::read(&cmdline).unwrap();
+        if held.windows(6).any(|w| w == b"holder") || started.elapsed() > TIMEOUT {
+            break held;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let case = Case::new(&batch, held);
+    let expected = common::bin()
+        .current_dir(case.dir.path())
+        .args([BATCH, STREAM, "-"])
+        .output()
+        .unwrap();
+    assert!(expected.status.success());
+    assert_eq!(
+        show(&expected.stdout).lines().count(),
+        5,
+        "{}",
+        show(&expected.stderr)
+    );
+    assert_eq!(
+        show(&expected.stdout).lines().count(),
+        5,
+        "{}",
+        show(&expected.stdout)
+    );
+    let mut run = Command::new(exe())
+        .current_dir(case.dir.path())
+        .args([BATCH, cmdline.to_str().unwrap(), OUTPUT, "--follow"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait(&mut run);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let mut stderr = String::new();
+    io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(!stderr.contains("truncated"), "{stderr}");
+    assert_eq!(show(&case.output().unwrap()), show(&expected.stdout));
+}

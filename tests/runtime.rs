@@ -531,6 +531,59 @@ fn generate_to_an_unwritable_standard_output_is_one_error_line() {
     }
 }
 
+/// `--help` and `--version` to an unwritable standard output: exit 2 and one line naming `-`,
+/// not a success that wrote nothing.
+#[test]
+fn help_and_version_to_an_unwritable_standard_output_are_one_error_line() {
+    let disk = FullDisk::new();
+    for flag in ["--help", "--version", "-h"] {
+        let mut outs = vec![("a closed pipe", closed_pipe())];
+        if let Some(disk) = &disk {
+            outs.push(("a full disk", disk.file(flag).into()));
+        }
+        for (what, stdout) in outs {
+            let out = Command::new(exe())
+                .arg(flag)
+                .stdout(stdout)
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = show(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{flag} to {what}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{flag} to {what}: {stderr}");
+            assert!(
+                stderr.starts_with("Error: -: cannot write: "),
+                "{flag} to {what}: {stderr}"
+            );
+        }
+    }
+}
+
+/// A usage error quotes the arguments as given: their control bytes are shown escaped, like
+/// file names in every other message, never sent raw (an OSC sequence would set the
+/// terminal's title) nor silently dropped.
+#[test]
+fn usage_errors_show_the_arguments_control_bytes_escaped() {
+    let title = "d\u{1b}]0;PWNED\u{7}e";
+    for args in [vec!["a", "b", "c", title], vec!["-D", title, "a", "b", "c"]] {
+        let out = Command::new(exe())
+            .args(&args)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = show(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("d\\x1b]0;PWNED\\x07e"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !out.stderr.iter().any(|&b| b < 0x20 && b != b'\n'),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row 11: a closed standard input.
 

@@ -262,22 +262,59 @@ fn open_log(path: &Path) -> Result<Opened, Fatal> {
     }))
 }
 
-/// Opens `path` as a [`LogReader`] when it is not a regular file (`None`: a regular file, to
-/// be followed).
+/// Opens `path` as a [`LogReader`] when it has no size to follow: not a regular file, or a
+/// regular file of a file system whose sizes are not real (see [`sizeless`]). `None`: a
+/// regular file, to be followed.
 fn open_special(path: &Path) -> Result<Option<LogReader>, Fatal> {
     let fail = |error| Fatal::Read {
         path: path.to_path_buf(),
         error,
     };
     let meta = std::fs::metadata(path).map_err(fail)?;
-    if meta.is_file() || meta.is_dir() {
+    if meta.is_dir() {
         return Ok(None);
     }
     let file = File::open(path).map_err(fail)?;
+    if meta.is_file() && !sizeless(&file) {
+        return Ok(None);
+    }
     Ok(Some(LogReader {
         name: path.display().to_string(),
         reader: Box::new(file),
     }))
+}
+
+/// Whether `file` lives on a file system whose sizes say nothing of what a read gives: procfs,
+/// sysfs and their kin report 0 bytes (or a page) for files that hold text. Followed by size,
+/// such a file would look truncated at every poll and be read again and again; it is read to
+/// its end instead, like a FIFO.
+fn sizeless(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+        // SAFETY: the descriptor is open and the buffer a `statfs`, both live for the call.
+        if unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) } != 0 {
+            return false;
+        }
+        // SAFETY: filled by the kernel (and zeroed before).
+        let kind = unsafe { fs.assume_init() }.f_type as u64;
+        const PSEUDO: [u64; 8] = [
+            0x9fa0,     // procfs
+            0x62656572, // sysfs
+            0x64626720, // debugfs
+            0x74726163, // tracefs
+            0x73636673, // securityfs
+            0x27e0eb,   // cgroup
+            0x63677270, // cgroup2
+            0x62656570, // configfs
+        ];
+        PSEUDO.contains(&kind)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
+    }
 }
 
 /// Where stream events come from: a log file replayed whole, a special file read as it comes
