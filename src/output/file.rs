@@ -222,7 +222,7 @@ fn link_unnamed(file: &File, target: &Path) -> io::Result<()> {
 }
 
 /// An exclusive `flock` on `file`, waiting for it (`wait`) or not.
-fn lock(file: &File, wait: bool) -> io::Result<()> {
+pub fn lock(file: &File, wait: bool) -> io::Result<()> {
     let operation = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
     loop {
         // SAFETY: the descriptor is open for the call.
@@ -237,7 +237,7 @@ fn lock(file: &File, wait: bool) -> io::Result<()> {
 }
 
 /// Whether `path` names the open `file`.
-fn same_file(file: &File, path: &Path) -> bool {
+pub fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), std::fs::symlink_metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,

@@ -11,12 +11,11 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Fatal, NamedWriteError};
-use crate::output::file::sync_dir;
+use crate::output::file::{self, same_file, sync_dir};
 
 /// The private folders' names start and end with these.
 const PREFIX: &str = ".anomaly-detect-sweep-";
@@ -200,7 +199,7 @@ fn make_private_dir(dir: &Path) -> io::Result<(PathBuf, File)> {
             Err(e) => return Err(e),
         }
         let lock = open_dir(&temp)?;
-        flock(&lock, true)?;
+        file::lock(&lock, true)?;
         if same_file(&lock, &temp) {
             return Ok((temp, lock));
         }
@@ -231,29 +230,6 @@ fn open_dir(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// An exclusive `flock` on `file`, waiting for it (`wait`) or not.
-fn flock(file: &File, wait: bool) -> io::Result<()> {
-    let operation = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
-    loop {
-        // SAFETY: the descriptor is open for the call.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
-}
-
-/// Whether `path` names the open `file`.
-fn same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
 /// Removes the private folders in `dir` that no sweep holds: those whose lock can be taken
 /// (left by a sweep killed without a chance to clean up). Every sweep with `--outputs` runs it.
 pub fn remove_stale(dir: &Path) {
@@ -272,7 +248,7 @@ pub fn remove_stale(dir: &Path) {
         let Ok(lock) = open_dir(&path) else {
             continue;
         };
-        if flock(&lock, false).is_ok() && same_file(&lock, &path) {
+        if file::lock(&lock, false).is_ok() && same_file(&lock, &path) {
             let _ = std::fs::remove_dir_all(&path);
         }
     }
