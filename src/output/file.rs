@@ -170,6 +170,12 @@ impl Drop for Temp {
 
 /// `.anomaly-detect-XXXXXXXXXXXX.tmp`, from the clock and a counter.
 fn temp_name() -> String {
+    unique_name(TEMP_PREFIX, TEMP_SUFFIX)
+}
+
+/// `{prefix}XXXXXXXXXXXX{suffix}`: twelve hex digits mixed from the clock, the process id and
+/// a counter, so that names made at once, or by processes sharing a folder, differ.
+pub fn unique_name(prefix: &str, suffix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -182,7 +188,7 @@ fn temp_name() -> String {
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15),
         )
         .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    format!("{TEMP_PREFIX}{:012x}{TEMP_SUFFIX}", mixed >> 16)
+    format!("{prefix}{:012x}{suffix}", mixed >> 16)
 }
 
 /// Links an unnamed temporary file (or any open file) at `target`.

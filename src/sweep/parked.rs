@@ -208,19 +208,7 @@ fn make_private_dir(dir: &Path) -> io::Result<(PathBuf, File)> {
 
 /// `.anomaly-detect-sweep-XXXXXXXXXXXX.tmpdir`, from the clock, the process and a counter.
 fn private_name() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mixed = (nanos ^ (u64::from(std::process::id()) << 32))
-        .wrapping_add(
-            COUNTER
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        )
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    format!("{PREFIX}{:012x}{SUFFIX}", mixed >> 16)
+    file::unique_name(PREFIX, SUFFIX)
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
