@@ -505,29 +505,35 @@ fn file_names_are_escaped_in_live_warnings() {
 // ---------------------------------------------------------------------------------------------
 // Row 10: `--generate` to a full disk or a closed pipe.
 
+/// Runs the program with `args` and standard output a closed pipe, then (where a small tmpfs
+/// can be mounted) a file on a full disk: each must exit 2 with one line naming `-`.
+fn assert_unwritable_stdout_is_one_error_line(args: &[&str]) {
+    let disk = FullDisk::new();
+    let mut outs = vec![("a closed pipe", closed_pipe())];
+    if let Some(disk) = &disk {
+        outs.push(("a full disk", disk.file(&args.join("_")).into()));
+    }
+    for (what, stdout) in outs {
+        let out = Command::new(exe())
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = show(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} to {what}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?} to {what}: {stderr}");
+        assert!(
+            stderr.starts_with("Error: -: cannot write: "),
+            "{args:?} to {what}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn generate_to_an_unwritable_standard_output_is_one_error_line() {
-    let disk = FullDisk::new();
     for kind in ["complete-bash", "complete-zsh", "man"] {
-        let mut outs = vec![("a closed pipe", closed_pipe())];
-        if let Some(disk) = &disk {
-            outs.push(("a full disk", disk.file(kind).into()));
-        }
-        for (what, stdout) in outs {
-            let out = Command::new(exe())
-                .args(["--generate", kind])
-                .stdout(stdout)
-                .stderr(Stdio::piped())
-                .output()
-                .unwrap();
-            let stderr = show(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{kind} to {what}: {stderr}");
-            assert_eq!(stderr.lines().count(), 1, "{kind} to {what}: {stderr}");
-            assert!(
-                stderr.starts_with("Error: -: cannot write: "),
-                "{kind} to {what}: {stderr}"
-            );
-        }
+        assert_unwritable_stdout_is_one_error_line(&["--generate", kind]);
     }
 }
 
@@ -535,27 +541,8 @@ fn generate_to_an_unwritable_standard_output_is_one_error_line() {
 /// not a success that wrote nothing.
 #[test]
 fn help_and_version_to_an_unwritable_standard_output_are_one_error_line() {
-    let disk = FullDisk::new();
     for flag in ["--help", "--version", "-h"] {
-        let mut outs = vec![("a closed pipe", closed_pipe())];
-        if let Some(disk) = &disk {
-            outs.push(("a full disk", disk.file(flag).into()));
-        }
-        for (what, stdout) in outs {
-            let out = Command::new(exe())
-                .arg(flag)
-                .stdout(stdout)
-                .stderr(Stdio::piped())
-                .output()
-                .unwrap();
-            let stderr = show(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{flag} to {what}: {stderr}");
-            assert_eq!(stderr.lines().count(), 1, "{flag} to {what}: {stderr}");
-            assert!(
-                stderr.starts_with("Error: -: cannot write: "),
-                "{flag} to {what}: {stderr}"
-            );
-        }
+        assert_unwritable_stdout_is_one_error_line(&[flag]);
     }
 }
 
