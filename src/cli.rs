@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::config::MAX_WINDOW;
 use crate::ingest::parse::{
     MAX_CHUNK_BYTES, MAX_LINE_LIMIT, MAX_TRACKED, degree_of, param_value, tracked_of,
 };
-use crate::pipeline::MAX_WINDOW;
 
 /// Flags purchases far above what the buyer's social network has spent lately.
 ///
@@ -426,7 +426,7 @@ fn within(text: &str, max: usize, about: &str) -> Result<usize, String> {
 }
 
 const fn anomaly_detect_default_window() -> usize {
-    crate::pipeline::DEFAULT_WINDOW
+    crate::config::DEFAULT_WINDOW
 }
 
 impl Options {

@@ -12,17 +12,20 @@ pub mod output;
 pub mod query;
 pub mod state;
 
-pub mod pipeline;
+pub mod check;
+pub mod replay;
 
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod error;
 pub mod signals;
 pub mod stderr;
 pub mod sweep;
 
+pub use config::Config;
 pub use error::{Fatal, SkipReason};
 pub use ingest::input::LogFile;
 pub use output::sink::{Checked, FlaggedLines, Sink};
-pub use pipeline::{Config, replay};
 pub use query::baseline::Baseline;
+pub use replay::replay;

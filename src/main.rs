@@ -11,11 +11,12 @@ use clap::{CommandFactory, Parser};
 use anomaly_detect::Fatal;
 use anomaly_detect::cli::{Command, Options};
 use anomaly_detect::error::{escaped, shown};
+use anomaly_detect::ingest::chunks::ChunkSource;
 use anomaly_detect::ingest::input::{self, BatchSource, StreamSource};
 use anomaly_detect::output::outputs::{self, Outputs};
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::pipeline::Replay;
+use anomaly_detect::replay::Replay;
 use anomaly_detect::signals::Interrupt;
 use anomaly_detect::stderr;
 
@@ -23,6 +24,13 @@ use anomaly_detect::stderr;
 /// buffers read in random order, and with 4 KiB pages most reads also miss the TLB.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Hands the pages mimalloc keeps freed back to the system (the library calls it after a line
+/// over 1 MiB, whose buffers it dropped: a run of huge lines would stack them up).
+fn release_memory() {
+    // SAFETY: `mi_collect` has no preconditions; it only frees unused memory.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
 
 fn run(options: Options) -> anyhow::Result<()> {
     // SAFETY: sets a process-wide allocator option; takes effect for memory reserved later.
@@ -45,10 +53,11 @@ fn run(options: Options) -> anyhow::Result<()> {
     if let Some(Command::Sweep(sweep)) = &options.command {
         let interrupt = Interrupt::install().context("cannot install the signal handler")?;
         let interrupt = INTERRUPT.get_or_init(|| interrupt);
-        return anomaly_detect::sweep::run(sweep, Some(interrupt.flag.clone()));
+        return anomaly_detect::sweep::run(sweep, Some(interrupt.flag.clone()), release_memory);
     }
     let (batch_path, stream_path, output_path) = options.paths();
     let mut config = options.config();
+    config.release_memory = release_memory;
     let live = stream_path.as_os_str() == "-" || options.follow;
     // Before anything is read or written: no output may name an input or another output.
     let plan = Outputs::plan(
@@ -70,22 +79,38 @@ fn run(options: Options) -> anyhow::Result<()> {
     let progress = Progress::on_terminal(options.quiet || stream.is_live());
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
-        let mut replay = match batch {
-            BatchSource::File(log) => Replay::batch(&log, &config, &mut skips, &progress)?,
-            BatchSource::Read(log) => Replay::batch_read(log, &config, &mut skips, &progress)?,
+        let (batch_file, stream_file);
+        let source = match batch {
+            BatchSource::File(log) => {
+                batch_file = log;
+                ChunkSource::Mapped {
+                    log: &batch_file,
+                    from: 0,
+                }
+            }
+            BatchSource::Read(log) => ChunkSource::Read(log),
         };
+        let mut replay = Replay::batch(source, &config, &mut skips, &progress)?;
         for warning in opened.begin()? {
             stderr::line(warning);
         }
         let mut outputs = Outputs::new(opened);
-        let sinks = &mut outputs.sinks;
-        match stream {
-            StreamSource::File(log) => replay.stream_file(&log, sinks, &mut skips, &progress)?,
-            StreamSource::Read(log) => replay.stream_read(log, sinks, &mut skips)?,
-            StreamSource::Live(log) => {
-                replay.stream_live(log, sinks, &mut skips, &interrupt.stopped)?
+        let source = match stream {
+            StreamSource::File(log) => {
+                stream_file = log;
+                ChunkSource::Mapped {
+                    log: &stream_file,
+                    from: 0,
+                }
             }
-        }
+            StreamSource::Read(log) => ChunkSource::Read(log),
+            StreamSource::Live(log) => ChunkSource::Live {
+                log,
+                stop: &interrupt.stopped,
+            },
+        };
+        let mut checks = replay.single_check(&mut outputs.sinks);
+        replay.stream(source, &mut checks, &mut skips, &progress)?;
         Ok((replay.finish(&skips), outputs))
     };
     let result = replay_all();

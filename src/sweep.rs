@@ -12,21 +12,25 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 
 use crate::cli::SweepOptions;
+use crate::config::Config;
 use crate::error::Fatal;
+use crate::ingest::chunks::{BatchHead, ChunkSource, read_params};
 use crate::ingest::input::{BatchSource, LogFile, MAX_LINE, StreamSource};
 use crate::ingest::parse::Params;
 use crate::output::file::OutputWriter;
 use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan, STDOUT_CLOSED};
 use crate::output::progress::Progress;
 use crate::output::report::SkipLog;
-use crate::output::sink::{Sink, flagged_line};
-use crate::pipeline::{BatchHead, Config, GridChecked, GridSink, Replay, read_params};
+use crate::output::sink::flagged_line;
 use crate::query::network::Grid;
+use crate::replay::Replay;
 use crate::state::users::UserId;
 
+pub mod grid;
 mod parked;
 mod svg;
 
+use grid::{GridChecked, GridChecks, GridSink};
 use parked::ParkedPairs;
 
 /// The `D` a sweep tries by default, with the batch log's own.
@@ -35,7 +39,12 @@ pub const DEFAULT_DEGREES: [u32; 3] = [1, 2, 3];
 pub const DEFAULT_TRACKED: [u32; 5] = [10, 20, 50, 100, 200];
 
 /// Runs a sweep; `stop` set (by a signal) interrupts it, and then nothing is written.
-pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<()> {
+/// `release_memory` is the program's hook for its allocator (see [`Config::release_memory`]).
+pub fn run(
+    options: &SweepOptions,
+    stop: Option<Arc<AtomicBool>>,
+    release_memory: fn(),
+) -> anyhow::Result<()> {
     if options.stream.as_os_str() == "-" {
         bail!("-: a sweep replays STREAM from a file; standard input (live mode) is not supported");
     }
@@ -62,6 +71,7 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
         chunk_bytes: options.chunk_bytes.max(1),
         window: options.window.max(1),
         stop,
+        release_memory,
         ..Config::default()
     };
     if let Some(threads) = options.threads {
@@ -70,25 +80,34 @@ pub fn run(options: &SweepOptions, stop: Option<Arc<AtomicBool>>) -> anyhow::Res
     let progress = Progress::on_terminal(options.quiet);
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
-        let mut replay = match batch {
-            Batch::File(log) => Replay::batch(&log, &config, &mut skips, &progress)?,
-            Batch::Head(head) => Replay::batch_rest(head, &config, &mut skips, &progress)?,
+        let batch_file;
+        let source = match batch {
+            Batch::File(log) => {
+                batch_file = log;
+                ChunkSource::Mapped {
+                    log: &batch_file,
+                    from: 0,
+                }
+            }
+            Batch::Head(head) => ChunkSource::Head(head),
         };
-        let outputs = files.pair_writers();
-        replay.sweep(grid.clone(), Box::new(Tally::new(&grid, outputs)));
-        let mut no_sink: Vec<Box<dyn Sink>> = Vec::new();
-        match stream {
+        let mut replay = Replay::batch(source, &config, &mut skips, &progress)?;
+        let tally = Tally::new(&grid, files.pair_writers());
+        let mut checks = GridChecks::new(grid.clone(), &replay.state().history, tally);
+        let stream_file;
+        let source = match stream {
             StreamSource::File(log) => {
-                replay.stream_file(&log, &mut no_sink, &mut skips, &progress)?
+                stream_file = log;
+                ChunkSource::Mapped {
+                    log: &stream_file,
+                    from: 0,
+                }
             }
             // Never live: `-` is refused above, and nothing is followed.
-            StreamSource::Read(log) | StreamSource::Live(log) => {
-                replay.stream_read(log, &mut no_sink, &mut skips)?
-            }
-        }
-        let sink: Box<dyn std::any::Any> = replay.take_grid_sink().expect("a sweep");
-        let tally = *sink.downcast::<Tally>().expect("the sweep's tally");
-        Ok((replay, tally))
+            StreamSource::Read(log) | StreamSource::Live(log) => ChunkSource::Read(log),
+        };
+        replay.stream(source, &mut checks, &mut skips, &progress)?;
+        Ok((replay, checks.into_sink()))
     };
     let result = replay_all();
     skips.finish();

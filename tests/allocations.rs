@@ -31,8 +31,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use anomaly_detect::config::DEFAULT_WINDOW;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::pipeline::DEFAULT_WINDOW;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink, replay};
 
 /// The system allocator, counting allocations and reallocations.
@@ -232,6 +232,7 @@ fn allocations(
         social: false,
         stop: None,
         max_line: anomaly_detect::ingest::input::MAX_LINE,
+        release_memory: anomaly_detect::config::keep_memory,
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
     let mut flagged = FlaggedLines::new(io::sink());

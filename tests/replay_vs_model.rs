@@ -6,8 +6,8 @@ mod model;
 
 use std::io;
 
+use anomaly_detect::config::DEFAULT_WINDOW;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::pipeline::DEFAULT_WINDOW;
 use anomaly_detect::state::recent::RecentPurchases;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
 use proptest::prelude::*;
@@ -303,7 +303,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop_oneof![
             1 => Just(1usize),
             2 => 2usize..40,
-            1 => Just(anomaly_detect::pipeline::DEFAULT_WINDOW)
+            1 => Just(anomaly_detect::config::DEFAULT_WINDOW)
         ],
         (
             prop_oneof![9 => Just(None), 1 => (1u32..=4).prop_map(Some)],
@@ -683,6 +683,7 @@ fn render(spec: &Spec) -> Case {
             social: spec.chunk_bytes % 2 == 1,
             stop: None,
             max_line: anomaly_detect::ingest::input::MAX_LINE,
+            release_memory: anomaly_detect::config::keep_memory,
         },
     }
 }
@@ -789,6 +790,7 @@ fn fixed_case(batch: &str, stream: &str, threads: usize, chunk_bytes: usize) -> 
             social: false,
             stop: None,
             max_line: anomaly_detect::ingest::input::MAX_LINE,
+            release_memory: anomaly_detect::config::keep_memory,
         },
     }
 }
@@ -908,6 +910,7 @@ fn bundled_example_through_both() {
                 social: threads == 2,
                 stop: None,
                 max_line: anomaly_detect::ingest::input::MAX_LINE,
+                release_memory: anomaly_detect::config::keep_memory,
             },
         };
         let outcome = compare(&case).unwrap_or_else(|d| panic!("{d}"));
@@ -1038,6 +1041,7 @@ fn celebrity_case(
             social: seed.is_multiple_of(2),
             stop: None,
             max_line: anomaly_detect::ingest::input::MAX_LINE,
+            release_memory: anomaly_detect::config::keep_memory,
         },
     };
     (case, extremes)

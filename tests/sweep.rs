@@ -8,11 +8,13 @@ mod model;
 use std::fs;
 use std::io;
 
+use anomaly_detect::ingest::chunks::ChunkSource;
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::output::sink::{Sink, flagged_line};
-use anomaly_detect::pipeline::{GridChecked, GridSink, Replay};
+use anomaly_detect::output::sink::flagged_line;
 use anomaly_detect::query::network::Grid;
+use anomaly_detect::replay::Replay;
+use anomaly_detect::sweep::grid::{GridChecked, GridChecks, GridSink};
 use anomaly_detect::{Config, LogFile};
 use common::{BATCH, Case, STREAM, show};
 use proptest::prelude::*;
@@ -101,18 +103,24 @@ fn sweep(batch: &str, stream: &str, grid: &Grid, config: &Config) -> (Vec<Vec<u8
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
     let hidden = Progress::hidden();
-    let mut replay = Replay::batch(&batch, &config, &mut skips, &hidden).expect("the batch");
+    let source = ChunkSource::Mapped {
+        log: &batch,
+        from: 0,
+    };
+    let mut replay = Replay::batch(source, &config, &mut skips, &hidden).expect("the batch");
     let recorder = Recorder {
         outputs: vec![Vec::new(); grid.pairs()],
         checked: 0,
     };
-    replay.sweep(grid.clone(), Box::new(recorder));
-    let mut no_sink: Vec<Box<dyn Sink>> = Vec::new();
+    let mut checks = GridChecks::new(grid.clone(), &replay.state().history, recorder);
+    let source = ChunkSource::Mapped {
+        log: &stream,
+        from: 0,
+    };
     replay
-        .stream_file(&stream, &mut no_sink, &mut skips, &hidden)
+        .stream(source, &mut checks, &mut skips, &hidden)
         .expect("the stream");
-    let sink: Box<dyn std::any::Any> = replay.take_grid_sink().expect("a sweep");
-    let recorder = sink.downcast::<Recorder>().expect("the recorder");
+    let recorder = checks.into_sink();
     (recorder.outputs, recorder.checked)
 }
 

@@ -21,10 +21,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
+use anomaly_detect::ingest::chunks::{ChunkSource, read_params};
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::pipeline::{Replay, read_params};
 use anomaly_detect::query::network::NetworkQuery;
+use anomaly_detect::replay::Replay;
 use anomaly_detect::{Config, LogFile};
 
 /// The same allocator, on the same pages, as `anomaly-detect`: the query is bound by memory.
@@ -66,7 +67,11 @@ fn run() -> anyhow::Result<()> {
         ..Config::default()
     };
     let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
-    let replay = Replay::batch(&batch, &config, &mut skips, &Progress::hidden())
+    let source = ChunkSource::Mapped {
+        log: &batch,
+        from: 0,
+    };
+    let replay = Replay::batch(source, &config, &mut skips, &Progress::hidden())
         .context("cannot replay the batch log")?;
     let state = replay.state();
     let degree = match options.degree {

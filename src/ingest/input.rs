@@ -206,10 +206,7 @@ impl LogFile {
     }
 }
 
-/// The longest line read, in bytes (64 MiB, without its `\n`): a longer line is skipped as
-/// "line too long" and never held whole in memory (a reader keeps its first
-/// `MAX_LINE + 1` bytes, to tell the parser, and drops the rest up to the next `\n`).
-pub const MAX_LINE: usize = 64 << 20;
+pub use crate::config::MAX_LINE;
 
 /// A log read as it comes, from a pipe, a FIFO, a device or a followed file: never whole.
 pub struct LogReader {

@@ -34,11 +34,7 @@ impl BuildHasher for IdHasher {
     }
 }
 
-/// The largest parsing chunk (`--chunk-bytes`): 1 GiB, a thousand times the default.
-pub const MAX_CHUNK_BYTES: usize = 1 << 30;
-
-/// The largest limit on a line's length (`--max-line-bytes`): 1 GiB, 16 times the default.
-pub const MAX_LINE_LIMIT: usize = 1 << 30;
+pub use crate::config::{MAX_CHUNK_BYTES, MAX_LINE_LIMIT};
 
 /// The most bytes [`LineParser::parse_chunk`] is given at once: a chunk's end is the first
 /// `\n` after its target size, within one line (a longer line becomes a piece of its own, never
@@ -128,6 +124,8 @@ pub struct LineParser {
     shapes: plain::Shapes,
     /// Longer lines are skipped as too long, unread.
     max_line: usize,
+    /// Called once a huge line's buffers are dropped (see [`Self::set_release_memory`]).
+    release_memory: fn(),
 }
 
 impl LineParser {
@@ -139,7 +137,15 @@ impl LineParser {
             hasher,
             shapes: plain::Shapes::default(),
             max_line: MAX_LINE,
+            release_memory: crate::config::keep_memory,
         }
+    }
+
+    /// Sets what is called after a line over 1 MiB is parsed and the buffers it grew are
+    /// dropped: the program's allocator may hand the freed pages back to the system then (see
+    /// [`crate::config::Config::release_memory`]). By default nothing is called.
+    pub fn set_release_memory(&mut self, release: fn()) {
+        self.release_memory = release;
     }
 
     /// Sets the longest line parsed (default [`MAX_LINE`], at most [`MAX_LINE_LIMIT`]); longer
@@ -230,10 +236,9 @@ impl LineParser {
             self.tape = Tape(Vec::new());
             self.buffers = fresh_buffers();
             self.scratch = Vec::new();
-            // mimalloc (the binary's allocator) would keep the freed pages for a while, and a
-            // run of huge lines would stack up: hand them back to the system now.
-            // SAFETY: `mi_collect` has no preconditions; it only frees unused memory.
-            unsafe { libmimalloc_sys::mi_collect(true) };
+            // The program's allocator may keep the freed pages for a while, and a run of huge
+            // lines would stack up: it may hand them back to the system now.
+            (self.release_memory)();
         }
         parsed
     }
@@ -744,6 +749,31 @@ fn excerpt(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts the calls of the release hook (one test uses it).
+    static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn count_release() {
+        RELEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The allocator is the program's choice: after a line over 1 MiB the parser calls the hook
+    /// it was given (the binary's passes mimalloc's `mi_collect`), and after a usual line it
+    /// calls nothing.
+    #[test]
+    fn a_huge_line_calls_the_release_hook_and_a_usual_one_does_not() {
+        let mut parser = LineParser::new(IdHasher::default());
+        parser.set_release_memory(count_release);
+        let usual = br#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:01", "id1": "1", "id2": "2", "x": "\u0041"}"#;
+        let mut ids = Vec::new();
+        assert!(parser.parse_json(usual, &mut ids).is_ok());
+        assert_eq!(RELEASED.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let mut huge = br#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:01", "id1": "1", "id2": "2", "x": ""#.to_vec();
+        huge.resize(huge.len() + HUGE_LINE, b'a');
+        huge.extend_from_slice(b"\"}");
+        assert!(parser.parse_json(&huge, &mut ids).is_ok());
+        assert_eq!(RELEASED.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn json_number_grammar() {

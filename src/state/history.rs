@@ -13,12 +13,15 @@ use crate::state::users::UserId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Purchase(u128);
 
+const _: () = assert!(Purchase::SEQ_LIMIT == crate::ingest::chunks::SEQ_LIMIT);
+
 impl Purchase {
     /// Bits of the cents: [`MAX_CENTS`] is below 2^37.
     const CENTS_BITS: u32 = 37;
     /// Bits of the sequence number: 4.5 * 10^15 lines.
     const SEQ_BITS: u32 = 52;
-    /// Sequence numbers are below this: a run ends with an error before it gets there.
+    /// Sequence numbers are below this: a run ends with an error before it gets there (the
+    /// chunk source numbers lines below [`crate::ingest::chunks::SEQ_LIMIT`], the same).
     pub const SEQ_LIMIT: u64 = 1 << Self::SEQ_BITS;
 
     /// Packs a purchase. Timestamps come from [`Timestamp::parse`] (below 2^39), cents from

@@ -2,6 +2,7 @@
 //! histories, the recent purchases of the whole log, and the versioned friendships of a stream
 //! window.
 
+pub mod apply;
 pub mod graph;
 pub mod history;
 pub mod prefetch;

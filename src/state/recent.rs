@@ -21,7 +21,7 @@ pub struct RecentPurchases {
 
 impl RecentPurchases {
     /// Purchases kept by default (1.3 to 2.6 MB).
-    pub const KEEP: usize = 1 << 16;
+    pub const KEEP: usize = crate::config::RECENT_KEPT;
 
     /// Keeping `keep` purchases ([`Self::KEEP`] by default; tests use a few).
     pub fn keeping(keep: usize) -> Self {

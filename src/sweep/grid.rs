@@ -1,0 +1,155 @@
+//! The sweep's checks: every stream purchase with every pair of a grid of `D` and `T`, in one
+//! walk to the largest `D` (see [`NetworkQuery::grid`]); each purchase's baselines go to a
+//! [`GridSink`] in stream order.
+
+use rayon::prelude::*;
+
+use crate::check::window::{Checks, Pending, WindowView, WorkerScratch, check_echoed, check_group};
+use crate::error::Fatal;
+use crate::query::baseline::Baseline;
+use crate::query::network::{Grid, NetworkQuery, Reach};
+use crate::state::graph::FriendGraph;
+use crate::state::history::PurchaseHistory;
+use crate::state::users::{UserId, UserIds};
+use crate::state::window::GraphAt;
+
+/// A stream purchase of a sweep, checked with every pair of its grid.
+pub struct GridChecked<'a> {
+    /// The original line, trimmed of surrounding JSON white space.
+    pub line: &'a [u8],
+    /// 1-based line number in the stream log.
+    pub line_no: u64,
+    pub buyer: UserId,
+    pub cents: u64,
+    /// `baselines[row * grid.tracked.len() + col]`: the baseline with the row's `D` and the
+    /// column's `T`.
+    pub baselines: &'a [Baseline],
+    /// What the buyer reaches at that moment.
+    pub reach: Reach,
+}
+
+/// Receives every stream purchase of a sweep, in stream order.
+pub trait GridSink {
+    fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<()>;
+}
+
+/// A sweep's checks: the grid, the window's results and where they go. The replay must keep
+/// the grid's largest `T` (see [`GridChecks::new`]).
+pub struct GridChecks<S: GridSink> {
+    grid: Grid,
+    /// Per pending purchase, its baselines (see [`GridChecked::baselines`]).
+    baselines: Vec<Baseline>,
+    /// Per pending purchase, what its buyer reaches.
+    reach: Vec<Reach>,
+    sink: S,
+}
+
+impl<S: GridSink> GridChecks<S> {
+    /// Checks with every pair of `grid`, handing the results to `sink`. `history` is the
+    /// replay's: it must keep the grid's largest `T` (a replay made with `D` and `T` overridden
+    /// to the grid's largest does).
+    pub fn new(grid: Grid, history: &PurchaseHistory, sink: S) -> Self {
+        assert!(
+            grid.tracked
+                .last()
+                .is_some_and(|&t| t as usize <= history.tracked()),
+            "the history keeps the grid's largest T"
+        );
+        GridChecks {
+            grid,
+            baselines: Vec::new(),
+            reach: Vec::new(),
+            sink,
+        }
+    }
+
+    /// The sink, once the stream is replayed.
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+}
+
+impl<S: GridSink> Checks for GridChecks<S> {
+    fn check_now(
+        &mut self,
+        query: &mut NetworkQuery,
+        graph: &FriendGraph,
+        history: &PurchaseHistory,
+        p: &Pending,
+    ) {
+        let at = self.baselines.len();
+        self.baselines
+            .resize(at + self.grid.pairs(), Baseline::default());
+        let out = &mut self.baselines[at..];
+        self.reach
+            .push(query.grid(graph, history, p.buyer, u64::MAX, &self.grid, out));
+    }
+
+    fn check_window(&mut self, window: &WindowView<'_>, pool: &rayon::ThreadPool) {
+        let WindowView {
+            pending,
+            graph,
+            history,
+            changes,
+            scratch,
+        } = *window;
+        let (grid, pairs) = (&self.grid, self.grid.pairs());
+        self.baselines.clear();
+        self.baselines
+            .resize(pending.len() * pairs, Baseline::default());
+        self.reach.clear();
+        self.reach.resize(pending.len(), Reach::default());
+        let group = check_group(pending.len(), pool);
+        pool.install(|| {
+            pending
+                .par_chunks(group)
+                .zip(self.baselines.par_chunks_mut(group * pairs))
+                .zip(self.reach.par_chunks_mut(group))
+                .for_each(|((pending, baselines), reach)| {
+                    let mut query = WorkerScratch::of_this_worker(scratch);
+                    for ((p, out), reach) in pending
+                        .iter()
+                        .zip(baselines.chunks_mut(pairs))
+                        .zip(reach.iter_mut())
+                    {
+                        let at = GraphAt {
+                            graph,
+                            changes,
+                            seq: p.seq,
+                        };
+                        *reach = query.grid(&at, history, p.buyer, p.seq, grid, out);
+                    }
+                });
+        });
+    }
+
+    fn hand_over(
+        &mut self,
+        pending: &[Pending],
+        lines: &[u8],
+        _users: &UserIds,
+        stream: &str,
+    ) -> Result<u64, Fatal> {
+        let pairs = self.grid.pairs();
+        for ((p, baselines), &reach) in pending
+            .iter()
+            .zip(self.baselines.chunks(pairs))
+            .zip(&self.reach)
+        {
+            let line = p.line(lines);
+            check_echoed(line, stream)?;
+            let checked = GridChecked {
+                line,
+                line_no: p.line_no,
+                buyer: p.buyer,
+                cents: p.cents,
+                baselines,
+                reach,
+            };
+            self.sink.checked(&checked).map_err(Fatal::Output)?;
+        }
+        self.baselines.clear();
+        self.reach.clear();
+        Ok(0)
+    }
+}
