@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::check::single::SingleCheck;
-use crate::check::window::{Checks, StreamWindow};
+use crate::check::window::{Checks, Handed, StreamWindow};
 use crate::config::Config;
 use crate::error::{Fatal, SkipReason};
 use crate::ingest::chunks::{ChunkSource, Consumer, Numbered, Numbering, SkipReport};
@@ -19,11 +19,11 @@ use crate::state::apply::State;
 use crate::state::users::UserId;
 
 /// Replays the batch then the stream, handing every checked stream purchase to `sink`.
-pub fn replay(
+pub fn replay<S: Sink + ?Sized>(
     batch: &LogFile,
     stream: &LogFile,
     config: &Config,
-    sink: &mut dyn Sink,
+    sink: &mut S,
     skips: &mut SkipLog,
 ) -> Result<Summary, Fatal> {
     let hidden = Progress::hidden();
@@ -166,13 +166,15 @@ impl Replay {
 
     /// The check with the replay's `D` and `T`, handing every checked purchase to `sink` (with
     /// the buyer's friends and friends of friends when the configuration asks for them).
-    pub fn single_check<'s>(&self, sink: &'s mut dyn Sink) -> SingleCheck<'s> {
+    pub fn single_check<'s, S: Sink + ?Sized>(&self, sink: &'s mut S) -> SingleCheck<'s, S> {
         SingleCheck::new(self.state.params.degree, self.config.social, sink)
     }
 
     /// Replays a stream log: every event applied, every purchase checked by `checks` (see
     /// [`Self::single_check`]) against the state just before it. A live source's checks are
-    /// decided, and handed on, whenever its input stalls.
+    /// decided, and handed on, whenever its input stalls. The checks' sink hears of the stream
+    /// before its first purchase (`begin`) and after its last one (`finish`), and may end it
+    /// early.
     pub fn stream(
         &mut self,
         source: ChunkSource<'_>,
@@ -193,6 +195,9 @@ impl Replay {
             seq: self.state.next_seq,
             line_one: self.state.next_seq,
         };
+        if !checks.begin()? {
+            return checks.finish();
+        }
         let Replay {
             config,
             pool,
@@ -215,6 +220,7 @@ impl Replay {
         if let Some(progress) = shown {
             progress.finish();
         }
+        checks.finish()?;
         self.summary.add_stream_time(&clock);
         Ok(())
     }
@@ -239,13 +245,13 @@ struct BatchApplier<'r> {
 }
 
 impl Consumer for BatchApplier<'_> {
-    fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<(), Fatal> {
+    fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<bool, Fatal> {
         self.state.apply_batch(chunk, self.interned)?;
         self.summary.count_batch(chunk.chunk);
         if let Some(progress) = self.progress {
             progress.set((chunk.chunk.offset + chunk.chunk.len) as u64);
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -262,27 +268,27 @@ struct StreamApplier<'r, 'c> {
 
 impl StreamApplier<'_, '_> {
     /// Runs the checks of the events applied so far and hands them on.
-    fn run_window(&mut self) -> Result<(), Fatal> {
+    fn run_window(&mut self) -> Result<Handed, Fatal> {
         let (state, pool) = (&mut *self.state, self.pool);
-        let flagged = self
+        let handed = self
             .window
             .run(state, pool, self.checks, &self.summary.stream_file)?;
-        self.summary.flagged += flagged;
-        Ok(())
+        self.summary.flagged += handed.flagged;
+        Ok(handed)
     }
 }
 
 impl Consumer for StreamApplier<'_, '_> {
-    fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<(), Fatal> {
-        let flagged = self
+    fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<bool, Fatal> {
+        let handed = self
             .window
             .apply_chunk(self.state, chunk, self.pool, self.checks)?;
-        self.summary.flagged += flagged;
+        self.summary.flagged += handed.flagged;
         self.summary.count_stream(chunk.chunk);
         if let Some(progress) = self.progress {
             progress.set((chunk.chunk.offset + chunk.chunk.len) as u64);
         }
-        Ok(())
+        Ok(handed.go_on)
     }
 
     fn stalled(&mut self) -> Result<(), Fatal> {
@@ -291,7 +297,7 @@ impl Consumer for StreamApplier<'_, '_> {
     }
 
     fn end(&mut self) -> Result<(), Fatal> {
-        self.run_window()
+        self.run_window().map(drop)
     }
 }
 
@@ -355,7 +361,7 @@ mod tests {
             log: &batch,
             from: 0,
         };
-        let mut sink: Vec<Box<dyn Sink>> = Vec::new();
+        let mut sink: Vec<Box<crate::output::sink::OutputSink>> = Vec::new();
         let mut replay = Replay::batch(mapped(), &config, &mut skips, &progress).unwrap();
         let mut checks = replay.single_check(&mut sink);
         let read = replay.stream(
@@ -513,12 +519,14 @@ mod tests {
             flagged: Vec<u8>,
         }
         impl Sink for Record {
-            fn checked(&mut self, purchase: &Checked<'_>) -> std::io::Result<()> {
+            type Error = std::io::Error;
+
+            fn checked(&mut self, purchase: &Checked<'_>) -> std::io::Result<bool> {
                 self.line_numbers.push(purchase.line_no);
                 if purchase.flagged {
                     flagged_line(&mut self.flagged, purchase.line, &purchase.baseline);
                 }
-                Ok(())
+                Ok(true)
             }
         }
         for threads in [1, 2] {
@@ -546,6 +554,92 @@ mod tests {
             assert!(!whole.flagged.is_empty());
             assert_eq!(record.line_numbers, whole.line_numbers, "threads {threads}");
             assert_eq!(record.flagged, whole.flagged, "threads {threads}");
+        }
+    }
+
+    /// A sink hears `begin` once before the stream's first purchase and `finish` once after
+    /// its last; `false` from `checked` ends the stream after that purchase (no later one is
+    /// handed over), `false` from `begin` before any; whether the log is mapped or read as it
+    /// comes, at one and two threads.
+    #[test]
+    fn a_sink_hears_begin_and_finish_and_may_end_the_stream() {
+        /// Records what it hears; says stop at line `stop_at` (0: at `begin`).
+        struct Stopping {
+            heard: Vec<String>,
+            stop_at: u64,
+        }
+        impl Sink for Stopping {
+            type Error = std::io::Error;
+
+            fn begin(&mut self) -> std::io::Result<bool> {
+                self.heard.push("begin".into());
+                Ok(self.stop_at != 0)
+            }
+
+            fn checked(&mut self, purchase: &Checked<'_>) -> std::io::Result<bool> {
+                self.heard.push(purchase.line_no.to_string());
+                Ok(purchase.line_no != self.stop_at)
+            }
+
+            fn finish(&mut self) -> std::io::Result<()> {
+                self.heard.push("finish".into());
+                Ok(())
+            }
+        }
+        let batch = LogFile::from_bytes("batch_log.json", BATCH.to_vec());
+        let purchase = |id: u32| {
+            format!(
+                r#"{{"event_type":"purchase", "timestamp":"2017-06-13 11:33:02", "id": "{id}", "amount": "1.00"}}"#
+            )
+        };
+        let stream: String = (1..=6).map(|id| purchase(id) + "\n").collect();
+        for threads in [1, 2] {
+            for read in [false, true] {
+                for (stop_at, heard) in [
+                    (2, &["begin", "1", "2", "finish"][..]),
+                    (0, &["begin", "finish"][..]),
+                    (9, &["begin", "1", "2", "3", "4", "5", "6", "finish"][..]),
+                ] {
+                    let config = Config {
+                        threads,
+                        window: 1,
+                        chunk_bytes: 1,
+                        ..Config::default()
+                    };
+                    let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
+                    let hidden = Progress::hidden();
+                    let mapped = ChunkSource::Mapped {
+                        log: &batch,
+                        from: 0,
+                    };
+                    let mut replay = Replay::batch(mapped, &config, &mut skips, &hidden).unwrap();
+                    let stream_log =
+                        LogFile::from_bytes("stream_log.json", stream.clone().into_bytes());
+                    let source = if read {
+                        ChunkSource::Read(LogReader {
+                            name: "stream.fifo".into(),
+                            reader: Box::new(std::io::Cursor::new(stream.clone().into_bytes())),
+                        })
+                    } else {
+                        ChunkSource::Mapped {
+                            log: &stream_log,
+                            from: 0,
+                        }
+                    };
+                    let mut sink = Stopping {
+                        heard: Vec::new(),
+                        stop_at,
+                    };
+                    let mut checks = replay.single_check(&mut sink);
+                    replay
+                        .stream(source, &mut checks, &mut skips, &hidden)
+                        .expect("the stream");
+                    assert_eq!(
+                        sink.heard, heard,
+                        "threads {threads}, read {read}, stop at {stop_at}"
+                    );
+                }
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::output::file::OutputWriter;
 use crate::output::outputs::{Input, Mode, OpenOutputs, Output, OutputPlan, STDOUT_CLOSED};
 use crate::output::progress::Progress;
 use crate::output::report::SkipLog;
-use crate::output::sink::flagged_line;
+use crate::output::sink::{Sink, flagged_line};
 use crate::query::network::Grid;
 use crate::replay::Replay;
 use crate::state::users::UserId;
@@ -30,7 +30,7 @@ pub mod grid;
 mod parked;
 mod svg;
 
-use grid::{GridChecked, GridChecks, GridSink};
+use grid::{GridChecked, GridChecks, Sweep};
 use parked::ParkedPairs;
 
 /// The `D` a sweep tries by default, with the batch log's own.
@@ -454,8 +454,10 @@ impl Tally {
     }
 }
 
-impl GridSink for Tally {
-    fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<()> {
+impl Sink<Sweep> for Tally {
+    type Error = std::io::Error;
+
+    fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<bool> {
         self.checked += 1;
         for (pair, baseline) in purchase.baselines.iter().enumerate() {
             if !baseline.is_anomalous(purchase.cents) {
@@ -472,7 +474,7 @@ impl GridSink for Tally {
                 self.outputs.write(pair, &self.line)?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

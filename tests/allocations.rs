@@ -208,7 +208,9 @@ fn stream_log(events: usize) -> Vec<u8> {
 struct AllocatingSink<S>(S);
 
 impl<S: Sink> Sink for AllocatingSink<S> {
-    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
+    type Error = S::Error;
+
+    fn checked(&mut self, purchase: &Checked<'_>) -> Result<bool, S::Error> {
         let scratch: Vec<u64> = std::hint::black_box(Vec::with_capacity(4));
         drop(scratch);
         self.0.checked(purchase)
@@ -237,7 +239,7 @@ fn allocations(
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
     let mut flagged = FlaggedLines::new(io::sink());
     let mut canary = AllocatingSink(FlaggedLines::new(io::sink()));
-    let sink: &mut dyn Sink = if allocating_sink {
+    let sink: &mut dyn Sink<Error = io::Error> = if allocating_sink {
         &mut canary
     } else {
         &mut flagged

@@ -263,7 +263,9 @@ struct Truncating {
 }
 
 impl Sink for Truncating {
-    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
+    type Error = io::Error;
+
+    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<bool> {
         if let Some(cut) = self.cut.take() {
             fs::OpenOptions::new()
                 .write(true)
@@ -273,7 +275,7 @@ impl Sink for Truncating {
         if purchase.flagged {
             self.lines.push(purchase.line.to_vec());
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -25,7 +25,9 @@ struct Recorder {
 }
 
 impl Sink for Recorder {
-    fn checked(&mut self, p: &Checked<'_>) -> io::Result<()> {
+    type Error = io::Error;
+
+    fn checked(&mut self, p: &Checked<'_>) -> io::Result<bool> {
         let n = u128::from(p.baseline.n);
         self.checks.push(model::Check {
             line_no: p.line_no,

@@ -11,10 +11,10 @@ use std::io;
 use anomaly_detect::ingest::chunks::ChunkSource;
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::output::sink::flagged_line;
+use anomaly_detect::output::sink::{Sink, flagged_line};
 use anomaly_detect::query::network::Grid;
 use anomaly_detect::replay::Replay;
-use anomaly_detect::sweep::grid::{GridChecked, GridChecks, GridSink};
+use anomaly_detect::sweep::grid::{GridChecked, GridChecks, Sweep};
 use anomaly_detect::{Config, LogFile};
 use common::{BATCH, Case, STREAM, show};
 use proptest::prelude::*;
@@ -79,15 +79,17 @@ struct Recorder {
     checked: usize,
 }
 
-impl GridSink for Recorder {
-    fn checked(&mut self, purchase: &GridChecked<'_>) -> io::Result<()> {
+impl Sink<Sweep> for Recorder {
+    type Error = io::Error;
+
+    fn checked(&mut self, purchase: &GridChecked<'_>) -> io::Result<bool> {
         self.checked += 1;
         for (out, baseline) in self.outputs.iter_mut().zip(purchase.baselines) {
             if baseline.is_anomalous(purchase.cents) {
                 flagged_line(out, purchase.line, baseline);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -253,7 +253,9 @@ struct Recorder<'a> {
 }
 
 impl Sink for Recorder<'_> {
-    fn checked(&mut self, p: &Checked<'_>) -> io::Result<()> {
+    type Error = io::Error;
+
+    fn checked(&mut self, p: &Checked<'_>) -> io::Result<bool> {
         let index = usize::try_from(p.line_no).unwrap() - 1;
         assert_eq!(
             p.line,

@@ -3,9 +3,11 @@
 
 use rayon::prelude::*;
 
-use crate::check::window::{Checks, Pending, WindowView, WorkerScratch, check_echoed, check_group};
+use crate::check::window::{
+    Checks, Handed, Pending, WindowView, WorkerScratch, check_echoed, check_group,
+};
 use crate::error::Fatal;
-use crate::output::sink::{Checked, Sink};
+use crate::output::sink::{Checked, Sink, SinkError};
 use crate::query::baseline::Baseline;
 use crate::query::network::{NetworkQuery, Social};
 use crate::state::graph::FriendGraph;
@@ -39,19 +41,19 @@ impl Outcome {
 
 /// Checks each purchase with the network's degree `D` (the history keeps `T`) and hands the
 /// outcome to a [`Sink`].
-pub struct SingleCheck<'s> {
+pub struct SingleCheck<'s, S: Sink + ?Sized> {
     degree: u32,
     /// Whether flagged purchases also get the buyer's friends and friends of friends.
     social: bool,
     /// Per pending purchase, its outcome.
     outcomes: Vec<Outcome>,
-    sink: &'s mut dyn Sink,
+    sink: &'s mut S,
 }
 
-impl<'s> SingleCheck<'s> {
+impl<'s, S: Sink + ?Sized> SingleCheck<'s, S> {
     /// Checks with degree `degree`, handing outcomes to `sink`; `social`: flagged purchases
     /// also carry the buyer's friends and friends of friends.
-    pub fn new(degree: u32, social: bool, sink: &'s mut dyn Sink) -> Self {
+    pub fn new(degree: u32, social: bool, sink: &'s mut S) -> Self {
         SingleCheck {
             degree,
             social,
@@ -61,7 +63,11 @@ impl<'s> SingleCheck<'s> {
     }
 }
 
-impl Checks for SingleCheck<'_> {
+impl<S: Sink + ?Sized> Checks for SingleCheck<'_, S> {
+    fn begin(&mut self) -> Result<bool, Fatal> {
+        self.sink.begin().map_err(SinkError::into_fatal)
+    }
+
     fn check_now(
         &mut self,
         query: &mut NetworkQuery,
@@ -119,8 +125,8 @@ impl Checks for SingleCheck<'_> {
         lines: &[u8],
         users: &UserIds,
         stream: &str,
-    ) -> Result<u64, Fatal> {
-        let mut flagged_count = 0;
+    ) -> Result<Handed, Fatal> {
+        let mut handed = Handed::NONE;
         for (p, outcome) in pending.iter().zip(&self.outcomes) {
             let line = p.line(lines);
             let flagged = outcome.baseline.is_anomalous(p.cents);
@@ -138,14 +144,21 @@ impl Checks for SingleCheck<'_> {
                 social: outcome.social.as_ref(),
                 users,
             };
-            flagged_count += u64::from(flagged);
-            self.sink.checked(&checked).map_err(Fatal::Output)?;
+            handed.flagged += u64::from(flagged);
+            if !self.sink.checked(&checked).map_err(SinkError::into_fatal)? {
+                handed.go_on = false;
+                break;
+            }
         }
         self.outcomes.clear();
-        Ok(flagged_count)
+        Ok(handed)
     }
 
     fn flush(&mut self) -> Result<(), Fatal> {
-        self.sink.flush().map_err(Fatal::Output)
+        self.sink.flush().map_err(SinkError::into_fatal)
+    }
+
+    fn finish(&mut self) -> Result<(), Fatal> {
+        self.sink.finish().map_err(SinkError::into_fatal)
     }
 }

@@ -29,6 +29,11 @@ pub fn check_group(pending: usize, pool: &rayon::ThreadPool) -> usize {
 /// How the window's purchases are checked, and where each outcome goes: the single check
 /// with the run's `D` and `T` ([`crate::check::single::SingleCheck`]), or a sweep's grid.
 pub trait Checks {
+    /// Called once before the stream's first purchase; `false` ends the stream at once.
+    fn begin(&mut self) -> Result<bool, Fatal> {
+        Ok(true)
+    }
+
     /// Checks `purchase` at once, against the state as it stands, before the purchase joins
     /// the history (the sequential path, one thread).
     fn check_now(
@@ -43,21 +48,42 @@ pub trait Checks {
     fn check_window(&mut self, window: &WindowView<'_>, pool: &rayon::ThreadPool);
 
     /// Hands the checked purchases on in stream order, and forgets them; `lines` holds their
-    /// lines (see [`Pending`]), `stream` is the stream log's name. Returns how many were
-    /// flagged.
+    /// lines (see [`Pending`]), `stream` is the stream log's name.
     fn hand_over(
         &mut self,
         pending: &[Pending],
         lines: &[u8],
         users: &UserIds,
         stream: &str,
-    ) -> Result<u64, Fatal>;
+    ) -> Result<Handed, Fatal>;
 
     /// Pushes out what was handed over so far (live mode calls this whenever the input
     /// stalls).
     fn flush(&mut self) -> Result<(), Fatal> {
         Ok(())
     }
+
+    /// Called once after the stream's last purchase.
+    fn finish(&mut self) -> Result<(), Fatal> {
+        Ok(())
+    }
+}
+
+/// What handing checked purchases on gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handed {
+    /// How many were flagged.
+    pub flagged: u64,
+    /// Whether the stream goes on (`false`: a sink ended it).
+    pub go_on: bool,
+}
+
+impl Handed {
+    /// Nothing handed on yet: nothing flagged, the stream goes on.
+    pub const NONE: Handed = Handed {
+        flagged: 0,
+        go_on: true,
+    };
 }
 
 /// What the checks of a window read: its pending purchases and the state they see.
@@ -156,17 +182,18 @@ impl StreamWindow {
     }
 
     /// Applies a chunk of stream events to `state`; their purchases are checked by `checks`
-    /// when the window fills up ([`Self::run`] runs the rest). Returns how many were flagged.
+    /// when the window fills up ([`Self::run`] runs the rest). When a sink ends the stream,
+    /// the chunk's later events are not applied.
     pub fn apply_chunk(
         &mut self,
         state: &mut State,
         chunk: &Numbered<'_>,
         pool: &rayon::ThreadPool,
         checks: &mut dyn Checks,
-    ) -> Result<u64, Fatal> {
+    ) -> Result<Handed, Fatal> {
         let (name, text, first_line) = (chunk.name, chunk.text, chunk.lines_before);
         let (seq, parsed) = (chunk.seq, chunk.chunk);
-        let mut flagged = 0;
+        let mut handed = Handed::NONE;
         let mut users = std::mem::take(&mut self.interned);
         users.clear();
         for (i, event) in parsed.events.iter().enumerate() {
@@ -188,7 +215,14 @@ impl StreamWindow {
             self.apply(state, event.action, users[i], at, checks);
             if self.is_full() {
                 match self.run(state, pool, checks, name) {
-                    Ok(n) => flagged += n,
+                    Ok(run) if run.go_on => handed.flagged += run.flagged,
+                    Ok(run) => {
+                        self.interned = users;
+                        state.next_seq = at.seq + 1;
+                        handed.flagged += run.flagged;
+                        handed.go_on = false;
+                        return Ok(handed);
+                    }
                     Err(error) => {
                         self.interned = users;
                         return Err(error);
@@ -198,7 +232,7 @@ impl StreamWindow {
         }
         self.interned = users;
         state.next_seq = seq + u64::from(parsed.lines);
-        Ok(flagged)
+        Ok(handed)
     }
 
     /// Applies one stream event; a purchase is queued for its check.
@@ -258,14 +292,14 @@ impl StreamWindow {
     }
 
     /// Runs the window's pending checks (in parallel), hands them on in stream order and
-    /// closes the window; `stream` is the stream log's name. Returns how many were flagged.
+    /// closes the window; `stream` is the stream log's name.
     pub fn run(
         &mut self,
         state: &mut State,
         pool: &rayon::ThreadPool,
         checks: &mut dyn Checks,
         stream: &str,
-    ) -> Result<u64, Fatal> {
+    ) -> Result<Handed, Fatal> {
         if self.size > 0 && !self.pending.is_empty() {
             let view = WindowView {
                 pending: &self.pending,
@@ -276,14 +310,14 @@ impl StreamWindow {
             };
             checks.check_window(&view, pool);
         }
-        let flagged = checks.hand_over(&self.pending, &self.lines, &state.users, stream)?;
+        let handed = checks.hand_over(&self.pending, &self.lines, &state.users, stream)?;
         self.pending.clear();
         self.lines.clear();
         self.events = 0;
         self.changes.close(&mut state.graph);
         state.history.close_windows(&self.buyers);
         self.buyers.clear();
-        Ok(flagged)
+        Ok(handed)
     }
 }
 

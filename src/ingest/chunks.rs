@@ -43,8 +43,9 @@ pub struct Numbered<'a> {
 
 /// What a chunk source hands its chunks to: the applier.
 pub trait Consumer {
-    /// Applies a chunk; chunks come in log order.
-    fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<(), Fatal>;
+    /// Applies a chunk; chunks come in log order. `false` ends the log early: no later chunk
+    /// is read.
+    fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<bool, Fatal>;
 
     /// A live stream's input stalls: whatever waits should be decided now.
     fn stalled(&mut self) -> Result<(), Fatal> {
@@ -159,7 +160,7 @@ impl<'a> ChunkSource<'a> {
             for &(line, ref reason) in &chunk.skipped {
                 skips.skip(name, lines_before + u64::from(line) + 1, reason)?;
             }
-            to.chunk(&Numbered {
+            let go_on = to.chunk(&Numbered {
                 name,
                 chunk,
                 text,
@@ -167,7 +168,7 @@ impl<'a> ChunkSource<'a> {
                 lines_before,
             })?;
             seq += u64::from(chunk.lines);
-            Ok(())
+            Ok(go_on)
         };
         let stop = config.stop.as_deref();
         match self {
@@ -184,12 +185,16 @@ impl<'a> ChunkSource<'a> {
                 let name = log.name.clone();
                 let feed = BlockFeed::start(log, config.max_line)?;
                 let mut blocks = Blocks::new(config, hasher, &name, feed, None);
+                let mut ended = true;
                 while blocks.next(stop)? {
-                    blocks.deliver(&mut *to, &mut deliver)?;
+                    if !blocks.deliver(&mut *to, &mut deliver)? {
+                        ended = false;
+                        break;
+                    }
                 }
-                blocks.feed.finish(Path::new(&name))?;
+                let bytes = blocks.finish(ended)?;
                 to.end()?;
-                Ok(blocks.bytes)
+                Ok(bytes)
             }
             ChunkSource::Head(head) => {
                 let BatchHead {
@@ -202,15 +207,17 @@ impl<'a> ChunkSource<'a> {
                 } = head;
                 let mut blocks = Blocks::new(config, hasher, &name, feed, Some((block, from)));
                 blocks.bytes = bytes;
-                loop {
-                    blocks.deliver(&mut *to, &mut deliver)?;
-                    if !blocks.next(stop)? {
-                        break;
+                let ended = loop {
+                    if !blocks.deliver(&mut *to, &mut deliver)? {
+                        break false;
                     }
-                }
-                blocks.feed.finish(Path::new(&name))?;
+                    if !blocks.next(stop)? {
+                        break true;
+                    }
+                };
+                let bytes = blocks.finish(ended)?;
                 to.end()?;
-                Ok(blocks.bytes)
+                Ok(bytes)
             }
             ChunkSource::Live { log, stop } => {
                 let name = log.name.clone();
@@ -227,7 +234,9 @@ impl<'a> ChunkSource<'a> {
                                 break;
                             };
                             blocks.take(block, 0);
-                            blocks.deliver(&mut *to, &mut deliver)?;
+                            if !blocks.deliver(&mut *to, &mut deliver)? {
+                                break;
+                            }
                             if blocks.feed.blocks.is_empty() {
                                 // The input stalls: decide what is pending now.
                                 to.stalled()?;
@@ -238,12 +247,7 @@ impl<'a> ChunkSource<'a> {
                 }
                 to.stalled()?;
                 to.end()?;
-                // A reader that failed or panicked fails the run. After a stop it may be
-                // blocked on its input: it is waited for only once done.
-                if ended || blocks.feed.reader.is_finished() {
-                    blocks.feed.finish(Path::new(&name))?;
-                }
-                Ok(blocks.bytes)
+                blocks.finish(ended)
             }
         }
     }
@@ -305,12 +309,22 @@ impl<'n> Blocks<'n> {
         (self.block, self.from) = (block, from);
     }
 
-    /// Parses the current block and hands it to `deliver`.
+    /// Ends reading: a reader that failed or panicked fails the run. Unless the input `ended`
+    /// (a signal or the consumer stopped it), the reader may be blocked on its input: it is
+    /// waited for only once done. Returns the bytes read.
+    fn finish(self, ended: bool) -> Result<u64, Fatal> {
+        if ended || self.feed.reader.is_finished() {
+            self.feed.finish(Path::new(self.name))?;
+        }
+        Ok(self.bytes)
+    }
+
+    /// Parses the current block and hands it to `deliver`; `false`: the consumer stops.
     fn deliver(
         &mut self,
         to: &mut dyn Consumer,
-        deliver: &mut impl FnMut(&mut dyn Consumer, &str, &ParsedChunk, &[u8]) -> Result<(), Fatal>,
-    ) -> Result<(), Fatal> {
+        deliver: &mut impl FnMut(&mut dyn Consumer, &str, &ParsedChunk, &[u8]) -> Result<bool, Fatal>,
+    ) -> Result<bool, Fatal> {
         self.parser
             .parse_chunk(&self.block, self.from..self.block.len(), &mut self.chunk);
         deliver(to, self.name, &self.chunk, &self.block[self.from..])
@@ -497,15 +511,16 @@ fn check_numbering(name: &str, first_seq: u64, chunk: &ParsedChunk) -> Result<()
     }
 }
 
-/// Parses `log.body()[from..]` chunk by chunk and hands the chunks to `apply` in order.
-/// With more than one thread, chunks are parsed in parallel ahead of the applier.
+/// Parses `log.body()[from..]` chunk by chunk and hands the chunks to `apply` in order, until
+/// it returns `false`. With more than one thread, chunks are parsed in parallel ahead of the
+/// applier.
 fn for_each_chunk(
     log: &LogFile,
     from: usize,
     config: &Config,
     pool: &rayon::ThreadPool,
     hasher: IdHasher,
-    mut apply: impl FnMut(&ParsedChunk) -> Result<(), Fatal>,
+    mut apply: impl FnMut(&ParsedChunk) -> Result<bool, Fatal>,
 ) -> Result<(), Fatal> {
     let stop = config.stop.clone();
     let mut apply = move |chunk: &ParsedChunk| {
@@ -530,8 +545,11 @@ fn for_each_chunk(
             } else {
                 parser.parse_chunk(body, range.clone(), &mut chunk);
             }
-            apply(&chunk)?;
+            let go_on = apply(&chunk)?;
             log.release(range);
+            if !go_on {
+                break;
+            }
         }
         // The last chunk's lines may have been read during its application.
         return log.check_size();
@@ -595,8 +613,12 @@ fn for_each_chunk(
         for (index, chunk) in parsed_rx {
             waiting[index % in_flight] = Some(chunk);
             while let Some(chunk) = waiting[next % in_flight].take() {
-                apply(&chunk)?;
+                let go_on = apply(&chunk)?;
                 log.release(chunk.offset..chunk.offset + chunk.len);
+                if !go_on {
+                    // Dropping `free_tx` on the way out stops the producer.
+                    return log.check_size();
+                }
                 let _ = free_tx.send(chunk);
                 next += 1;
             }

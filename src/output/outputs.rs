@@ -23,7 +23,7 @@ use crate::output::file::{
     OutputWriter, Temp, duplicate, inherited_descriptor, is_mount_point, lock_for_append,
     remove_stale_temporaries, set_append, sync_dir, unlock,
 };
-use crate::output::sink::{FlaggedLines, Sink};
+use crate::output::sink::{FlaggedLines, OutputSink, Sink};
 use crate::output::social::{SocialLines, SocialList};
 use crate::output::tail::{self, LineShape, Tail};
 
@@ -623,7 +623,7 @@ fn create_appended(temp: Temp, file: PathBuf, dir: &Path) -> io::Result<Place> {
 /// The outputs of an `anomaly-detect` run: the flagged purchases, and if asked the feed, the
 /// recommendations and the statistics.
 pub struct Outputs {
-    pub sinks: Vec<Box<dyn Sink>>,
+    pub sinks: Vec<Box<OutputSink>>,
     stats: Option<OutputWriter>,
     open: OpenOutputs,
 }
@@ -671,7 +671,7 @@ impl Outputs {
 
     /// The sinks over opened outputs, once [`OpenOutputs::begin`] ran.
     pub fn new(mut open: OpenOutputs) -> Outputs {
-        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        let mut sinks: Vec<Box<OutputSink>> = Vec::new();
         let mut stats = None;
         for index in 0..open.outputs.len() {
             let out = open.writer(index);

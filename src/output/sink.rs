@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use crate::error::Fatal;
 use crate::ingest::event::Timestamp;
 use crate::query::baseline::{Baseline, write_dollars};
 use crate::query::network::Social;
@@ -27,24 +28,94 @@ pub struct Checked<'a> {
     pub users: &'a UserIds,
 }
 
-/// Receives every checked stream purchase, in stream order.
-pub trait Sink {
-    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()>;
+/// What a sink receives for each stream purchase: a [`Checked`] in a run ([`Single`]), every
+/// pair's baselines in a sweep (`sweep::grid::Sweep`).
+pub trait Kind {
+    /// The checked purchase.
+    type Checked<'a>;
+}
+
+/// A run's checks: each purchase against its network's baseline with the run's `D` and `T`.
+pub enum Single {}
+
+impl Kind for Single {
+    type Checked<'a> = Checked<'a>;
+}
+
+/// An error a sink's output can fail with: it ends the replay as a [`Fatal`] error, which
+/// names the output (the writers of the output files name it in their errors).
+pub trait SinkError {
+    fn into_fatal(self) -> Fatal;
+}
+
+impl SinkError for io::Error {
+    fn into_fatal(self) -> Fatal {
+        Fatal::Output(self)
+    }
+}
+
+impl SinkError for Fatal {
+    fn into_fatal(self) -> Fatal {
+        self
+    }
+}
+
+/// Receives every checked stream purchase, in stream order: the flagged-purchases file, the
+/// feed and recommendations, a sweep's grid, a library user's own sink. `K` says what a
+/// checked purchase is (a run's [`Checked`] by default).
+pub trait Sink<K: Kind = Single> {
+    /// The error the sink's output can fail with; it ends the replay.
+    type Error: SinkError;
+
+    /// Called once before the stream's first purchase; `false` ends the stream at once.
+    fn begin(&mut self) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+
+    /// A checked purchase; `false` ends the stream after it: no later line is read, and the
+    /// purchases checked with it but after it are not handed over.
+    fn checked(&mut self, purchase: &K::Checked<'_>) -> Result<bool, Self::Error>;
 
     /// Pushes out what was written so far (live mode calls this whenever the input stalls).
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// Called once after the stream's last purchase (also after one that ended it early).
+    fn finish(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
 }
 
-/// Several sinks fed the same checks.
-impl Sink for Vec<Box<dyn Sink>> {
-    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
-        self.iter_mut().try_for_each(|sink| sink.checked(purchase))
+/// A sink of the run's outputs, which fail with an I/O error naming the output.
+pub type OutputSink = dyn Sink<Error = io::Error>;
+
+/// Several sinks fed the same checks; the stream ends when any of them ends it.
+impl<K: Kind, E: SinkError> Sink<K> for Vec<Box<dyn Sink<K, Error = E>>> {
+    type Error = E;
+
+    fn begin(&mut self) -> Result<bool, E> {
+        let mut go_on = true;
+        for sink in self.iter_mut() {
+            go_on &= sink.begin()?;
+        }
+        Ok(go_on)
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    fn checked(&mut self, purchase: &K::Checked<'_>) -> Result<bool, E> {
+        let mut go_on = true;
+        for sink in self.iter_mut() {
+            go_on &= sink.checked(purchase)?;
+        }
+        Ok(go_on)
+    }
+
+    fn flush(&mut self) -> Result<(), E> {
         self.iter_mut().try_for_each(|sink| sink.flush())
+    }
+
+    fn finish(&mut self) -> Result<(), E> {
+        self.iter_mut().try_for_each(|sink| sink.finish())
     }
 }
 
@@ -85,14 +156,17 @@ pub fn flagged_line(out: &mut Vec<u8>, line: &[u8], baseline: &Baseline) {
 }
 
 impl<W: Write> Sink for FlaggedLines<W> {
-    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
+    type Error = io::Error;
+
+    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<bool> {
         if !purchase.flagged {
-            return Ok(());
+            return Ok(true);
         }
         self.line.clear();
         flagged_line(&mut self.line, purchase.line, &purchase.baseline);
         self.flagged += 1;
-        self.out.write_all(&self.line)
+        self.out.write_all(&self.line)?;
+        Ok(true)
     }
 
     fn flush(&mut self) -> io::Result<()> {

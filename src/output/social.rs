@@ -41,9 +41,11 @@ impl<W: Write> SocialLines<W> {
 }
 
 impl<W: Write> Sink for SocialLines<W> {
-    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<()> {
+    type Error = io::Error;
+
+    fn checked(&mut self, purchase: &Checked<'_>) -> io::Result<bool> {
         let (true, Some(social)) = (purchase.flagged, purchase.social) else {
-            return Ok(());
+            return Ok(true);
         };
         let users = purchase.users;
         let name = |u: UserId| json_string(&String::from_utf8_lossy(users.name(u)));
@@ -82,7 +84,8 @@ impl<W: Write> Sink for SocialLines<W> {
                 );
             }
         }
-        self.out.write_all(line)
+        self.out.write_all(line)?;
+        Ok(true)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -1,11 +1,14 @@
 //! The sweep's checks: every stream purchase with every pair of a grid of `D` and `T`, in one
 //! walk to the largest `D` (see [`NetworkQuery::grid`]); each purchase's baselines go to a
-//! [`GridSink`] in stream order.
+//! [`Sink`] of [`Sweep`]s in stream order.
 
 use rayon::prelude::*;
 
-use crate::check::window::{Checks, Pending, WindowView, WorkerScratch, check_echoed, check_group};
+use crate::check::window::{
+    Checks, Handed, Pending, WindowView, WorkerScratch, check_echoed, check_group,
+};
 use crate::error::Fatal;
+use crate::output::sink::{Kind, Sink, SinkError};
 use crate::query::baseline::Baseline;
 use crate::query::network::{Grid, NetworkQuery, Reach};
 use crate::state::graph::FriendGraph;
@@ -28,14 +31,16 @@ pub struct GridChecked<'a> {
     pub reach: Reach,
 }
 
-/// Receives every stream purchase of a sweep, in stream order.
-pub trait GridSink {
-    fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<()>;
+/// A sweep's checks, as a [`Sink`] receives them: every pair's baselines ([`GridChecked`]).
+pub enum Sweep {}
+
+impl Kind for Sweep {
+    type Checked<'a> = GridChecked<'a>;
 }
 
 /// A sweep's checks: the grid, the window's results and where they go. The replay must keep
 /// the grid's largest `T` (see [`GridChecks::new`]).
-pub struct GridChecks<S: GridSink> {
+pub struct GridChecks<S: Sink<Sweep>> {
     grid: Grid,
     /// Per pending purchase, its baselines (see [`GridChecked::baselines`]).
     baselines: Vec<Baseline>,
@@ -44,7 +49,7 @@ pub struct GridChecks<S: GridSink> {
     sink: S,
 }
 
-impl<S: GridSink> GridChecks<S> {
+impl<S: Sink<Sweep>> GridChecks<S> {
     /// Checks with every pair of `grid`, handing the results to `sink`. `history` is the
     /// replay's: it must keep the grid's largest `T` (a replay made with `D` and `T` overridden
     /// to the grid's largest does).
@@ -69,7 +74,11 @@ impl<S: GridSink> GridChecks<S> {
     }
 }
 
-impl<S: GridSink> Checks for GridChecks<S> {
+impl<S: Sink<Sweep>> Checks for GridChecks<S> {
+    fn begin(&mut self) -> Result<bool, Fatal> {
+        self.sink.begin().map_err(SinkError::into_fatal)
+    }
+
     fn check_now(
         &mut self,
         query: &mut NetworkQuery,
@@ -129,8 +138,9 @@ impl<S: GridSink> Checks for GridChecks<S> {
         lines: &[u8],
         _users: &UserIds,
         stream: &str,
-    ) -> Result<u64, Fatal> {
+    ) -> Result<Handed, Fatal> {
         let pairs = self.grid.pairs();
+        let mut handed = Handed::NONE;
         for ((p, baselines), &reach) in pending
             .iter()
             .zip(self.baselines.chunks(pairs))
@@ -146,10 +156,21 @@ impl<S: GridSink> Checks for GridChecks<S> {
                 baselines,
                 reach,
             };
-            self.sink.checked(&checked).map_err(Fatal::Output)?;
+            if !self.sink.checked(&checked).map_err(SinkError::into_fatal)? {
+                handed.go_on = false;
+                break;
+            }
         }
         self.baselines.clear();
         self.reach.clear();
-        Ok(0)
+        Ok(handed)
+    }
+
+    fn flush(&mut self) -> Result<(), Fatal> {
+        self.sink.flush().map_err(SinkError::into_fatal)
+    }
+
+    fn finish(&mut self) -> Result<(), Fatal> {
+        self.sink.finish().map_err(SinkError::into_fatal)
     }
 }
