@@ -4,4 +4,5 @@
 pub mod event;
 pub mod input;
 pub mod parse;
+pub mod position;
 pub mod shrink;
