@@ -4,7 +4,8 @@
 //! The stages, in the order data flows through them; a stage imports only the stages before it
 //! and the shared leaves (`error`, `clock`, `stderr`):
 //! [`ingest`] (logs to events), [`state`] (what events change), [`query`] (a buyer's network
-//! and baseline), [`output`] (where results go). On top: [`pipeline`] runs the replay,
+//! and baseline), [`output`] (where results go). On top: [`live`] keeps a live run's
+//! checkpoints (`--state`), [`pipeline`] runs the replay,
 //! [`cli`] and [`signals`] serve the command, [`sweep`] its `sweep` subcommand.
 
 pub mod ingest;
@@ -12,6 +13,7 @@ pub mod output;
 pub mod query;
 pub mod state;
 
+pub mod live;
 pub mod pipeline;
 
 pub mod cli;

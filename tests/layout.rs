@@ -6,8 +6,8 @@ use std::fs;
 use std::path::Path;
 
 /// The stages in the order data flows through them, then the modules on top.
-const ORDER: [&str; 7] = [
-    "ingest", "state", "query", "output", "pipeline", "cli", "signals",
+const ORDER: [&str; 8] = [
+    "ingest", "state", "query", "output", "live", "pipeline", "cli", "signals",
 ];
 
 /// The `crate::X` paths of a source text that name a stage or a module on top.
