@@ -334,7 +334,7 @@ impl ResumedFollow {
     pub fn start(path: &Path) -> Result<Resumed, Fatal> {
         let file = File::open(path).map_err(|error| read_error(path, error))?;
         let follow = FollowedFile::resume(path, file, 0).map_err(|e| read_error(path, e))?;
-        Ok(ResumedFollow::new(
+        Ok(ResumedFollow::assemble(
             None,
             follow,
             Positions::new(false, 0, 0),
@@ -342,7 +342,7 @@ impl ResumedFollow {
         ))
     }
 
-    fn new(
+    fn assemble(
         tail: Option<RotatedTail>,
         follow: FollowedFile,
         positions: Positions,
@@ -388,7 +388,7 @@ impl ResumedFollow {
         let same = FileIdentity::of(&meta) == saved.file;
         if same && holds(&file, &meta) {
             let follow = FollowedFile::resume(path, file, saved.offset).map_err(fail)?;
-            return Ok(ResumedFollow::new(None, follow, positions, None));
+            return Ok(ResumedFollow::assemble(None, follow, positions, None));
         }
         let found = find_rotated(path, saved, FileIdentity::of(&meta)).map_err(fail)?;
         // The path itself, a copy of the file read (same first bytes), when nothing beside
@@ -396,7 +396,7 @@ impl ResumedFollow {
         let copy_in_place = !same && saved.fingerprint.len > 0 && holds(&file, &meta);
         if copy_in_place && !matches!(found, Some((_, _, true))) {
             let follow = FollowedFile::resume(path, file, saved.offset).map_err(fail)?;
-            return Ok(ResumedFollow::new(None, follow, positions, None));
+            return Ok(ResumedFollow::assemble(None, follow, positions, None));
         }
         let follow = FollowedFile::resume(path, file, 0).map_err(fail)?;
         match found {
@@ -414,7 +414,7 @@ impl ResumedFollow {
                     shown(&rotated),
                     saved.offset
                 );
-                Ok(ResumedFollow::new(
+                Ok(ResumedFollow::assemble(
                     Some(tail),
                     follow,
                     positions,
@@ -437,7 +437,7 @@ impl ResumedFollow {
                     },
                     shown(path)
                 );
-                Ok(ResumedFollow::new(None, follow, positions, Some(warning)))
+                Ok(ResumedFollow::assemble(None, follow, positions, Some(warning)))
             }
         }
     }
