@@ -437,7 +437,12 @@ impl ResumedFollow {
                     },
                     shown(path)
                 );
-                Ok(ResumedFollow::assemble(None, follow, positions, Some(warning)))
+                Ok(ResumedFollow::assemble(
+                    None,
+                    follow,
+                    positions,
+                    Some(warning),
+                ))
             }
         }
     }

@@ -277,7 +277,7 @@ impl StateDir {
             .mode(0o600)
             .open(dir.join(LOCK))
             .map_err(|e| fail(format!("cannot open its {LOCK}: {e}")))?;
-        match lock(&lock_file, false) {
+        match lock_soon(&lock_file) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Err(fail(format!(
@@ -428,6 +428,24 @@ impl StateDir {
                 "its state {} cannot be used: {error}",
                 state_name(checkpoint.state.seq)
             )),
+        }
+    }
+}
+
+/// How long a run waits for the lock of a state directory before it refuses: a process forked
+/// by the run that held it may keep the lock until it runs its program (the descriptor closes
+/// on exec); another run holding it keeps it far longer.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Takes `file`'s exclusive lock, waiting at most [`LOCK_WAIT`] (`WouldBlock` after that).
+fn lock_soon(file: &File) -> io::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match lock(file, false) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            done => return done,
         }
     }
 }
