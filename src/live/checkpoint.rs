@@ -1218,7 +1218,7 @@ mod tests {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            eprintln!("skipped: mounting a tmpfs is not permitted here");
+            crate::stderr::line("skipped: mounting a tmpfs is not permitted here");
             return;
         }
         struct Unmount(PathBuf);
