@@ -62,6 +62,16 @@ pub struct Options {
     /// when the run succeeds.
     #[arg(long, value_name = "FILE")]
     pub stats: Option<PathBuf>,
+    /// Live mode only: keep checkpoints in DIR (created if missing) and resume from them on
+    /// restart: outputs go on exactly where they stopped, no line written twice.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Seconds between checkpoints with --state (for tests and tuning).
+    #[arg(long, hide = true, requires = "state", default_value_t = DEFAULT_CHECKPOINT_SECONDS, value_parser = checkpoint_seconds)]
+    pub checkpoint_seconds: usize,
+    /// Stream events between checkpoints with --state (for tests and tuning).
+    #[arg(long, hide = true, requires = "state", default_value_t = DEFAULT_CHECKPOINT_EVENTS, value_parser = checkpoint_events)]
+    pub checkpoint_events: usize,
     /// Print no progress bar and no summary line (skipped lines are still reported).
     #[arg(short, long)]
     pub quiet: bool,
@@ -243,6 +253,9 @@ pub struct SweepOptions {
     /// Treat the first skipped line as a fatal error.
     #[arg(long)]
     pub strict: bool,
+    /// Refused: a sweep replays files, it has no live state (see [`Options::check`]).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub state: Option<PathBuf>,
     /// Size of a parsing chunk in bytes, 1 to 1 GiB (for tests and tuning).
     #[arg(long, hide = true, default_value_t = 1 << 20, value_parser = chunk_bytes)]
     pub chunk_bytes: usize,
@@ -425,11 +438,51 @@ fn within(text: &str, max: usize, about: &str) -> Result<usize, String> {
     }
 }
 
+/// Default seconds between checkpoints of a live run with `--state`.
+pub const DEFAULT_CHECKPOINT_SECONDS: usize = 5;
+
+/// Default stream events between checkpoints of a live run with `--state`.
+pub const DEFAULT_CHECKPOINT_EVENTS: usize = 1_000_000;
+
+/// `--checkpoint-seconds`: 1 to a day.
+fn checkpoint_seconds(text: &str) -> Result<usize, String> {
+    within(text, 86_400, " (a day)")
+}
+
+/// `--checkpoint-events`: 1 to 2^40.
+fn checkpoint_events(text: &str) -> Result<usize, String> {
+    within(text, 1 << 40, "")
+}
+
 const fn anomaly_detect_default_window() -> usize {
     crate::config::DEFAULT_WINDOW
 }
 
 impl Options {
+    /// What clap cannot check: `--state` needs live mode (STREAM `-` or `--follow`); a file
+    /// replay and the sweep start afresh and replace their outputs, so a state would be
+    /// silently ignored. Refused like any bad option (exit 2).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let refuse = |why: &str| {
+            Err(Options::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("--state needs live mode (STREAM `-` or --follow): {why}"),
+            ))
+        };
+        match &self.command {
+            Some(Command::Sweep(sweep)) if sweep.state.is_some() => {
+                refuse("a sweep replays files and keeps no state")
+            }
+            None if self.state.is_some()
+                && !self.follow
+                && self.stream.as_deref().is_some_and(|s| s.as_os_str() != "-") =>
+            {
+                refuse("a file replay starts afresh and replaces its outputs")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// BATCH, STREAM and OUTPUT, which clap requires unless `--generate` is given.
     pub fn paths(&self) -> (&Path, &Path, &Path) {
         let missing = "clap requires BATCH, STREAM and OUTPUT without --generate";

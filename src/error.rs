@@ -37,6 +37,10 @@ pub enum Fatal {
         "{file}:{line}: the logs name more than {limit} distinct users, beyond what a run can index"
     )]
     TooManyUsers { file: String, line: u64, limit: u64 },
+    /// A live run's state directory (`--state DIR`) that cannot serve: another run holds it,
+    /// or its checkpoint does not fit this run or is damaged. Nothing was touched.
+    #[error("{}: {problem}", shown(dir))]
+    State { dir: PathBuf, problem: String },
     #[error("interrupted: the output was not saved")]
     Interrupted,
     /// A write error from an output: it names its file when it comes from an output file's

@@ -8,7 +8,7 @@
 //! `state::apply`), [`query`] (a buyer's network and baseline), [`output`] (the one
 //! `output::sink::Sink` trait and the files results go to), [`check`] (the stream window, whose
 //! checks run in parallel and go to one `check::window::Checks`; the single check with the
-//! run's `D` and `T`). On top: [`mod@replay`] wires the phases (`Replay::batch`, `Replay::stream`)
+//! run's `D` and `T`). On top: [`live`] keeps a live run's checkpoints (`--state`), [`mod@replay`] wires the phases (`Replay::batch`, `Replay::stream`)
 //! over a chunk source and a `State`, [`sweep`] runs the `sweep` subcommand with its grid of
 //! checks (`sweep::grid`), [`cli`] and [`signals`] serve the command. The allocator is the
 //! program's: the library calls only [`Config::release_memory`].
@@ -19,6 +19,7 @@ pub mod query;
 pub mod state;
 
 pub mod check;
+pub mod live;
 pub mod replay;
 
 pub mod cli;

@@ -216,7 +216,7 @@ fn usage(error: &clap::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
-    let options = match Options::try_parse() {
+    let options = match Options::try_parse().and_then(|o| o.check().map(|()| o)) {
         Ok(options) => options,
         Err(error) => return ExitCode::from(usage(&error)),
     };

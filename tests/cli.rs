@@ -1019,3 +1019,45 @@ fn query_bench_on_a_missing_log_exits_2_with_one_line() {
         "{err}"
     );
 }
+
+/// `--state` keeps a live run's checkpoints: a file replay and the sweep refuse it as a usage
+/// error (exit 2) before anything is read or written, rather than ignore it silently.
+#[test]
+fn state_is_refused_outside_live_mode() {
+    let case = Case::from_fixture("official");
+    case.write(OUTPUT, "previous\n");
+    for (args, why) in [
+        (
+            vec!["--state", "st", BATCH, STREAM, OUTPUT],
+            "a file replay starts afresh and replaces its outputs",
+        ),
+        (
+            vec!["sweep", "--state", "st", BATCH, STREAM],
+            "a sweep replays files and keeps no state",
+        ),
+    ] {
+        let run = Run::of(case.cmd().args(&args));
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: --state needs live mode (STREAM `-` or --follow): {why}\n\nUsage:"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert!(!case.path("st").exists(), "no state directory made");
+        assert_eq!(case.output().unwrap(), b"previous\n");
+    }
+    // The checkpoint intervals are for --state only.
+    let run = case.run(&["--follow", "--checkpoint-seconds", "2"]);
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("--state <DIR>"), "{}", run.stderr);
+    // Live mode takes it.
+    let help = Run::of(case.cmd().arg("--help"));
+    assert!(help.stdout.contains("--state <DIR>"), "{}", help.stdout);
+    let man = Run::of(case.cmd().args(["--generate", "man"]));
+    assert!(
+        man.stdout.contains("\\-\\-state"),
+        "the man page has a line for it"
+    );
+}

@@ -7,8 +7,8 @@ use std::fs;
 use std::path::Path;
 
 /// The stages in the order data flows through them, then the modules on top.
-const ORDER: [&str; 9] = [
-    "ingest", "state", "query", "output", "check", "replay", "sweep", "cli", "signals",
+const ORDER: [&str; 10] = [
+    "ingest", "state", "query", "output", "check", "live", "replay", "sweep", "cli", "signals",
 ];
 
 /// How many of [`ORDER`] are stages, each a folder under `src/`.

@@ -392,6 +392,27 @@ impl FollowedFile {
         })
     }
 
+    /// Follows `file`, opened from `path`, from byte `position` on (the start of a line: where
+    /// a checkpoint left it).
+    pub fn resume(path: &Path, mut file: File, position: u64) -> std::io::Result<FollowedFile> {
+        use std::io::{Seek, SeekFrom};
+        let id = file_id(&file.metadata()?);
+        file.seek(SeekFrom::Start(position))?;
+        Ok(FollowedFile {
+            path: path.to_path_buf(),
+            file,
+            id,
+            position,
+            open_line: false,
+            poll: std::time::Duration::from_millis(20),
+        })
+    }
+
+    /// The file read now, its device and inode, and how many of its bytes were handed out.
+    pub fn reading(&self) -> (&File, (u64, u64), u64) {
+        (&self.file, self.id, self.position)
+    }
+
     /// At the end of the open file: what became of the path. `Ok(true)` when reading goes on
     /// from the start of a truncated or new file.
     fn rotated(&mut self) -> std::io::Result<bool> {
@@ -471,15 +492,54 @@ pub const BLOCKS_AHEAD: usize = 4;
 /// too long) and the rest of it, up to its `\n`, is dropped as it is read: memory stays
 /// bounded whatever the input. Ends when the input ends or the receiver is gone.
 pub fn read_blocks(
-    mut source: Box<dyn Read + Send>,
+    source: Box<dyn Read + Send>,
     max_line: usize,
     blocks: &crossbeam_channel::Sender<Vec<u8>>,
+) -> std::io::Result<()> {
+    read_blocks_with(source, max_line, |block, _| blocks.send(block).is_ok())
+}
+
+/// Where a block sent by [`read_blocks_counted`] ends in its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BlockEnd {
+    /// Bytes read from the source up to the end of the block (a byte-order mark and the
+    /// dropped bytes of a too-long line included): where reading resumes after it.
+    pub bytes: u64,
+    /// Lines up to the end of the block (a final line without `\n` included).
+    pub lines: u64,
+}
+
+/// [`read_blocks`], each block sent with where it ends in the source (a checkpoint taken once
+/// a block is decided records that place: see `ingest::position`).
+pub fn read_blocks_counted(
+    source: Box<dyn Read + Send>,
+    max_line: usize,
+    blocks: &crossbeam_channel::Sender<(Vec<u8>, BlockEnd)>,
+) -> std::io::Result<()> {
+    let mut lines = 0u64;
+    read_blocks_with(source, max_line, |block, bytes| {
+        lines += memchr::memchr_iter(b'\n', &block).count() as u64;
+        if block.last() != Some(&b'\n') {
+            lines += 1; // the final line, without `\n`
+        }
+        blocks.send((block, BlockEnd { bytes, lines })).is_ok()
+    })
+}
+
+/// The reading loop of [`read_blocks`]: `send` gets each block and the count of source bytes
+/// up to its end, and says whether to go on.
+fn read_blocks_with(
+    mut source: Box<dyn Read + Send>,
+    max_line: usize,
+    mut send: impl FnMut(Vec<u8>, u64) -> bool,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
     let mut at_start = true;
     // Inside a too-long line: its bytes are dropped up to the next `\n`.
     let mut dropping = false;
+    // Source bytes read, and the source position just after the last `\n` in `pending`.
+    let (mut read, mut after_newline) = (0u64, 0u64);
     loop {
         let n = match source.read(&mut buf) {
             Ok(n) => n,
@@ -488,20 +548,26 @@ pub fn read_blocks(
         };
         if n == 0 {
             if !pending.is_empty() {
-                let _ = blocks.send(pending);
+                let _ = send(pending, read);
             }
             return Ok(());
         }
+        let base = read;
+        read += n as u64;
         let mut data = &buf[..n];
         if dropping {
             match memchr::memchr(b'\n', data) {
                 None => continue,
                 Some(end) => {
                     pending.push(b'\n');
+                    after_newline = base + end as u64 + 1;
                     data = &data[end + 1..];
                     dropping = false;
                 }
             }
+        }
+        if let Some(last) = memchr::memrchr(b'\n', data) {
+            after_newline = read - (data.len() - last - 1) as u64;
         }
         pending.extend_from_slice(data);
         if at_start && (pending.len() >= 3 || pending.contains(&b'\n')) {
@@ -518,7 +584,7 @@ pub fn read_blocks(
         }
         if line_start > 0 {
             let rest = pending.split_off(line_start);
-            if blocks.send(std::mem::replace(&mut pending, rest)).is_err() {
+            if !send(std::mem::replace(&mut pending, rest), after_newline) {
                 return Ok(()); // the replay stopped
             }
         }
@@ -751,6 +817,49 @@ mod tests {
         // An endless line is cut after one byte more than the maximum.
         assert_eq!(blocks_of(&[b'x'; 100], 1, 5), b"xxxxxx");
         assert_eq!(blocks_of(b"\xEF\xBB\xBFabc\n", 1, 3), b"abc\n");
+    }
+
+    #[test]
+    fn counted_blocks_end_where_reading_resumes_in_the_source() {
+        struct Pieces(Vec<u8>, usize);
+        impl Read for Pieces {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(self.0.len()).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        // A byte-order mark, a too-long line whose dropped bytes count, a final line without
+        // `\n`.
+        let input = b"\xEF\xBB\xBFab\nxxxxxxxxxx\ncd\n\nyy\nlast";
+        for piece in [1, 2, 3, 5, 64] {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            read_blocks_counted(Box::new(Pieces(input.to_vec(), piece)), 5, &tx).unwrap();
+            drop(tx);
+            let mut previous = BlockEnd::default();
+            for (block, end) in rx.iter() {
+                assert!(end.bytes > previous.bytes && end.lines > previous.lines);
+                let source = &input[..end.bytes as usize];
+                if block.ends_with(b"\n") {
+                    assert_eq!(source.last(), Some(&b'\n'), "piece {piece}: {end:?}");
+                    assert_eq!(
+                        end.lines,
+                        source.iter().filter(|&&b| b == b'\n').count() as u64
+                    );
+                } else {
+                    assert_eq!(
+                        end,
+                        BlockEnd {
+                            bytes: input.len() as u64,
+                            lines: 6
+                        }
+                    );
+                }
+                previous = end;
+            }
+            assert_eq!(previous.bytes, input.len() as u64, "piece {piece}");
+        }
     }
 
     #[test]

@@ -5,4 +5,5 @@ pub mod chunks;
 pub mod event;
 pub mod input;
 pub mod parse;
+pub mod position;
 pub mod shrink;

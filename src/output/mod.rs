@@ -5,6 +5,7 @@ pub mod file;
 pub mod outputs;
 pub mod progress;
 pub mod report;
+pub mod resume;
 pub mod sink;
 pub mod social;
 pub mod tail;

@@ -168,6 +168,7 @@ impl OutputPlan {
         let stdout_closed = STDOUT_CLOSED.load(Ordering::Relaxed);
         let mut opened = OpenOutputs {
             outputs: Vec::new(),
+            keep_torn: false,
             // The inputs have been opened by now: the files they read.
             inputs: input_identities(&self.inputs),
             input_paths: self.inputs,
@@ -426,6 +427,9 @@ struct Opened {
 /// The opened outputs of a run, in the order they were planned.
 pub struct OpenOutputs {
     outputs: Vec<Opened>,
+    /// A live run resumed from a checkpoint: a torn last line is left for
+    /// [`ResumeWriter`](crate::output::resume::ResumeWriter) to complete.
+    keep_torn: bool,
     /// The inputs' files when the outputs were opened (the inputs were open by then).
     inputs: Vec<(&'static str, PathBuf, Identity)>,
     input_paths: Vec<(&'static str, PathBuf)>,
@@ -487,6 +491,7 @@ impl OpenOutputs {
             let locked = lock_for_append(file);
             let repaired = match tail::inspect(file, shape(output.role)) {
                 Ok(Tail::Whole) => Ok(None),
+                Ok(Tail::Torn { .. }) if self.keep_torn => Ok(None),
                 Ok(Tail::Torn { at }) => tail::cut(file, at, target).map(Some),
                 Ok(Tail::Foreign) => Err(foreign()),
                 Err(error) => Err(error),
@@ -512,6 +517,22 @@ impl OpenOutputs {
             );
         }
         Ok(warnings)
+    }
+
+    /// Leaves a torn last line in place when [`Self::begin`] runs: a run resumed from a
+    /// checkpoint decides that line again and completes it (see
+    /// [`ResumeWriter`](crate::output::resume::ResumeWriter)).
+    pub fn keep_torn_tails(&mut self) {
+        self.keep_torn = true;
+    }
+
+    /// The file the output at `index` is appended or written to, once [`Self::begin`] ran
+    /// (`None` for an output replaced at the end): for checkpoint marks and resumed writers.
+    pub fn file(&self, index: usize) -> Option<io::Result<File>> {
+        match &self.outputs[index].place {
+            Some(Place::Appended { file, .. } | Place::Through(file)) => Some(file.try_clone()),
+            _ => None,
+        }
     }
 
     /// The writer of the output at `index` (in plan order), once.
@@ -703,6 +724,46 @@ impl Outputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resumed live run keeps a torn last line for its resumed writer to complete; a plain
+    /// live run cuts it off.
+    #[test]
+    fn a_resumed_live_run_keeps_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        for name in ["batch.json", "stream.json"] {
+            std::fs::write(path(name), "").unwrap();
+        }
+        let whole = "{\"a\": 1, \"mean\": \"1.00\", \"sd\": \"0.00\"}\n";
+        let torn = format!("{whole}{{\"b\": 2, \"me");
+        for keep in [true, false] {
+            std::fs::write(path("out.json"), &torn).unwrap();
+            let plan = Outputs::plan(
+                [&path("batch.json"), &path("stream.json")],
+                &path("out.json"),
+                None,
+                None,
+                None,
+                true,
+            )
+            .unwrap();
+            let mut open = plan.open().unwrap();
+            if keep {
+                open.keep_torn_tails();
+            }
+            let warnings = open.begin().unwrap();
+            assert_eq!(warnings.is_empty(), keep);
+            let kept = std::fs::read_to_string(path("out.json")).unwrap();
+            assert_eq!(
+                kept,
+                if keep { torn.as_str() } else { whole },
+                "keep: {keep}"
+            );
+            let file = open.file(0).unwrap().unwrap();
+            assert_eq!(file.metadata().unwrap().len(), kept.len() as u64);
+            let _ = std::fs::remove_file(path("out.json.torn"));
+        }
+    }
 
     /// A run killed between the commit's renames leaves OUTPUT old whenever another output is
     /// old: at every rename, OUTPUT new means every other output new.
