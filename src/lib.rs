@@ -24,6 +24,7 @@ pub mod replay;
 
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod error;
 pub mod signals;

@@ -7,8 +7,9 @@ use std::fs;
 use std::path::Path;
 
 /// The stages in the order data flows through them, then the modules on top.
-const ORDER: [&str; 10] = [
+const ORDER: [&str; 11] = [
     "ingest", "state", "query", "output", "check", "live", "replay", "sweep", "cli", "signals",
+    "command",
 ];
 
 /// How many of [`ORDER`] are stages, each a folder under `src/`.
