@@ -25,6 +25,7 @@ use crate::query::network::{Grid, NetworkQuery, Reach, Social};
 use crate::state::graph::FriendGraph;
 use crate::state::history::{Purchase, PurchaseHistory};
 use crate::state::recent::RecentPurchases;
+use crate::state::snapshot;
 use crate::state::users::{TooManyUsers, UserId, UserIds};
 use crate::state::window::{EdgeChanges, Friendships, GraphAt};
 
@@ -498,6 +499,54 @@ impl Replay {
     /// The sink that [`Self::sweep`] was given, back once the stream is replayed.
     pub fn take_grid_sink(&mut self) -> Option<Box<dyn GridSink>> {
         self.window.grid.take().map(|grid| grid.sink)
+    }
+
+    /// Writes a snapshot of the state and of where the replay stands
+    /// ([`crate::state::snapshot`]); the checks of the events applied so far must have run
+    /// ([`Self::flush`]; else [`std::io::ErrorKind::InvalidInput`]).
+    pub fn save(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let (state, params) = (&self.state, self.window.params);
+        let at = snapshot::Position {
+            params,
+            seq: self.seq,
+            batch_lines: self.batch_lines,
+        };
+        if self.window.events > 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "checks pending",
+            ));
+        }
+        snapshot::save(&state.users, &state.graph, &state.history, &at, out)
+    }
+
+    /// A replay that goes on from a snapshot read by [`snapshot::restore`], after the batch
+    /// log `name`; the snapshot's `D`, `T` and recent purchases kept replace `config`'s.
+    pub fn from_snapshot(
+        saved: snapshot::Snapshot,
+        name: &str,
+        config: &Config,
+    ) -> Result<Replay, Fatal> {
+        let snapshot::Snapshot {
+            users,
+            graph,
+            history,
+            at,
+        } = saved;
+        let config = Config {
+            degree: None,
+            tracked: None,
+            recent: history.recent().keep(),
+            ..config.bounded()
+        };
+        let mut replay = Replay::new(name, at.params, at.batch_lines, &config, Instant::now())?;
+        (replay.hasher, replay.seq) = (users.hasher(), at.seq);
+        replay.state = State {
+            users,
+            graph,
+            history,
+        };
+        Ok(replay)
     }
 
     /// Ends the replay: the run's figures.
