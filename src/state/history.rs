@@ -432,12 +432,10 @@ impl PurchaseHistory {
             // At most `T`, below 2^32, between windows.
             out.u32(self.len_of(user) as u32)?;
         }
-        let mut bits = Vec::new();
         for user in 0..users as UserId {
             let (older, newer) = self.of(user);
-            bits.clear();
-            bits.extend(older.iter().chain(newer).map(|p| p.bits()));
-            out.u128s(&bits)?;
+            out.purchases(older)?;
+            out.purchases(newer)?;
         }
         Ok(())
     }

@@ -132,8 +132,7 @@ impl RecentPurchases {
     /// (`u32`).
     pub(crate) fn save(&self, out: &mut Out<'_, impl Write>) -> io::Result<()> {
         out.u64(self.purchases.len() as u64)?;
-        let bits: Vec<u128> = self.purchases.iter().map(|p| p.bits()).collect();
-        out.u128s(&bits)?;
+        out.purchases(&self.purchases)?;
         out.u32s(&self.buyers)
     }
 
@@ -148,7 +147,7 @@ impl RecentPurchases {
     ) -> Result<RecentPurchases, SnapshotError> {
         let mut recent = RecentPurchases::keeping(keep);
         let count = input.u64()?;
-        if count >= 2 * recent.keep as u64 {
+        if count >= (recent.keep as u64).saturating_mul(2) {
             return inconsistent(format!("{count} recent purchases, keeping {keep}"));
         }
         let purchases = input.u128s(count)?;

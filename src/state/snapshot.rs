@@ -359,24 +359,30 @@ impl<'w, W: Write> Out<'w, W> {
         Ok(())
     }
 
-    pub(crate) fn u32s(&mut self, values: &[u32]) -> io::Result<()> {
-        for piece in values.chunks(Self::BUFFER / 4) {
-            self.room(4 * piece.len())?;
-            for value in piece {
-                self.buffer.extend_from_slice(&value.to_le_bytes());
+    /// Writes `values`, each as the `N` bytes `bytes` makes of it.
+    #[inline]
+    fn items<T: Copy, const N: usize>(
+        &mut self,
+        values: &[T],
+        bytes: impl Fn(T) -> [u8; N],
+    ) -> io::Result<()> {
+        for piece in values.chunks(Self::BUFFER / N) {
+            self.room(N * piece.len())?;
+            let start = self.buffer.len();
+            self.buffer.resize(start + N * piece.len(), 0);
+            for (to, &value) in self.buffer[start..].chunks_exact_mut(N).zip(piece) {
+                to.copy_from_slice(&bytes(value));
             }
         }
         Ok(())
     }
 
-    pub(crate) fn u128s(&mut self, values: &[u128]) -> io::Result<()> {
-        for piece in values.chunks(Self::BUFFER / 16) {
-            self.room(16 * piece.len())?;
-            for value in piece {
-                self.buffer.extend_from_slice(&value.to_le_bytes());
-            }
-        }
-        Ok(())
+    pub(crate) fn u32s(&mut self, values: &[u32]) -> io::Result<()> {
+        self.items(values, u32::to_le_bytes)
+    }
+
+    pub(crate) fn purchases(&mut self, values: &[Purchase]) -> io::Result<()> {
+        self.items(values, |p| p.bits().to_le_bytes())
     }
 
     /// Writes the checksum and flushes the writer.
@@ -464,6 +470,364 @@ impl<'a> In<'a> {
         match self.bytes.len() {
             0 => Ok(()),
             left => inconsistent(format!("{left} bytes left over after {what}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::event::{MAX_CENTS, Timestamp};
+    use crate::state::graph::INDEX_ABOVE;
+    use crate::state::users::UserId;
+    use proptest::prelude::*;
+
+    /// A small state: ids of every kind, a few friendships (made and unmade), purchases of
+    /// the batch and of the stream, beyond `T` for some users and fewer for others, recent
+    /// purchases that keep 4 to 7 (so some were dropped).
+    fn small_state() -> (UserIds, FriendGraph, PurchaseHistory, Position) {
+        let mut users = UserIds::new(IdHasher::random());
+        for id in ["10", "07", "ab", "é", "-3", "11", "4194304", "0"] {
+            users.intern(id.as_bytes()).expect("below the limit");
+        }
+        let mut graph = FriendGraph::new();
+        for (a, b) in [(0, 1), (1, 2), (2, 3), (0, 5), (4, 5), (3, 1), (6, 0)] {
+            graph.befriend(a, b);
+        }
+        graph.unfriend(2, 3);
+        let mut history = PurchaseHistory::keeping_recent(3, 4);
+        let mut seq = 2;
+        let mut purchase = |time: u64, cents: u64| {
+            seq += 1;
+            Purchase::new(Timestamp(1_000 + time), seq, cents)
+        };
+        for (user, time, cents) in [(0, 5, 100), (1, 3, 250), (0, 1, 300), (0, 9, 75)] {
+            history.record_unranked(user, purchase(time, cents));
+        }
+        for (user, time, cents) in [(0, 2, 120), (2, 8, 999), (1, 8, 10), (5, 4, MAX_CENTS)] {
+            history.record_unranked(user, purchase(time, cents));
+        }
+        history.rank_all();
+        for (user, time, cents) in [(3, 20, 5), (0, 21, 6), (1, 2, 7), (6, 22, 8), (3, 23, 9)] {
+            history.record(user, purchase(time, cents));
+        }
+        let at = Position {
+            params: Params {
+                degree: 2,
+                tracked: 3,
+            },
+            seq: seq + 1,
+            batch_lines: 5,
+        };
+        (users, graph, history, at)
+    }
+
+    fn saved(state: &(UserIds, FriendGraph, PurchaseHistory, Position)) -> Vec<u8> {
+        let (users, graph, history, at) = state;
+        let mut bytes = Vec::new();
+        save(users, graph, history, at, &mut bytes).expect("saved");
+        bytes
+    }
+
+    fn saved_snapshot(s: &Snapshot) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        save(&s.users, &s.graph, &s.history, &s.at, &mut bytes).expect("saved");
+        bytes
+    }
+
+    /// Sets the checksum of a changed snapshot.
+    fn reseal(bytes: &mut [u8]) {
+        let end = bytes.len() - TRAILER;
+        let crc = crc32fast::hash(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Where section `index` (0: names ...) starts its payload, and its length.
+    fn section_at(bytes: &[u8], index: usize) -> (usize, usize) {
+        let mut at = HEADER;
+        for i in 0.. {
+            let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+            if i == index {
+                return (at + SECTION_HEAD, len);
+            }
+            at += SECTION_HEAD + len;
+        }
+        unreachable!()
+    }
+
+    fn inconsistent_error(bytes: &[u8]) -> String {
+        match restore_bytes(bytes) {
+            Err(SnapshotError::Inconsistent(what)) => what,
+            Err(other) => panic!("another error: {other}"),
+            Ok(_) => panic!("restored"),
+        }
+    }
+
+    #[test]
+    fn a_restored_state_equals_the_saved_one() {
+        let state = small_state();
+        let bytes = saved(&state);
+        let (users, graph, history, at) = &state;
+        let mut restored = restore(&mut &bytes[..]).expect("restored");
+        assert_eq!(restored.at, *at);
+        let n = users.len() as UserId;
+        assert_eq!(restored.users.len(), users.len());
+        for u in 0..n {
+            assert_eq!(restored.users.name(u), users.name(u));
+            let mut friends = graph.friends(u).to_vec();
+            friends.sort_unstable();
+            assert_eq!(restored.graph.friends(u), friends, "user {u}");
+            let kept = |h: &PurchaseHistory| h.newest_first(u).collect::<Vec<_>>();
+            assert_eq!(kept(&restored.history), kept(history), "user {u}");
+            assert_eq!(restored.history.recency(u), history.recency(u));
+            assert_eq!(restored.history.newest(u), history.newest(u));
+        }
+        assert_eq!(restored.graph.edges(), graph.edges());
+        assert_eq!(restored.history.buyers(), history.buyers());
+        assert_eq!(restored.history.tracked(), history.tracked());
+        let (recent, again) = (history.recent(), restored.history.recent());
+        assert_eq!(
+            (again.purchases(), again.buyers(), again.keep()),
+            (recent.purchases(), recent.buyers(), recent.keep())
+        );
+        assert!(recent.purchases()[0] > Purchase::new(Timestamp(1_000), 3, 100));
+        // The id tables work: known ids are found, a new one comes next.
+        for u in 0..n {
+            let name = users.name(u).to_vec();
+            assert_eq!(restored.users.intern(&name), Ok(u));
+        }
+        assert_eq!(restored.users.intern(b"new"), Ok(n));
+        assert_eq!(restored.users.intern(b"12"), Ok(n + 1));
+        // And the rest changes as it would have.
+        assert!(restored.graph.unfriend(1, 0) && !restored.graph.are_friends(0, 1));
+        restored
+            .history
+            .record(7, Purchase::new(Timestamp(2_000), at.seq, 1));
+        assert_eq!(restored.history.len_of(7), 1);
+    }
+
+    #[test]
+    fn saving_is_deterministic_and_ignores_the_order_friendships_were_made_in() {
+        let state = small_state();
+        let bytes = saved(&state);
+        assert_eq!(saved(&state), bytes);
+        assert_eq!(saved_snapshot(&restore_bytes(&bytes).unwrap()), bytes);
+        let (users, _, history, at) = state;
+        let mut graph = FriendGraph::new();
+        for (a, b) in [(6, 0), (5, 4), (1, 3), (0, 5), (2, 1), (1, 0)] {
+            graph.befriend(a, b);
+        }
+        assert_eq!(saved(&(users, graph, history, at)), bytes);
+    }
+
+    #[test]
+    fn a_hub_is_restored_and_indexed_again_when_searched() {
+        let mut users = UserIds::new(IdHasher::random());
+        let mut graph = FriendGraph::new();
+        let hub = 2 * INDEX_ABOVE as UserId;
+        for u in 0..=hub {
+            users.intern(u.to_string().as_bytes()).unwrap();
+        }
+        for f in (0..hub).rev() {
+            graph.befriend(hub, f);
+        }
+        graph.unfriend(hub, 7);
+        assert_eq!(graph.indexed_users(), 1);
+        let history = PurchaseHistory::new(2);
+        let at = Position {
+            params: Params {
+                degree: 1,
+                tracked: 2,
+            },
+            seq: 1 + u64::from(hub),
+            batch_lines: 1,
+        };
+        let bytes = saved(&(users, graph, history, at));
+        let mut restored = restore_bytes(&bytes).unwrap();
+        assert_eq!(restored.graph.indexed_users(), 0);
+        assert_eq!(restored.graph.edges(), hub as usize - 1);
+        assert!(restored.graph.unfriend(9, hub) && !restored.graph.unfriend(hub, 7));
+        assert_eq!(restored.graph.indexed_users(), 1);
+        assert!(!restored.graph.are_friends(hub, 9) && restored.graph.are_friends(10, hub));
+    }
+
+    #[test]
+    fn no_snapshot_is_taken_inside_a_window() {
+        let (users, graph, mut history, at) = small_state();
+        history.record_in_window(2, Purchase::new(Timestamp(5_000), at.seq, 1));
+        let error = save(&users, &graph, &history, &at, &mut Vec::new()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        history.close_window(2);
+        let at = Position {
+            seq: at.seq + 1,
+            ..at
+        };
+        assert!(save(&users, &graph, &history, &at, &mut Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let bytes = saved(&small_state());
+        assert!(bytes.len() > 300, "{} bytes", bytes.len());
+        for len in 0..bytes.len() {
+            match restore_bytes(&bytes[..len]) {
+                Err(SnapshotError::Truncated { have, expected }) => {
+                    assert!(
+                        have == len as u64 && expected > have,
+                        "{len}: {have}/{expected}"
+                    );
+                }
+                Err(other) => panic!("cut at {len}: {other}"),
+                Ok(_) => panic!("cut at {len}: restored"),
+            }
+        }
+        assert!(restore_bytes(&bytes).is_ok());
+    }
+
+    #[test]
+    fn every_changed_byte_is_an_error() {
+        let bytes = saved(&small_state());
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut changed = bytes.clone();
+                changed[at] ^= flip;
+                let error = restore_bytes(&changed).err();
+                let expected = match at {
+                    0..8 => matches!(error, Some(SnapshotError::NotASnapshot)),
+                    8..12 => matches!(error, Some(SnapshotError::Version { .. })),
+                    16..24 => matches!(
+                        error,
+                        Some(SnapshotError::Truncated { .. } | SnapshotError::Inconsistent(_))
+                    ),
+                    _ => matches!(error, Some(SnapshotError::Checksum { .. })),
+                };
+                assert!(expected, "byte {at} ^ {flip:#x}: {error:?}");
+            }
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(inconsistent_error(&longer).contains("1 bytes follow its end"));
+    }
+
+    #[test]
+    fn another_magic_or_version_is_named() {
+        let mut bytes = saved(&small_state());
+        let mut other = bytes.clone();
+        other[..8].copy_from_slice(b"{\"D\":\"2\"");
+        assert!(matches!(
+            restore_bytes(&other),
+            Err(SnapshotError::NotASnapshot)
+        ));
+        assert!(matches!(
+            restore_bytes(b"ANOM"),
+            Err(SnapshotError::Truncated { .. })
+        ));
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        reseal(&mut bytes);
+        let error = restore_bytes(&bytes).err().unwrap();
+        assert!(matches!(error, SnapshotError::Version { found: 2 }));
+        assert_eq!(
+            error.to_string(),
+            "it is a snapshot of format version 2; this program reads version 1"
+        );
+    }
+
+    #[test]
+    fn inconsistent_content_with_a_good_checksum_is_an_error() {
+        let state = small_state();
+        let bytes = saved(&state);
+        let n = state.0.len();
+        let change = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut changed = bytes.clone();
+            edit(&mut changed);
+            reseal(&mut changed);
+            inconsistent_error(&changed)
+        };
+        let put32 =
+            |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let put64 =
+            |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        // Counts far beyond the snapshot's size.
+        assert!(change(&|b| put64(b, 56, u64::MAX)).contains("users in"));
+        assert!(change(&|b| put64(b, 56, n as u64 + 1)).contains("left"));
+        assert!(change(&|b| put64(b, HEADER + 8, u64::MAX)).contains("asked for"));
+        let (names, _) = section_at(&bytes, 0);
+        assert!(change(&|b| put32(b, names, u32::MAX)).contains("asked for"));
+        let (recent, _) = section_at(&bytes, 3);
+        assert!(change(&|b| put64(b, recent, u64::MAX / 2)).contains("recent purchases"));
+        // Parameters and positions.
+        assert!(change(&|b| put32(b, 24, 0)).contains("out of range"));
+        assert!(change(&|b| put32(b, 28, 1)).contains("out of range"));
+        assert!(change(&|b| put64(b, 32, 0)).contains("recent purchases kept"));
+        assert!(change(&|b| put64(b, 48, 0)).contains("batch lines"));
+        assert!(change(&|b| b[12] = 1).contains("flags"));
+        assert!(change(&|b| b[HEADER] = 9).contains("section 9"));
+        // Two users with one id ("10" and "11" are users 0 and 5).
+        let eleven = names + 4 * n + "1007abé-3".len() + 1;
+        assert_eq!(&bytes[eleven - 1..eleven + 1], b"11");
+        assert!(change(&|b| b[eleven] = b'0').contains("earlier user"));
+        assert!(change(&|b| put32(b, names, 0)).contains("empty id"));
+        // Friends: out of range, oneself, out of order, one-sided.
+        let (friends, _) = section_at(&bytes, 1);
+        let first = friends + 4 * n; // user 0's friends: 1, 5, 6
+        assert_eq!(&bytes[first..first + 4], &1u32.to_le_bytes());
+        assert!(change(&|b| put32(b, first + 8, n as u32)).contains("has friend"));
+        assert!(change(&|b| put32(b, first, 0)).contains("has friend 0"));
+        assert!(change(&|b| put32(b, first, 7)).contains("not in order"));
+        assert!(change(&|b| put32(b, first + 8, 7)).contains("does not have"));
+        // Purchases: amount, sequence number, order, beyond T, missing from the recent ones.
+        let (histories, _) = section_at(&bytes, 2);
+        let purchase = histories + 4 * n; // user 0's oldest
+        let bits = u128::from_le_bytes(bytes[purchase..purchase + 16].try_into().unwrap());
+        let with =
+            |b: &mut Vec<u8>, at: usize, p: u128| b[at..at + 16].copy_from_slice(&p.to_le_bytes());
+        let old = Purchase::from_bits(bits, Purchase::SEQ_LIMIT).unwrap();
+        let seq_of = |seq: u64| Purchase::new(old.timestamp(), seq, old.cents()).bits();
+        assert!(change(&|b| with(b, purchase, bits | (MAX_CENTS as u128 + 1))).contains("cents"));
+        assert!(change(&|b| with(b, purchase, seq_of(0))).contains("sequence number 0"));
+        assert!(change(&|b| with(b, purchase, seq_of(state.3.seq))).contains("the next is"));
+        assert!(change(&|b| with(b, purchase + 16, bits)).contains("not in order"));
+        let (user_0, user_1) = (histories, histories + 4);
+        assert_eq!(&bytes[user_0..user_1 + 4], [3, 0, 0, 0, 3, 0, 0, 0]);
+        let moved = change(&|b| {
+            put32(b, user_0, 4);
+            put32(b, user_1, 2);
+        });
+        assert!(moved.contains("above T"), "{moved}");
+        let count = state.2.recent().purchases().len();
+        let newest = recent + 8 + 16 * (count - 1);
+        assert!(change(&|b| b[newest] ^= 1).contains("missing from the recent"));
+        let buyers = recent + 8 + 16 * count;
+        assert!(change(&|b| put32(b, buyers, n as u32)).contains("by user"));
+    }
+
+    proptest! {
+        /// A snapshot changed anywhere, its checksum made good again, restores or fails:
+        /// never a panic, never an allocation out of proportion.
+        #[test]
+        fn a_changed_snapshot_with_a_good_checksum_never_panics(
+            changes in prop::collection::vec((any::<usize>(), any::<u8>(), 0u8..4), 1..6),
+        ) {
+            let mut bytes = saved(&small_state());
+            let body = bytes.len() - TRAILER;
+            for (at, value, width) in changes {
+                // Small values into counts more often than chance would.
+                let at = at % body;
+                match width {
+                    0 => bytes[at] = value,
+                    1 => bytes[at] ^= 1 << (value % 8),
+                    _ => {
+                        let at = at.min(body - 4);
+                        let v = u32::from(value) * if width == 2 { 1 } else { 1 << 24 };
+                        bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            reseal(&mut bytes);
+            if let Ok(restored) = restore_bytes(&bytes) {
+                // What restores saves again, to the same bytes.
+                prop_assert_eq!(saved_snapshot(&restored), bytes);
+            }
         }
     }
 }
