@@ -6,6 +6,7 @@ mod model;
 
 use std::io;
 
+use anomaly_detect::ingest::parse::{LineParser, ParsedChunk};
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::output::social::{SocialLines, SocialList};
@@ -892,6 +893,39 @@ proptest! {
             prop_assert!(false, "{}", difference);
         }
     }
+}
+
+#[test]
+fn a_replay_is_saved_only_once_its_pending_checks_have_run() {
+    let batch = LogFile::from_bytes("batch_log.json", TEST_1_BATCH.as_bytes().to_vec());
+    let config = Config {
+        threads: 2,
+        ..Config::default()
+    };
+    let mut skips = SkipLog::new(Box::new(io::sink()), false);
+    let mut replay = Replay::batch(&batch, &config, &mut skips, &Progress::hidden()).unwrap();
+    // A friendship change waits in the window with the checks (none here) until they run.
+    let text =
+        br#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:02", "id1": "2", "id2": "3"}"#;
+    let mut parser = LineParser::new(replay.state().users.hasher());
+    let mut chunk = ParsedChunk::default();
+    parser.parse_chunk(text, 0..text.len(), &mut chunk);
+    let mut sink = FlaggedLines::new(Vec::new());
+    replay
+        .stream_chunk("stream_log.json", &chunk, text, &mut sink, &mut skips)
+        .unwrap();
+    let error = replay.save(&mut Vec::new()).unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    replay.flush(&mut sink).unwrap();
+    let mut saved = Vec::new();
+    replay.save(&mut saved).unwrap();
+    let restored = snapshot::restore(&mut &saved[..]).unwrap();
+    assert_eq!(
+        restored.graph.friends(1),
+        [0, 2],
+        "user 2's friends: 1 and 3"
+    );
+    assert_eq!(restored.at.seq, 8);
 }
 
 /// The comparison means something only if the generated logs flag purchases, fill baselines
