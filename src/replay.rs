@@ -16,6 +16,7 @@ use crate::output::progress::Progress;
 use crate::output::report::{SkipLog, Summary};
 use crate::output::sink::Sink;
 use crate::state::apply::State;
+use crate::state::snapshot;
 use crate::state::users::UserId;
 
 /// Replays the batch then the stream, handing every checked stream purchase to `sink`.
@@ -65,6 +66,12 @@ pub struct Replay {
     started: Instant,
     /// Scratch: the interned ids of a batch chunk's events.
     interned: Vec<[UserId; 2]>,
+    /// The sequence number of line 1 of the stream being (or last) replayed; `None` before
+    /// the first stream. Set by [`Replay::from_snapshot`], it numbers the next stream's lines
+    /// on from where the saved stream stood.
+    line_one: Option<u64>,
+    /// The next stream continues the saved one's line numbers ([`Replay::from_snapshot`]).
+    continues: bool,
 }
 
 impl Replay {
@@ -161,7 +168,27 @@ impl Replay {
             summary: Summary::default(),
             started,
             interned: Vec::new(),
+            line_one: None,
+            continues: false,
         })
+    }
+
+    /// Writes a snapshot of the state ([`crate::state::snapshot`]), with the sequence number
+    /// of the current stream's line 1, between streams or from a sink when the input stalls
+    /// (no check pending: else [`std::io::ErrorKind::InvalidInput`]).
+    pub fn save(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let line_one = self.line_one.unwrap_or(self.state.next_seq);
+        snapshot::save_state(&self.state, line_one, out)
+    }
+
+    /// A replay that goes on from a snapshot read by [`snapshot::restore`]: its state, with its
+    /// `D`, `T` and recent purchases kept (`config`'s are not used), and the next stream's
+    /// lines numbered on from the saved stream's.
+    pub fn from_snapshot(saved: snapshot::Snapshot, config: &Config) -> Result<Replay, Fatal> {
+        let (state, line_one) = saved.into_state();
+        let mut replay = Replay::from_state(state, config)?;
+        (replay.line_one, replay.continues) = (Some(line_one), true);
+        Ok(replay)
     }
 
     /// The check with the replay's `D` and `T`, handing every checked purchase to `sink` (with
@@ -191,9 +218,14 @@ impl Replay {
             }
             _ => None,
         };
+        let line_one = match self.line_one {
+            Some(line_one) if std::mem::take(&mut self.continues) => line_one,
+            _ => self.state.next_seq,
+        };
+        self.line_one = Some(line_one);
         let numbering = Numbering {
             seq: self.state.next_seq,
-            line_one: self.state.next_seq,
+            line_one,
         };
         if !checks.begin()? {
             return checks.finish();

@@ -7,8 +7,13 @@ mod model;
 use std::io;
 
 use anomaly_detect::config::DEFAULT_WINDOW;
+use anomaly_detect::ingest::chunks::ChunkSource;
+use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
+use anomaly_detect::output::social::{SocialLines, SocialList};
+use anomaly_detect::replay::Replay;
 use anomaly_detect::state::recent::RecentPurchases;
+use anomaly_detect::state::snapshot;
 use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -707,6 +712,200 @@ proptest! {
     #[test]
     fn pipeline_matches_the_model(case in cases()) {
         if let Err(difference) = compare(&case) {
+            prop_assert!(false, "{}", difference);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots: a replay saved part way through the stream, restored into a fresh state and fed
+// the rest of the stream, decides as one that never stopped.
+
+/// Every decision of a replay: the checks, the flagged lines, the feed and recommendations.
+struct Decisions {
+    checks: Recorder,
+    feed: SocialLines<Vec<u8>>,
+    recommend: SocialLines<Vec<u8>>,
+}
+
+impl Decisions {
+    fn new() -> Self {
+        Decisions {
+            checks: Recorder {
+                checks: Vec::new(),
+                lines: Vec::new(),
+                out: FlaggedLines::new(Vec::new()),
+            },
+            feed: SocialLines::new(Vec::new(), SocialList::Feed),
+            recommend: SocialLines::new(Vec::new(), SocialList::Recommend),
+        }
+    }
+
+    /// The checks, the lines checked, the flagged output, the feed and the recommendations.
+    fn all(self) -> (Vec<model::Check>, Vec<Vec<u8>>, [Vec<u8>; 3]) {
+        let outputs = [
+            self.checks.out.into_inner(),
+            self.feed.into_inner(),
+            self.recommend.into_inner(),
+        ];
+        (self.checks.checks, self.checks.lines, outputs)
+    }
+}
+
+impl Sink for Decisions {
+    type Error = io::Error;
+
+    fn checked(&mut self, p: &Checked<'_>) -> io::Result<bool> {
+        self.checks.checked(p)?;
+        self.feed.checked(p)?;
+        self.recommend.checked(p)
+    }
+}
+
+/// The stream cut after its `cut`-th line end (counted modulo the line ends, plus one for
+/// a cut before the first line), or a later one: a rest that started with a byte-order mark
+/// would read a line the whole stream skips (a mark is dropped only at a file's start).
+fn cut_stream(stream: &[u8], cut: usize) -> (Vec<u8>, Vec<u8>) {
+    let ends: Vec<usize> = std::iter::once(0)
+        .chain(memchr::memchr_iter(b'\n', stream).map(|at| at + 1))
+        .collect();
+    let at = ends[cut % ends.len()..]
+        .iter()
+        .copied()
+        .find(|&at| at == 0 || !stream[at..].starts_with(b"\xEF\xBB\xBF"))
+        .unwrap_or(stream.len());
+    (stream[..at].to_vec(), stream[at..].to_vec())
+}
+
+/// Replays the batch and `first` at `config`, and returns the snapshot then saved.
+fn snapshot_after(batch: &[u8], first: &[u8], config: &Config, sink: &mut Decisions) -> Vec<u8> {
+    let batch = LogFile::from_bytes("batch_log.json", batch.to_vec());
+    let first = LogFile::from_bytes("stream_log.json", first.to_vec());
+    let mut skips = SkipLog::new(Box::new(io::sink()), false);
+    let hidden = Progress::hidden();
+    let mapped = |log| ChunkSource::Mapped { log, from: 0 };
+    let mut replay = Replay::batch(mapped(&batch), config, &mut skips, &hidden).expect("the batch");
+    let mut checks = replay.single_check(sink);
+    replay
+        .stream(mapped(&first), &mut checks, &mut skips, &hidden)
+        .expect("the stream's first part");
+    let mut saved = Vec::new();
+    replay.save(&mut saved).expect("saved");
+    saved
+}
+
+/// Restores `saved` at `config` and replays `rest` from there; returns the snapshot the
+/// restored replay saves at once, before the rest.
+fn replay_restored(saved: &[u8], rest: &[u8], config: &Config, sink: &mut Decisions) -> Vec<u8> {
+    let rest = LogFile::from_bytes("stream_log.json", rest.to_vec());
+    let mut skips = SkipLog::new(Box::new(io::sink()), false);
+    let restored = snapshot::restore(&mut &saved[..]).expect("restored");
+    let mut replay = Replay::from_snapshot(restored, config).expect("a restored replay");
+    let mut again = Vec::new();
+    replay.save(&mut again).expect("saved again");
+    let mut checks = replay.single_check(sink);
+    replay
+        .stream(
+            ChunkSource::Mapped {
+                log: &rest,
+                from: 0,
+            },
+            &mut checks,
+            &mut skips,
+            &Progress::hidden(),
+        )
+        .expect("the stream's rest");
+    again
+}
+
+/// Cuts the case's stream after line end `cut`; replays the first part at 1, 2 and 8 threads,
+/// saving a snapshot after it; restores it and replays the rest at 1, 2 and 8 threads. Every
+/// decision equals one uninterrupted replay's, and every snapshot holds the same bytes.
+fn compare_restarted(case: &Case, cut: usize) -> Result<(), String> {
+    let config = Config {
+        social: true,
+        ..case.config.clone()
+    };
+    let mut whole = Decisions::new();
+    let mut skips = SkipLog::new(Box::new(io::sink()), false);
+    anomaly_detect::replay(
+        &LogFile::from_bytes("batch_log.json", case.batch.clone()),
+        &LogFile::from_bytes("stream_log.json", case.stream.clone()),
+        &config,
+        &mut whole,
+        &mut skips,
+    )
+    .map_err(|e| e.to_string())?;
+    let expected = whole.all();
+    let (first, rest) = cut_stream(&case.stream, cut);
+    let mut saved: Option<Vec<u8>> = None;
+    for threads in [1, 2, 8] {
+        let at = Config {
+            threads,
+            ..config.clone()
+        };
+        let mut before = Decisions::new();
+        let snapshot = snapshot_after(&case.batch, &first, &at, &mut before);
+        match &saved {
+            Some(saved) if *saved != snapshot => {
+                return Err(format!("the snapshot at {threads} threads differs"));
+            }
+            _ => saved = Some(snapshot),
+        }
+        let saved = saved.as_deref().expect("saved");
+        let mut after = Decisions::new();
+        let again = replay_restored(saved, &rest, &at, &mut after);
+        if again != saved {
+            return Err(format!(
+                "a restored state saves other bytes ({threads} threads)"
+            ));
+        }
+        let (mut checks, mut lines, mut outputs) = before.all();
+        let (more_checks, more_lines, more_outputs) = after.all();
+        checks.extend(more_checks);
+        lines.extend(more_lines);
+        for (output, more) in outputs.iter_mut().zip(more_outputs) {
+            output.extend(more);
+        }
+        for (i, (e, a)) in expected.0.iter().zip(&checks).enumerate() {
+            if e != a {
+                return Err(format!(
+                    "{threads} threads, check #{i}: expected {e:?}, got {a:?}"
+                ));
+            }
+        }
+        if expected.0.len() != checks.len() || expected.1 != lines {
+            return Err(format!("{threads} threads: other checks"));
+        }
+        for (name, e, a) in [
+            ("flagged", &expected.2[0], &outputs[0]),
+            ("feed", &expected.2[1], &outputs[1]),
+            ("recommend", &expected.2[2], &outputs[2]),
+        ] {
+            if e != a {
+                return Err(format!(
+                    "{threads} threads, {name} differs:\nexpected:\n{}\ngot:\n{}",
+                    String::from_utf8_lossy(e),
+                    String::from_utf8_lossy(a)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_replay_restored_from_a_snapshot_decides_as_one_that_never_stopped(
+        case in cases(),
+        cut in any::<usize>(),
+    ) {
+        if let Err(difference) = compare_restarted(&case, cut) {
             prop_assert!(false, "{}", difference);
         }
     }

@@ -8,7 +8,9 @@ use std::hash::BuildHasher;
 use hashbrown::{HashMap, HashTable};
 use smallvec::SmallVec;
 
+use crate::state::snapshot::{In, Out, SnapshotError, inconsistent};
 use crate::state::users::UserId;
+use std::io::{self, Write};
 
 /// Adjacency lists indexed by [`UserId`]. Befriending an existing friend, unfriending a
 /// non-friend and befriending oneself change nothing.
@@ -268,6 +270,88 @@ impl FriendGraph {
             return;
         }
         list.swap_remove(at);
+    }
+}
+
+impl FriendGraph {
+    /// Bytes of [`Self::save`]'s part of a snapshot of `users` users.
+    pub(crate) fn snapshot_len(&self, users: usize) -> u64 {
+        4 * (users as u64 + 2 * self.edges as u64)
+    }
+
+    /// Writes the friends of users `0..users`: their degrees (`u32`), then each one's friends
+    /// in ascending order, so that the bytes do not depend on the order changes made.
+    pub(crate) fn save(&self, out: &mut Out<'_, impl Write>, users: usize) -> io::Result<()> {
+        for user in 0..users as UserId {
+            // A list holds distinct users, fewer than `UserId::MAX`.
+            out.u32(self.friends(user).len() as u32)?;
+        }
+        let mut sorted = Vec::new();
+        for user in 0..users as UserId {
+            let friends = self.friends(user);
+            if friends.is_sorted() {
+                out.u32s(friends)?;
+            } else {
+                sorted.clear();
+                sorted.extend_from_slice(friends);
+                sorted.sort_unstable();
+                out.u32s(&sorted)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the friends of `users` users written by [`Self::save`]: every friend a user, no
+    /// one their own friend, each list ascending without repeats, every friendship in both
+    /// lists. Position indexes are built again when first needed.
+    pub(crate) fn restore(input: &mut In<'_>, users: usize) -> Result<FriendGraph, SnapshotError> {
+        let degrees = input.u32s(users as u64)?;
+        let total: u64 = degrees.clone().map(u64::from).sum();
+        let mut listed = input.u32s(total)?;
+        let mut friends = Vec::with_capacity(users);
+        // Friendships seen from the smaller user's side, and from the larger's.
+        let (mut up, mut down) = (0u64, 0u64);
+        for (user, degree) in degrees.enumerate() {
+            let list: SmallVec<[UserId; INLINE_FRIENDS]> =
+                listed.by_ref().take(degree as usize).collect();
+            for (i, &friend) in list.iter().enumerate() {
+                if friend as usize >= users || friend as usize == user {
+                    return inconsistent(format!("user {user} has friend {friend}"));
+                }
+                if i > 0 && list[i - 1] >= friend {
+                    return inconsistent(format!("the friends of user {user} are not in order"));
+                }
+            }
+            let below = list.partition_point(|&f| (f as usize) < user);
+            down += below as u64;
+            up += (list.len() - below) as u64;
+            friends.push(FriendList(list));
+        }
+        // Every friendship from the smaller side is in the larger's list too; as many are
+        // seen from each side, so there are no others.
+        for (user, list) in friends.iter().enumerate() {
+            let list = list.0.as_slice();
+            let below = list.partition_point(|&f| (f as usize) < user);
+            for &friend in &list[below..] {
+                if friends[friend as usize]
+                    .0
+                    .binary_search(&(user as UserId))
+                    .is_err()
+                {
+                    return inconsistent(format!(
+                        "user {user} has friend {friend}, who does not have {user}"
+                    ));
+                }
+            }
+        }
+        if up != down {
+            return inconsistent("friendships seen from one side only");
+        }
+        Ok(FriendGraph {
+            friends,
+            edges: up as usize,
+            ..FriendGraph::default()
+        })
     }
 }
 

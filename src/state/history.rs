@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 
 use crate::ingest::event::{MAX_CENTS, Timestamp};
 use crate::state::recent::RecentPurchases;
+use crate::state::snapshot::{In, Out, SnapshotError, inconsistent};
 use crate::state::users::UserId;
+use std::io::{self, Write};
 
 /// One recorded purchase, packed into 16 bytes (four to a cache line): timestamp, sequence
 /// number and cents in one `u128`, most significant first, so that purchases compare by
@@ -59,6 +61,25 @@ impl Purchase {
     #[inline]
     pub fn cents(self) -> u64 {
         self.0 as u64 & ((1 << Self::CENTS_BITS) - 1)
+    }
+
+    /// The packed bits, as a snapshot holds them.
+    pub(crate) fn bits(self) -> u128 {
+        self.0
+    }
+
+    /// The purchase packed in `bits` (read from a snapshot), if it could be a line's before
+    /// sequence number `next_seq`: amount at most [`MAX_CENTS`], sequence number from 1.
+    pub(crate) fn from_bits(bits: u128, next_seq: u64) -> Result<Purchase, SnapshotError> {
+        let purchase = Purchase(bits);
+        if purchase.cents() > MAX_CENTS || !(1..next_seq).contains(&purchase.seq()) {
+            return inconsistent(format!(
+                "a purchase of {} cents at sequence number {} (the next is {next_seq})",
+                purchase.cents(),
+                purchase.seq()
+            ));
+        }
+        Ok(purchase)
     }
 }
 
@@ -391,6 +412,98 @@ impl PurchaseHistory {
             .rev()
             .map(|at| (at, list[at]))
             .find(|(_, p)| p.seq() < before)
+    }
+}
+
+impl PurchaseHistory {
+    /// Whether some user bought inside the current window (then no snapshot is taken).
+    pub(crate) fn in_window(&self) -> bool {
+        self.recency.iter().any(|&r| r & Recency::FRESH != 0)
+    }
+
+    /// Bytes of [`Self::save`]'s part of a snapshot of `users` users.
+    pub(crate) fn snapshot_len(&self, users: usize) -> u64 {
+        let kept: usize = (0..users as UserId).map(|u| self.len_of(u)).sum();
+        4 * users as u64 + 16 * kept as u64
+    }
+
+    /// Writes the kept purchases of users `0..users`: how many each has (`u32`), then each
+    /// one's, oldest first (`u128`). Recency and newest purchases follow from them; the
+    /// recent purchases are a section of their own ([`RecentPurchases::save`]).
+    pub(crate) fn save(&self, out: &mut Out<'_, impl Write>, users: usize) -> io::Result<()> {
+        for user in 0..users as UserId {
+            // At most `T`, below 2^32, between windows.
+            out.u32(self.len_of(user) as u32)?;
+        }
+        for user in 0..users as UserId {
+            let (older, newer) = self.of(user);
+            out.purchases(older)?;
+            out.purchases(newer)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Self::save`] and [`RecentPurchases::save`] wrote for `users` users, with
+    /// `tracked` and `keep` as saved, before sequence number `next_seq`. Each list holds at
+    /// most `tracked` purchases in increasing order; every kept purchase at or above the
+    /// oldest recent one is among the recent ones, with its buyer.
+    pub(crate) fn restore(
+        histories: &mut In<'_>,
+        recent: &mut In<'_>,
+        users: usize,
+        tracked: u32,
+        keep: usize,
+        next_seq: u64,
+    ) -> Result<PurchaseHistory, SnapshotError> {
+        let lengths = histories.u32s(users as u64)?;
+        let total: u64 = lengths.clone().map(u64::from).sum();
+        let mut purchases = histories.u128s(total)?;
+        let mut history = PurchaseHistory::keeping_recent(tracked, keep);
+        let tracked = tracked as usize;
+        history.by_user.reserve_exact(users);
+        history.recency.reserve_exact(users);
+        history.newest.reserve_exact(users);
+        history.first_in_window = vec![0; users];
+        for (user, len) in lengths.enumerate() {
+            let len = len as usize;
+            if len > tracked {
+                return inconsistent(format!("user {user} has {len} purchases, above T"));
+            }
+            // The capacity `record_unranked` grows a list to: 8, 64, 512, ... up to `T + 1`.
+            let mut room = 8;
+            while room < len {
+                room *= 8;
+            }
+            let mut list =
+                VecDeque::with_capacity(if len == 0 { 0 } else { room.min(tracked + 1) });
+            for bits in purchases.by_ref().take(len) {
+                let purchase = Purchase::from_bits(bits, next_seq)?;
+                if list.back().is_some_and(|&last| last >= purchase) {
+                    return inconsistent(format!("the purchases of user {user} are not in order"));
+                }
+                list.push_back(purchase);
+            }
+            history.buyers += usize::from(!list.is_empty());
+            history
+                .recency
+                .push(list.back().map_or(0, |p| Recency::of(p.timestamp())));
+            history.newest.push(Newest::of(&list));
+            history.by_user.push(list);
+        }
+        history.recent = RecentPurchases::restore(recent, users, keep, next_seq)?;
+        let (kept, buyers) = (history.recent.purchases(), history.recent.buyers());
+        let floor = kept.first().copied().unwrap_or(Purchase::LOWEST);
+        for (user, list) in history.by_user.iter().enumerate() {
+            for &purchase in list.iter().rev().take_while(|&&p| p >= floor) {
+                let found = kept.binary_search(&purchase).ok();
+                if found.is_none_or(|at| buyers[at] as usize != user) {
+                    return inconsistent(format!(
+                        "a purchase of user {user} missing from the recent purchases"
+                    ));
+                }
+            }
+        }
+        Ok(history)
     }
 }
 

@@ -3,7 +3,9 @@
 //! member by recency (the query stage, `query/network.rs`, chooses which).
 
 use crate::state::history::Purchase;
+use crate::state::snapshot::{In, Out, SnapshotError, inconsistent};
 use crate::state::users::UserId;
+use std::io::{self, Write};
 
 /// The purchases at or above a floor, ordered by (timestamp, sequence), with their buyers.
 ///
@@ -117,6 +119,56 @@ impl RecentPurchases {
     #[inline]
     pub fn buyers(&self) -> &[UserId] {
         &self.buyers
+    }
+}
+
+impl RecentPurchases {
+    /// Bytes of [`Self::save`]'s part of a snapshot.
+    pub(crate) fn snapshot_len(&self) -> u64 {
+        8 + 20 * self.purchases.len() as u64
+    }
+
+    /// Writes how many purchases are kept (`u64`), the purchases (`u128`), their buyers
+    /// (`u32`).
+    pub(crate) fn save(&self, out: &mut Out<'_, impl Write>) -> io::Result<()> {
+        out.u64(self.purchases.len() as u64)?;
+        out.purchases(&self.purchases)?;
+        out.u32s(&self.buyers)
+    }
+
+    /// Reads what [`Self::save`] wrote, keeping `keep`, for `users` users, before sequence
+    /// number `next_seq`: fewer than `2 * keep` purchases, in increasing order, each bought by
+    /// a user.
+    pub(crate) fn restore(
+        input: &mut In<'_>,
+        users: usize,
+        keep: usize,
+        next_seq: u64,
+    ) -> Result<RecentPurchases, SnapshotError> {
+        let mut recent = RecentPurchases::keeping(keep);
+        let count = input.u64()?;
+        if count >= (recent.keep as u64).saturating_mul(2) {
+            return inconsistent(format!("{count} recent purchases, keeping {keep}"));
+        }
+        let purchases = input.u128s(count)?;
+        let buyers = input.u32s(count)?;
+        recent.purchases.reserve_exact(purchases.len());
+        for bits in purchases {
+            let purchase = Purchase::from_bits(bits, next_seq)?;
+            if recent
+                .purchases
+                .last()
+                .is_some_and(|&last| last >= purchase)
+            {
+                return inconsistent("the recent purchases are not in order");
+            }
+            recent.purchases.push(purchase);
+        }
+        recent.buyers = buyers.collect();
+        if let Some(buyer) = recent.buyers.iter().find(|&&b| b as usize >= users) {
+            return inconsistent(format!("a recent purchase by user {buyer} of {users}"));
+        }
+        Ok(recent)
     }
 }
 

@@ -5,7 +5,9 @@ use hashbrown::HashTable;
 
 use crate::ingest::event::{IdRef, NOT_SMALL, id_hash, small_number, small_number_digits};
 use crate::ingest::parse::{IdHasher, ParsedChunk};
+use crate::state::snapshot::{In, Out, SnapshotError, inconsistent};
 use std::hash::BuildHasher;
+use std::io::{self, Write};
 
 /// A dense user index, assigned in order of first appearance.
 pub type UserId = u32;
@@ -156,6 +158,85 @@ impl UserIds {
             NOT_SMALL => self.intern_hashed(id_hash(self.hasher.hash_one(bytes)), bytes),
             number => self.intern_number(number),
         }
+    }
+}
+
+impl UserIds {
+    /// Bytes of [`Self::save`]'s part of a snapshot.
+    pub(crate) fn snapshot_len(&self) -> u64 {
+        4 * self.ends.len() as u64 + self.arena.len() as u64
+    }
+
+    /// Writes every user's id, in order: their lengths (`u32`), then their bytes.
+    pub(crate) fn save(&self, out: &mut Out<'_, impl Write>) -> io::Result<()> {
+        let mut start = 0;
+        for &end in &self.ends {
+            // An id is a part of one line, and lines are below 4 GiB.
+            out.u32((end - start) as u32)?;
+            start = end;
+        }
+        out.bytes(&self.arena)
+    }
+
+    /// Reads `users` ids written by [`Self::save`] and indexes them anew with `hasher`.
+    pub(crate) fn restore(
+        input: &mut In<'_>,
+        users: usize,
+        hasher: IdHasher,
+    ) -> Result<UserIds, SnapshotError> {
+        let mut ids = UserIds::new(hasher);
+        if users > ids.limit {
+            return inconsistent(format!("{users} users, beyond the limit of {}", ids.limit));
+        }
+        let lengths = input.u32s(users as u64)?;
+        let total: u64 = lengths.clone().map(u64::from).sum();
+        ids.arena = input.take_u64(total)?.to_vec();
+        ids.ends.reserve_exact(users);
+        let mut end = 0;
+        for length in lengths {
+            if length == 0 {
+                return inconsistent(format!("user {} has an empty id", ids.ends.len()));
+            }
+            end += length as usize;
+            ids.ends.push(end);
+        }
+        let UserIds {
+            by_number,
+            table,
+            arena,
+            ends,
+            ..
+        } = &mut ids;
+        for user in 0..users as UserId {
+            let name = name_in(arena, ends, user);
+            let known = match small_number(name) {
+                NOT_SMALL => {
+                    let hash = id_hash(hasher.hash_one(name));
+                    let known = table
+                        .find(hash, |&u| name_in(arena, ends, u) == name)
+                        .is_some();
+                    if !known {
+                        table.insert_unique(hash, user, |&u| {
+                            id_hash(hasher.hash_one(name_in(arena, ends, u)))
+                        });
+                    }
+                    known
+                }
+                number => {
+                    let n = number as usize;
+                    if by_number.len() <= n {
+                        by_number.resize((n + 1).next_power_of_two(), NO_USER);
+                    }
+                    let known = by_number[n] != NO_USER;
+                    by_number[n] = user;
+                    known
+                }
+            };
+            if known {
+                return inconsistent(format!("user {user} has the id of an earlier user"));
+            }
+        }
+        Ok(ids)
     }
 }
 
