@@ -9,7 +9,9 @@ use std::io;
 use anomaly_detect::config::DEFAULT_WINDOW;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::state::recent::RecentPurchases;
-use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
+use anomaly_detect::{
+    Checked, Sink, config::Config, ingest::input::LogFile, output::sink::FlaggedLines,
+};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -28,16 +30,16 @@ impl Sink for Recorder {
     type Error = io::Error;
 
     fn checked(&mut self, p: &Checked<'_>) -> io::Result<bool> {
-        let n = u128::from(p.baseline.n);
+        let n = u128::from(p.baseline().n);
         self.checks.push(model::Check {
-            line_no: p.line_no,
+            line_no: p.line_no(),
             n,
-            mean_cents: (n > 0).then(|| p.baseline.mean_cents()),
-            sd_cents: (n > 0).then(|| p.baseline.sd_cents()),
-            cents: u128::from(p.cents),
-            flagged: p.flagged,
+            mean_cents: (n > 0).then(|| p.baseline().mean_cents()),
+            sd_cents: (n > 0).then(|| p.baseline().sd_cents()),
+            cents: u128::from(p.cents()),
+            flagged: p.is_flagged(),
         });
-        self.lines.push(p.line.to_vec());
+        self.lines.push(p.line().to_vec());
         self.out.checked(p)
     }
 }
@@ -58,7 +60,7 @@ fn run_pipeline(batch: &[u8], stream: &[u8], config: &Config) -> Actual {
         out: FlaggedLines::new(Vec::new()),
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
-    anomaly_detect::replay(&batch, &stream, config, &mut sink, &mut skips)
+    anomaly_detect::replay::replay(&batch, &stream, config, &mut sink, &mut skips)
         .expect("the replay failed");
     Actual {
         checks: sink.checks,
