@@ -10,7 +10,9 @@ use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::query::network::NetworkQuery;
 use anomaly_detect::state::graph::FriendGraph;
 use anomaly_detect::state::history::{Purchase, PurchaseHistory};
-use anomaly_detect::{Config, FlaggedLines, LogFile, replay};
+use anomaly_detect::{
+    config::Config, ingest::input::LogFile, output::sink::FlaggedLines, replay::replay,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// xorshift64*: a tiny deterministic generator.

@@ -493,15 +493,15 @@ impl Options {
         )
     }
 
-    pub fn config(&self) -> crate::Config {
-        let mut config = crate::Config {
+    pub fn config(&self) -> crate::config::Config {
+        let mut config = crate::config::Config {
             degree: self.degree,
             tracked: self.tracked,
             chunk_bytes: self.chunk_bytes.max(1),
             window: self.window.max(1),
             max_line: self.max_line_bytes.max(1),
             social: self.feed.is_some() || self.recommend.is_some(),
-            ..crate::Config::default()
+            ..crate::config::Config::default()
         };
         if let Some(threads) = self.threads {
             config.threads = threads as usize;

@@ -47,6 +47,9 @@ pub enum Fatal {
     /// writer (see [`NamedWriteError`]).
     #[error("{}", output_message(.0))]
     Output(std::io::Error),
+    /// A library user's [`Sink`](crate::Sink) failed with its own error.
+    #[error("{0}")]
+    Sink(Box<dyn std::error::Error + Send + Sync>),
     #[error("{}:{line}: skipped line in --strict mode: {reason}", shown(file))]
     Strict {
         file: String,

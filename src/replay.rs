@@ -206,7 +206,7 @@ impl Replay {
         &mut self,
         source: ChunkSource<'_>,
         checks: &mut dyn Checks,
-        skips: &mut SkipLog,
+        skips: &mut dyn SkipReport,
         progress: &Progress,
     ) -> Result<(), Fatal> {
         let clock = crate::clock::PhaseClock::start();

@@ -33,7 +33,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anomaly_detect::config::DEFAULT_WINDOW;
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink, replay};
+use anomaly_detect::{
+    Checked, Sink, config::Config, ingest::input::LogFile, output::sink::FlaggedLines,
+    replay::replay,
+};
 
 /// The system allocator, counting allocations and reallocations.
 struct Counting;

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use anomaly_detect::ingest::input::{BatchSource, NO_MAP_VAR};
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::{Checked, Config, Fatal, LogFile, Sink, replay};
+use anomaly_detect::{
+    Checked, Fatal, Sink, config::Config, ingest::input::LogFile, replay::replay,
+};
 use common::{BATCH, Case, OUTPUT, STREAM, befriend, log, purchase, show};
 
 /// How long a test waits for something the program should do at once.
@@ -272,8 +274,8 @@ impl Sink for Truncating {
                 .open(&self.path)?
                 .set_len(cut)?;
         }
-        if purchase.flagged {
-            self.lines.push(purchase.line.to_vec());
+        if purchase.is_flagged() {
+            self.lines.push(purchase.line().to_vec());
         }
         Ok(true)
     }

@@ -14,7 +14,9 @@ use anomaly_detect::output::social::{SocialLines, SocialList};
 use anomaly_detect::replay::Replay;
 use anomaly_detect::state::recent::RecentPurchases;
 use anomaly_detect::state::snapshot;
-use anomaly_detect::{Checked, Config, FlaggedLines, LogFile, Sink};
+use anomaly_detect::{
+    Checked, Sink, config::Config, ingest::input::LogFile, output::sink::FlaggedLines,
+};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -33,16 +35,16 @@ impl Sink for Recorder {
     type Error = io::Error;
 
     fn checked(&mut self, p: &Checked<'_>) -> io::Result<bool> {
-        let n = u128::from(p.baseline.n);
+        let n = u128::from(p.baseline().n);
         self.checks.push(model::Check {
-            line_no: p.line_no,
+            line_no: p.line_no(),
             n,
-            mean_cents: (n > 0).then(|| p.baseline.mean_cents()),
-            sd_cents: (n > 0).then(|| p.baseline.sd_cents()),
-            cents: u128::from(p.cents),
-            flagged: p.flagged,
+            mean_cents: (n > 0).then(|| p.baseline().mean_cents()),
+            sd_cents: (n > 0).then(|| p.baseline().sd_cents()),
+            cents: u128::from(p.cents()),
+            flagged: p.is_flagged(),
         });
-        self.lines.push(p.line.to_vec());
+        self.lines.push(p.line().to_vec());
         self.out.checked(p)
     }
 }
@@ -63,7 +65,7 @@ fn run_pipeline(batch: &[u8], stream: &[u8], config: &Config) -> Actual {
         out: FlaggedLines::new(Vec::new()),
     };
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
-    anomaly_detect::replay(&batch, &stream, config, &mut sink, &mut skips)
+    anomaly_detect::replay::replay(&batch, &stream, config, &mut sink, &mut skips)
         .expect("the replay failed");
     Actual {
         checks: sink.checks,
@@ -828,7 +830,7 @@ fn compare_restarted(case: &Case, cut: usize) -> Result<(), String> {
     };
     let mut whole = Decisions::new();
     let mut skips = SkipLog::new(Box::new(io::sink()), false);
-    anomaly_detect::replay(
+    anomaly_detect::replay::replay(
         &LogFile::from_bytes("batch_log.json", case.batch.clone()),
         &LogFile::from_bytes("stream_log.json", case.stream.clone()),
         &config,

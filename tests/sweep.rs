@@ -8,14 +8,15 @@ mod model;
 use std::fs;
 use std::io;
 
+use anomaly_detect::config::Config;
 use anomaly_detect::ingest::chunks::ChunkSource;
+use anomaly_detect::ingest::input::LogFile;
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::output::sink::{Sink, flagged_line};
 use anomaly_detect::query::network::Grid;
 use anomaly_detect::replay::Replay;
 use anomaly_detect::sweep::grid::{GridChecked, GridChecks, Sweep};
-use anomaly_detect::{Config, LogFile};
 use common::{BATCH, Case, STREAM, show};
 use proptest::prelude::*;
 

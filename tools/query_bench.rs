@@ -26,7 +26,7 @@ use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::query::network::NetworkQuery;
 use anomaly_detect::replay::Replay;
-use anomaly_detect::{Config, LogFile};
+use anomaly_detect::{config::Config, ingest::input::LogFile};
 
 /// The same allocator, on the same pages, as `anomaly-detect`: the query is bound by memory.
 #[global_allocator]

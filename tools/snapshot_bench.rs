@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 
+use anomaly_detect::config::Config;
 use anomaly_detect::ingest::chunks::ChunkSource;
+use anomaly_detect::ingest::input::LogFile;
 use anomaly_detect::output::progress::Progress;
 use anomaly_detect::output::report::SkipLog;
 use anomaly_detect::replay::Replay;
 use anomaly_detect::state::snapshot;
-use anomaly_detect::{Checked, Config, LogFile, Sink};
+use anomaly_detect::{Checked, Sink};
 
 /// The same allocator, on the same pages, as `anomaly-detect`.
 #[global_allocator]
@@ -50,7 +52,7 @@ impl Sink for Count {
     type Error = std::io::Error;
 
     fn checked(&mut self, purchase: &Checked<'_>) -> std::io::Result<bool> {
-        self.0 += u64::from(purchase.flagged);
+        self.0 += u64::from(purchase.is_flagged());
         Ok(true)
     }
 }

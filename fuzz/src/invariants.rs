@@ -9,11 +9,15 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use anomaly_detect::config::Config;
 use anomaly_detect::error::SkipClass;
 use anomaly_detect::ingest::event::{Action, IdRef, MAX_CENTS, NOT_SMALL, small_number};
+use anomaly_detect::ingest::input::LogFile;
 use anomaly_detect::ingest::parse::{IdHasher, LineParser, MAX_TRACKED, ParsedChunk, parse_params};
 use anomaly_detect::output::report::SkipLog;
-use anomaly_detect::{Baseline, Checked, Config, FlaggedLines, LogFile, Sink, replay};
+use anomaly_detect::output::sink::FlaggedLines;
+use anomaly_detect::replay::replay;
+use anomaly_detect::{Baseline, Checked, Sink};
 
 /// Start of every line of `chunk` (split at `\n`; a final line without `\n` counts) and the
 /// span of the line trimmed of JSON white space (space, tab, `\r`).
@@ -256,27 +260,31 @@ impl Sink for Recorder<'_> {
     type Error = io::Error;
 
     fn checked(&mut self, p: &Checked<'_>) -> io::Result<bool> {
-        let index = usize::try_from(p.line_no).unwrap() - 1;
+        let index = usize::try_from(p.line_no()).unwrap() - 1;
         assert_eq!(
-            p.line,
+            p.line(),
             &self.stream[self.lines[index].clone()],
             "checked line is not the trimmed stream line {}",
-            p.line_no
+            p.line_no()
         );
         assert!(
-            p.line.starts_with(b"{") && p.line.ends_with(b"}"),
+            p.line().starts_with(b"{") && p.line().ends_with(b"}"),
             "checked line is not an object"
         );
         if let Some(last) = self.checks.last() {
-            assert!(last.line_no < p.line_no, "checks out of stream order");
+            assert!(last.line_no < p.line_no(), "checks out of stream order");
         }
-        assert_eq!(p.flagged, p.baseline.is_anomalous(p.cents), "flag decision");
+        assert_eq!(
+            p.is_flagged(),
+            p.baseline().is_anomalous(p.cents()),
+            "flag decision"
+        );
         self.checks.push(Check {
-            line_no: p.line_no,
-            line: p.line.to_vec(),
-            cents: p.cents,
-            baseline: p.baseline,
-            flagged: p.flagged,
+            line_no: p.line_no(),
+            line: p.line().to_vec(),
+            cents: p.cents(),
+            baseline: p.baseline(),
+            flagged: p.is_flagged(),
         });
         self.out.checked(p)
     }

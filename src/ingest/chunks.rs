@@ -75,6 +75,15 @@ pub enum ChunkSource<'a> {
         log: LogReader,
         stop: &'a crossbeam_channel::Receiver<()>,
     },
+    /// Whole lines already in memory, parsed on the caller's thread with `parser` into
+    /// `chunk` (both reused from call to call): a library user's lines, one at a time. A
+    /// stream only: a batch log is a file or a pipe.
+    Text {
+        name: &'a str,
+        text: &'a [u8],
+        parser: &'a mut LineParser,
+        chunk: &'a mut ParsedChunk,
+    },
 }
 
 /// Where the numbering of a log's lines starts.
@@ -104,6 +113,7 @@ impl<'a> ChunkSource<'a> {
             ChunkSource::Mapped { log, .. } => &log.name,
             ChunkSource::Read(log) | ChunkSource::Live { log, .. } => &log.name,
             ChunkSource::Head(head) => &head.name,
+            ChunkSource::Text { name, .. } => name,
         }
     }
 
@@ -131,6 +141,13 @@ impl<'a> ChunkSource<'a> {
                 BatchHead::read(log, config.max_line, config.stop.as_deref())?
             }
             ChunkSource::Head(head) => head,
+            ChunkSource::Text { name, .. } => {
+                return Err(Fatal::Parameters {
+                    path: name.into(),
+                    problem: "a batch log is read from a file or a pipe, not from lines in memory"
+                        .to_string(),
+                });
+            }
         };
         Ok(BatchStart {
             params: head.params,
@@ -218,6 +235,17 @@ impl<'a> ChunkSource<'a> {
                 let bytes = blocks.finish(ended)?;
                 to.end()?;
                 Ok(bytes)
+            }
+            ChunkSource::Text {
+                name,
+                text,
+                parser,
+                chunk,
+            } => {
+                parser.parse_chunk(text, 0..text.len(), chunk);
+                deliver(&mut *to, name, chunk, text)?;
+                to.end()?;
+                Ok(text.len() as u64)
             }
             ChunkSource::Live { log, stop } => {
                 let name = log.name.clone();

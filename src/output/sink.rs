@@ -9,23 +9,109 @@ use crate::query::baseline::{Baseline, write_dollars};
 use crate::query::network::Social;
 use crate::state::users::{UserId, UserIds};
 
-/// A stream purchase after its check against the network's baseline.
+/// A stream purchase after its check against its network's baseline, as a [`Sink`] receives it.
+///
+/// ```
+/// use anomaly_detect::{Checked, Sink};
+///
+/// /// Counts the flagged purchases and remembers the largest flagged amount.
+/// #[derive(Default)]
+/// struct Largest { flagged: u64, cents: u64 }
+///
+/// impl Sink for Largest {
+///     type Error = std::io::Error;
+///     fn checked(&mut self, purchase: &Checked<'_>) -> std::io::Result<bool> {
+///         if purchase.is_flagged() {
+///             self.flagged += 1;
+///             self.cents = self.cents.max(purchase.cents());
+///         }
+///         Ok(true)
+///     }
+/// }
+/// # let _ = Largest::default();
+/// ```
 #[derive(Clone, Copy)]
 pub struct Checked<'a> {
     /// The original line, trimmed of surrounding JSON white space.
-    pub line: &'a [u8],
+    pub(crate) line: &'a [u8],
     /// 1-based line number in the stream log.
-    pub line_no: u64,
-    pub buyer: UserId,
-    pub cents: u64,
-    pub timestamp: Timestamp,
-    pub baseline: Baseline,
-    pub flagged: bool,
+    pub(crate) line_no: u64,
+    pub(crate) buyer: UserId,
+    pub(crate) cents: u64,
+    pub(crate) timestamp: Timestamp,
+    pub(crate) baseline: Baseline,
+    pub(crate) flagged: bool,
     /// For a flagged purchase when the replay was asked for it: the buyer's friends and
     /// friends of friends at that moment.
-    pub social: Option<&'a Social>,
+    pub(crate) social: Option<&'a Social>,
     /// The user ids, to name `buyer` and the users in `social`.
-    pub users: &'a UserIds,
+    pub(crate) users: &'a UserIds,
+}
+
+impl<'a> Checked<'a> {
+    /// The purchase's line, trimmed of surrounding JSON white space.
+    pub fn line(&self) -> &'a [u8] {
+        self.line
+    }
+
+    /// The line's number in its stream log, from 1.
+    pub fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// Whether the purchase is anomalous: more than 3 standard deviations above the mean of
+    /// its network's latest `T` purchases (never with fewer than 2 of them).
+    pub fn is_flagged(&self) -> bool {
+        self.flagged
+    }
+
+    /// The amount in cents.
+    pub fn cents(&self) -> u64 {
+        self.cents
+    }
+
+    /// The buyer's id as the log gives it (a string's text, or a number's digits).
+    pub fn buyer(&self) -> &'a [u8] {
+        self.users.name(self.buyer)
+    }
+
+    /// The network's latest `T` purchases before this one, that the purchase was judged by.
+    pub fn baseline(&self) -> Baseline {
+        self.baseline
+    }
+
+    /// Appends the line that the flagged-purchases output holds for this purchase: the line
+    /// with `"mean"` and `"sd"` added, and a newline. Nothing for a purchase not flagged.
+    pub fn write_flagged_line(&self, out: &mut Vec<u8>) {
+        if self.flagged {
+            flagged_line(out, self.line, &self.baseline);
+        }
+    }
+
+    /// For a flagged purchase of a detector asked for them ([`Builder::social`]): the
+    /// buyer's friends, by id.
+    ///
+    /// [`Builder::social`]: crate::Builder::social
+    pub fn friends(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let users = self.users;
+        self.social
+            .into_iter()
+            .flat_map(|social| social.friends.iter())
+            .map(move |&user| users.name(user))
+    }
+
+    /// For a flagged purchase of a detector asked for them ([`Builder::social`]): the
+    /// users at distance exactly 2 from the buyer, by id, each with its number of mutual
+    /// friends, as the recommendations output lists them.
+    ///
+    /// [`Builder::social`]: crate::Builder::social
+    pub fn suggested(&self) -> impl Iterator<Item = (&'a [u8], u32)> + 'a {
+        let users = self.users;
+        self.social
+            .into_iter()
+            .flat_map(|social| social.suggest.iter())
+            .map(move |&(user, mutual)| (users.name(user), mutual))
+    }
 }
 
 /// What a sink receives for each stream purchase: a [`Checked`] in a run ([`Single`]), every
@@ -43,14 +129,23 @@ impl Kind for Single {
 }
 
 /// An error a sink's output can fail with: it ends the replay as a [`Fatal`] error, which
-/// names the output (the writers of the output files name it in their errors).
+/// names the output (the writers of the output files name it in their errors). A library
+/// user's sink fails with [`std::io::Error`], [`Fatal`] or any error boxed as
+/// `Box<dyn std::error::Error + Send + Sync>` ([`Fatal::Sink`]).
 pub trait SinkError {
+    /// The error as the replay's.
     fn into_fatal(self) -> Fatal;
 }
 
 impl SinkError for io::Error {
     fn into_fatal(self) -> Fatal {
         Fatal::Output(self)
+    }
+}
+
+impl SinkError for Box<dyn std::error::Error + Send + Sync> {
+    fn into_fatal(self) -> Fatal {
+        Fatal::Sink(self)
     }
 }
 
