@@ -4,7 +4,7 @@
 //! parsed into events, applied in order, each purchase checked against its network just
 //! before it joins the history.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::config::Config;
@@ -19,6 +19,7 @@ use crate::output::sink::{Checked, Sink};
 use crate::query::baseline::Baseline;
 use crate::replay::Replay;
 use crate::state::apply::State;
+use crate::state::snapshot;
 
 /// The detector: the users, their friendships and their purchase histories, and the rule that
 /// flags a purchase far above what the buyer's network spent lately.
@@ -40,7 +41,7 @@ use crate::state::apply::State;
 /// let mut flagged = Vec::new();
 /// for line in lines {
 ///     if let Applied::Purchase(decision) = detector.apply(line.as_bytes())? {
-///         flagged.extend(decision.flagged_line());
+///         flagged.extend_from_slice(decision.flagged_line().unwrap_or_default());
 ///     }
 /// }
 /// assert!(String::from_utf8(flagged)?.ends_with(r#""amount": "1601.83", "mean": "29.10", "sd": "21.46"}
@@ -109,9 +110,21 @@ impl Builder {
     /// An empty detector with these parameters: no user, no friendship, no purchase.
     pub fn build(self, params: Params) -> Result<Detector, Fatal> {
         let config = self.config.bounded();
-        let mut state = State::new(params, config.recent, IdHasher::random(), 0);
+        // Numbered as after a parameter line: sequence number 0 is never a purchase's.
+        let mut state = State::new(params, config.recent, IdHasher::random(), 1);
         state.end_batch();
         Detector::of(Replay::from_state(state, &config)?, &config, self.warnings)
+    }
+
+    /// A detector with the state that [`Detector::save`] wrote (see [`Detector::restore`]).
+    pub fn restore(self, mut input: impl Read) -> Result<Detector, Fatal> {
+        let config = self.config.bounded();
+        let saved = snapshot::restore(&mut input)?;
+        Detector::of(
+            Replay::from_snapshot(saved, &config)?,
+            &config,
+            self.warnings,
+        )
     }
 
     /// A detector after the batch log at `path` (a file or a pipe): `D` and `T` from its
@@ -286,6 +299,32 @@ impl Detector {
             .stream(source, &mut checks, &mut self.skips, &Progress::hidden())
     }
 
+    /// Writes the detector's state (users, friendships, the purchases that can still count,
+    /// `D` and `T`) to `out`, in a compact versioned format with a checksum;
+    /// [`Detector::restore`] reads it back and goes on deciding exactly as this detector would.
+    ///
+    /// ```
+    /// use anomaly_detect::{Detector, Params};
+    ///
+    /// let mut detector = Detector::new(Params { degree: 2, tracked: 10 })?;
+    /// detector.apply(br#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:01", "id1": "1", "id2": "2"}"#)?;
+    /// let mut saved = Vec::new();
+    /// detector.save(&mut saved)?;
+    /// let restored = Detector::restore(&saved[..])?;
+    /// assert_eq!(restored.params(), detector.params());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn save(&self, mut out: impl Write) -> std::io::Result<()> {
+        self.replay.save(&mut out)
+    }
+
+    /// A detector with the state that [`Detector::save`] wrote, and the [`Builder`]'s
+    /// defaults. A state that cannot be read back (another format version, truncated, changed
+    /// bytes) is [`Fatal::Snapshot`], never a panic.
+    pub fn restore(input: impl Read) -> Result<Detector, Fatal> {
+        Detector::builder().restore(input)
+    }
+
     /// How many lines of the logs this detector replayed were skipped (lines given to
     /// [`Detector::apply`] are not counted: it returns their reason).
     pub fn skipped(&self) -> u64 {
@@ -358,13 +397,13 @@ impl Decision {
     }
 
     /// For a flagged purchase of a detector built with [`Builder::social`]: the buyer's
-    /// friends, by id.
+    /// friends, by id, in no particular order.
     pub fn friends(&self) -> impl Iterator<Item = &[u8]> {
         self.friends.iter().map(Vec::as_slice)
     }
 
     /// For a flagged purchase of a detector built with [`Builder::social`]: the users at
-    /// distance exactly 2, by id, with their number of mutual friends.
+    /// distance exactly 2, by id, with their number of mutual friends, in no particular order.
     pub fn suggested(&self) -> impl Iterator<Item = (&[u8], u32)> {
         self.suggested.iter().map(|(id, n)| (id.as_slice(), *n))
     }

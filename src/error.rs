@@ -47,6 +47,9 @@ pub enum Fatal {
     /// writer (see [`NamedWriteError`]).
     #[error("{}", output_message(.0))]
     Output(std::io::Error),
+    /// A saved state that cannot be restored.
+    #[error("cannot restore the detector's state: {0}")]
+    Snapshot(#[from] SnapshotError),
     /// A library user's [`Sink`](crate::Sink) failed with its own error.
     #[error("{0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
@@ -393,4 +396,34 @@ mod tests {
         assert_eq!(quoted(b"a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(quoted(b"k\x1b"), r#""k\x1b""#);
     }
+}
+
+/// Why a snapshot cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading it failed.
+    #[error("cannot read it: {0}")]
+    Read(#[from] std::io::Error),
+    /// It does not start with the snapshot format's magic bytes.
+    #[error("it is not a snapshot of anomaly-detect's state")]
+    NotASnapshot,
+    /// It was written in another format version.
+    #[error("it is a snapshot of format version {found}; this program reads version {reads}")]
+    Version {
+        /// The snapshot's format version.
+        found: u32,
+        /// The version this program reads.
+        reads: u32,
+    },
+    /// It ends before its length says.
+    #[error("it is truncated: {have} bytes of {expected}")]
+    Truncated { have: u64, expected: u64 },
+    /// Its bytes are not those that were written.
+    #[error(
+        "its checksum does not match its content (stored {stored:08x}, computed {computed:08x})"
+    )]
+    Checksum { stored: u32, computed: u32 },
+    /// Its checksum matches but its content cannot be the state of a replay.
+    #[error("its content is inconsistent: {0}")]
+    Inconsistent(String),
 }

@@ -70,7 +70,7 @@ pub mod stderr;
 pub mod sweep;
 
 pub use detector::{Applied, Builder, Decision, Detector};
-pub use error::{Fatal, SkipReason};
+pub use error::{Fatal, SkipReason, SnapshotError};
 pub use ingest::parse::Params;
 pub use output::sink::{Checked, Kind, Single, Sink, SinkError};
 pub use query::baseline::Baseline;

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{BATCH, Case, OUTPUT, STREAM, befriend, purchase, unfriend};
+use common::{BATCH, Case, OUTPUT, Rng, STREAM, joined, random_lines};
 
 /// The example's binary, built by `cargo test` with the tests (or built here when a single
 /// test target was asked for).
@@ -41,65 +41,6 @@ fn both(case: &Case, threads: &str) -> (Vec<u8>, Vec<u8>) {
         .expect("the example runs");
     assert!(embedded.status.success(), "{:?}", embedded);
     (expected, embedded.stdout)
-}
-
-/// A small deterministic random source (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
-/// A log of `events` lines over `users` users: mostly purchases, some friendship changes, and
-/// lines the detector skips or ignores.
-fn random_lines(rng: &mut Rng, events: usize, users: u64) -> Vec<String> {
-    let id = |rng: &mut Rng| rng.below(users).to_string();
-    let ts = |i: usize| {
-        format!(
-            "2017-06-13 {:02}:{:02}:{:02}",
-            i / 3600 % 24,
-            i / 60 % 60,
-            i % 60
-        )
-    };
-    (0..events)
-        .map(|i| match rng.below(20) {
-            0..=9 => {
-                let amount = match rng.below(10) {
-                    0 => format!("{}.{:02}", 1000 + rng.below(9000), rng.below(100)),
-                    _ => format!("{}.{:02}", 10 + rng.below(90), rng.below(100)),
-                };
-                purchase(&ts(i), &id(rng), &amount)
-            }
-            10..=14 => befriend(&ts(i), &id(rng), &id(rng)),
-            15..=16 => unfriend(&ts(i), &id(rng), &id(rng)),
-            17 => format!(
-                r#"{{"event_type":"purchase", "timestamp":"{}", "id": {}, "amount": "{}.5"}}"#,
-                ts(i),
-                rng.below(users),
-                rng.below(5000)
-            ),
-            18 => [
-                "",
-                "   ",
-                "not json",
-                r#"{"event_type":"refund"}"#,
-                "{\"id\": \"1\"\r",
-            ][rng.below(5) as usize]
-                .to_string(),
-            _ => purchase(&ts(i), &id(rng), "12.345"),
-        })
-        .collect()
-}
-
-fn joined(lines: &[String], crlf: bool) -> String {
-    let end = if crlf { "\r\n" } else { "\n" };
-    lines.iter().map(|line| format!("{line}{end}")).collect()
 }
 
 #[test]

@@ -89,7 +89,7 @@ impl<'a> Checked<'a> {
     }
 
     /// For a flagged purchase of a detector asked for them ([`Builder::social`]): the
-    /// buyer's friends, by id.
+    /// buyer's friends, by id, in no particular order (the outputs sort them).
     ///
     /// [`Builder::social`]: crate::Builder::social
     pub fn friends(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -102,7 +102,7 @@ impl<'a> Checked<'a> {
 
     /// For a flagged purchase of a detector asked for them ([`Builder::social`]): the
     /// users at distance exactly 2 from the buyer, by id, each with its number of mutual
-    /// friends, as the recommendations output lists them.
+    /// friends, in no particular order (the recommendations output sorts them).
     ///
     /// [`Builder::social`]: crate::Builder::social
     pub fn suggested(&self) -> impl Iterator<Item = (&'a [u8], u32)> + 'a {

@@ -61,30 +61,7 @@ const FRIENDS: u32 = 2;
 const HISTORIES: u32 = 3;
 const RECENT: u32 = 4;
 
-/// Why a snapshot cannot be restored.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// Reading it failed.
-    #[error("cannot read it: {0}")]
-    Read(#[from] io::Error),
-    /// It does not start with [`MAGIC`].
-    #[error("it is not a snapshot of anomaly-detect's state")]
-    NotASnapshot,
-    /// It was written in another format version.
-    #[error("it is a snapshot of format version {found}; this program reads version {VERSION}")]
-    Version { found: u32 },
-    /// It ends before its length says.
-    #[error("it is truncated: {have} bytes of {expected}")]
-    Truncated { have: u64, expected: u64 },
-    /// Its bytes are not those that were written.
-    #[error(
-        "its checksum does not match its content (stored {stored:08x}, computed {computed:08x})"
-    )]
-    Checksum { stored: u32, computed: u32 },
-    /// Its checksum matches but its content cannot be the state of a replay.
-    #[error("its content is inconsistent: {0}")]
-    Inconsistent(String),
-}
+pub use crate::error::SnapshotError;
 
 /// An [`SnapshotError::Inconsistent`] error saying `what`.
 pub(crate) fn inconsistent<T>(what: impl Into<String>) -> Result<T, SnapshotError> {
@@ -234,7 +211,10 @@ pub fn restore_bytes(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let mut head = In::new(&bytes[MAGIC.len()..]);
     let version = head.u32()?;
     if version != VERSION {
-        return Err(SnapshotError::Version { found: version });
+        return Err(SnapshotError::Version {
+            found: version,
+            reads: VERSION,
+        });
     }
     if bytes.len() < HEADER + TRAILER {
         return Err(truncated((HEADER + TRAILER) as u64));
@@ -276,7 +256,7 @@ pub fn restore_bytes(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     if keep == 0 || usize::try_from(keep).is_err() {
         return inconsistent(format!("{keep} recent purchases kept"));
     }
-    if batch_lines == 0 || batch_lines > seq || seq >= Purchase::SEQ_LIMIT {
+    if batch_lines > seq || seq >= Purchase::SEQ_LIMIT {
         return inconsistent(format!("next line {seq} after {batch_lines} batch lines"));
     }
     let mut body = In::new(&body[HEADER..]);
@@ -759,7 +739,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
         reseal(&mut bytes);
         let error = restore_bytes(&bytes).err().unwrap();
-        assert!(matches!(error, SnapshotError::Version { found: 2 }));
+        assert!(matches!(error, SnapshotError::Version { found: 2, .. }));
         assert_eq!(
             error.to_string(),
             "it is a snapshot of format version 2; this program reads version 1"
@@ -793,7 +773,7 @@ mod tests {
         assert!(change(&|b| put32(b, 24, 0)).contains("out of range"));
         assert!(change(&|b| put32(b, 28, 1)).contains("out of range"));
         assert!(change(&|b| put64(b, 32, 0)).contains("recent purchases kept"));
-        assert!(change(&|b| put64(b, 48, 0)).contains("batch lines"));
+        assert!(change(&|b| put64(b, 48, u64::MAX)).contains("batch lines"));
         assert!(change(&|b| b[12] = 1).contains("flags"));
         assert!(change(&|b| b[HEADER] = 9).contains("section 9"));
         // Two users with one id ("10" and "11" are users 0 and 5).
