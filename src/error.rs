@@ -5,20 +5,26 @@ use std::path::PathBuf;
 
 /// A problem that stops the whole run (exit code 2, no output file written). Every file name
 /// in a message is [`shown`] escaped.
+/// The fields name the file (or log and line) and say what went wrong; the message
+/// (`Display`) is the one line the command prints after `Error: `.
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
+    /// A log cannot be opened or read.
     #[error("{}: cannot read: {error}", shown(path))]
     Read {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// A mapped log was truncated by another program while it was read.
     #[error(
         "{}: the file shrank while it was being read (truncated by another program)",
         shown(path)
     )]
     Shrank { path: PathBuf },
+    /// The batch log's parameter line is missing or invalid.
     #[error("{}: {problem}", shown(path))]
     Parameters { path: PathBuf, problem: String },
+    /// An output cannot be created or written.
     #[error("{}: cannot write: {error}", shown(path))]
     Write {
         path: PathBuf,
@@ -28,11 +34,13 @@ pub enum Fatal {
     /// output (nothing is read or written).
     #[error("{}: {problem}", shown(path))]
     Clash { path: PathBuf, problem: String },
+    /// More lines than the sequence numbers can number.
     #[error(
         "{}: the logs hold more than {limit} lines in all, beyond what a run can number",
         shown(file)
     )]
     TooManyLines { file: String, limit: u64 },
+    /// More distinct users than dense ids can index.
     #[error(
         "{file}:{line}: the logs name more than {limit} distinct users, beyond what a run can index"
     )]
@@ -41,6 +49,7 @@ pub enum Fatal {
     /// or its checkpoint does not fit this run or is damaged. Nothing was touched.
     #[error("{}: {problem}", shown(dir))]
     State { dir: PathBuf, problem: String },
+    /// A signal stopped a file replay before its outputs were committed.
     #[error("interrupted: the output was not saved")]
     Interrupted,
     /// A write error from an output: it names its file when it comes from an output file's
@@ -53,6 +62,7 @@ pub enum Fatal {
     /// A library user's [`Sink`](crate::Sink) failed with its own error.
     #[error("{0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
+    /// A skipped line under `--strict`.
     #[error("{}:{line}: skipped line in --strict mode: {reason}", shown(file))]
     Strict {
         file: String,
@@ -167,24 +177,31 @@ fn output_message(error: &std::io::Error) -> String {
 /// Why one event line was skipped. Each variant is one class of dirty input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkipReason {
+    /// The line is not UTF-8.
     #[error("not valid UTF-8")]
     InvalidUtf8,
     /// The start of the line, [`escaped`] (see [`SkipReason::not_json`]).
     #[error("not valid JSON: {0}")]
     NotJson(String),
+    /// The line is JSON but not an object.
     #[error("not a JSON object")]
     NotObject,
     /// The key, unescaped; shown [`quoted`].
     #[error("key {} appears twice", quoted(.0.as_bytes()))]
     DuplicateKey(String),
+    /// A field the event needs is absent.
     #[error("missing field {0:?}")]
     MissingField(&'static str),
+    /// `event_type` is none of `purchase`, `befriend`, `unfriend` (its value shown).
     #[error("unknown event_type {0}")]
     UnknownEventType(String),
+    /// The timestamp is not a real `YYYY-MM-DD HH:MM:SS` (its value shown).
     #[error("invalid timestamp {0} (expected a real \"YYYY-MM-DD HH:MM:SS\")")]
     InvalidTimestamp(String),
+    /// The amount is not digits with at most 2 decimals, up to 1000000000.00 (shown).
     #[error("invalid amount {0} (expected digits with at most 2 decimals, at most 1000000000.00)")]
     InvalidAmount(String),
+    /// A user id is neither a non-empty string nor an integer (the field and value shown).
     #[error("invalid user id in {field:?}: {value} (expected a non-empty string or an integer)")]
     InvalidId { field: &'static str, value: String },
     /// Longer than the longest line read (`--max-line-bytes`); the line is not held in memory.

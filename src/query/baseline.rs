@@ -4,18 +4,23 @@
 /// Count, sum and sum of squares of the amounts (in cents) of a baseline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Baseline {
+    /// How many purchases (at most `T`).
     pub n: u64,
+    /// Their sum, in cents.
     pub sum: u128,
+    /// The sum of their squares, in cents squared.
     pub sum_sq: u128,
 }
 
 impl Baseline {
+    /// Adds a purchase of `cents`.
     pub fn push(&mut self, cents: u64) {
         self.n += 1;
         self.sum += u128::from(cents);
         self.sum_sq += u128::from(cents) * u128::from(cents);
     }
 
+    /// The baseline of these amounts, in cents.
     pub fn from_amounts(cents: impl IntoIterator<Item = u64>) -> Self {
         let mut b = Baseline::default();
         cents.into_iter().for_each(|c| b.push(c));
