@@ -777,6 +777,11 @@ pub struct GridChecked<'a> {
 /// Receives every stream purchase of a sweep, in stream order.
 pub trait GridSink: std::any::Any {
     fn checked(&mut self, purchase: &GridChecked<'_>) -> std::io::Result<()>;
+
+    /// Sees every stream event just before it is applied, in stream order (a purchase's buyer
+    /// is both `users`), with the friendships as they stand then: the sweep's stream span and
+    /// befriend distances (`crate::sweep::cost`, `crate::sweep::distances`).
+    fn before_event(&mut self, _action: &Action, _users: [UserId; 2], _graph: &GraphAt<'_>) {}
 }
 
 /// A sweep's checks: the grid, the window's results and where they go.
@@ -948,6 +953,16 @@ impl StreamWindow {
     /// `users` are the event's interned ids (a purchase's buyer twice).
     fn apply(&mut self, state: &mut State, action: Action, users: [UserId; 2], at: At<'_>) {
         self.events += 1;
+        // Sweep: its sink sees the event before it changes anything (the window's changes so
+        // far are in `changes`; none on the sequential path).
+        if let Some(grid) = &mut self.grid {
+            let graph = GraphAt {
+                graph: &state.graph,
+                changes: &self.changes,
+                seq: at.seq,
+            };
+            grid.sink.before_event(&action, users, &graph);
+        }
         let [a, b] = users;
         match action {
             Action::Purchase {
