@@ -1,8 +1,8 @@
 //! The distance of two users in the friend graph, up to a bound: a breadth-first search from
-//! both users at once, one whole level at a time from the side whose frontier is smaller,
-//! which stops as soon as the two sides meet, the bound is reached or a side runs out of
-//! users (the two are not connected). The scratch is reused: a search allocates nothing once
-//! it has grown to the graph.
+//! both users at once, one whole level at a time from the side whose frontier has fewer
+//! friends to read, which stops as soon as the two sides meet, the bound is reached or a side
+//! runs out of users (the two are not connected). The scratch is reused: a search allocates
+//! nothing once it has grown to the graph.
 
 use crate::state::users::UserId;
 use crate::state::window::{Friendships, SkipMarks};
@@ -64,8 +64,13 @@ impl DistanceQuery {
         // Levels grown on both sides together: no path is shorter than this plus one.
         let mut grown = 0u32;
         while grown < bound {
-            let width = |side: usize| self.reached[side].len() - frontier[side];
-            let side = usize::from(width(1) < width(0));
+            // Grow the side whose frontier has fewer friends to read: a celebrity's side is
+            // grown last, if at all. An empty frontier costs nothing and ends the search.
+            let cost = |side: usize| -> usize {
+                let level = &self.reached[side][frontier[side]..];
+                level.iter().map(|&u| graph.listed_friends(u).len()).sum()
+            };
+            let side = usize::from(cost(1) < cost(0));
             let (start, end) = (frontier[side], self.reached[side].len());
             if start == end {
                 return None;
