@@ -233,13 +233,18 @@ pub struct SweepOptions {
     /// log's T].
     #[arg(short = 'T', long = "tracked", value_name = "LIST", value_parser = tracked_list)]
     pub tracked: Option<List>,
-    /// Write one CSV row per pair: D,T,flagged,share,buyers,feed,recommend; `-` is standard
-    /// output.
+    /// Write one CSV row per pair: D,T,flagged,share,buyers,feed,recommend and the last three
+    /// per day (flagged_per_day,feed_per_day,recommend_per_day); `-` is standard output.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// Draw a heat map of the flagged share per pair (SVG); `-` is standard output.
+    /// Draw a heat map of the flagged share per pair and one of the recommendation emails per
+    /// day (SVG); `-` is standard output.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// Write how far apart the users of every stream befriend were just before it (CSV
+    /// distance,friendships: 1 up to the largest D, then more); `-` is standard output.
+    #[arg(long, value_name = "FILE")]
+    pub distances: Option<PathBuf>,
     /// Write DIR/flagged_D{d}_T{t}.json for every pair, as a run with `-D d -T t` writes its
     /// OUTPUT (DIR is created if missing; its parent must exist).
     #[arg(long, value_name = "DIR")]

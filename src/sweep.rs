@@ -1,7 +1,8 @@
 //! `anomaly-detect sweep`: one replay of the logs checks every stream purchase with every pair
 //! of a grid of `D` and `T`, and reports per pair what a run with those parameters flags: a
 //! table on standard output, and on request a CSV file, an SVG heat map and each pair's
-//! flagged-purchases file.
+//! flagged-purchases file. With them, what each pair costs per day ([`cost`]) and how far apart
+//! the users of the stream's befriends were ([`distances`]).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -26,10 +27,14 @@ use crate::query::network::Grid;
 use crate::replay::Replay;
 use crate::state::users::UserId;
 
+pub mod cost;
+pub mod distances;
 pub mod grid;
 mod parked;
 mod svg;
 
+use cost::Span;
+use distances::Distances;
 use grid::{GridChecked, GridChecks, Sweep};
 use parked::ParkedPairs;
 
@@ -107,13 +112,13 @@ pub fn run(
             StreamSource::Read(log) | StreamSource::Live(log) => ChunkSource::Read(log),
         };
         replay.stream(source, &mut checks, &mut skips, &progress)?;
-        Ok((replay, checks.into_sink()))
+        Ok((replay, checks.into_parts()))
     };
     let result = replay_all();
     skips.finish();
-    let (replay, tally) = result?;
+    let (replay, (tally, span, distances)) = result?;
     let mut summary = replay.finish(&skips);
-    let (report, pair_outputs) = Report::of(grid, own, tally, names);
+    let (report, pair_outputs) = Report::of(grid, own, tally, (span, distances), names);
     // The summary counts one pair's flags, and names it: the batch log's own, or the grid's
     // first when the lists leave it out.
     let marked = report.marked().unwrap_or(0);
@@ -219,9 +224,10 @@ fn degree_names(options: &SweepOptions, grid: &Grid) -> Vec<String> {
 /// through a private folder in `--outputs`, one open at a time (see [`ParkedPairs`]).
 struct SweepFiles {
     open: OpenOutputs,
-    /// Plan positions of `--csv` and `--svg`.
+    /// Plan positions of `--csv`, `--svg` and `--distances`.
     csv: Option<usize>,
     svg: Option<usize>,
+    distances: Option<usize>,
     /// Plan positions of the pairs' flagged-purchases files, in grid order (none when parked).
     pairs: std::ops::Range<usize>,
     /// The pairs' files, when written through a private folder.
@@ -250,6 +256,7 @@ impl SweepFiles {
         };
         let csv = position("--csv", &options.csv, &mut files);
         let svg = position("--svg", &options.svg, &mut files);
+        let distances = position("--distances", &options.distances, &mut files);
         let first_pair = files.len();
         if let Some(dir) = &options.outputs {
             if dir.exists() && !dir.is_dir() {
@@ -308,7 +315,7 @@ impl SweepFiles {
             }
             _ => (plan.open()?, first_pair..files.len(), None),
         };
-        let table = !stdout(&options.csv) && !stdout(&options.svg);
+        let table = !stdout(&options.csv) && !stdout(&options.svg) && !stdout(&options.distances);
         if table && STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Fatal::Write {
                 path: PathBuf::from("-"),
@@ -319,6 +326,7 @@ impl SweepFiles {
             open,
             csv,
             svg,
+            distances,
             pairs,
             parked,
             table,
@@ -347,6 +355,9 @@ impl SweepFiles {
         if let Some(i) = self.svg {
             finish(self.open.writer(i), Some(svg::heat_map(report)))?;
         }
+        if let Some(i) = self.distances {
+            finish(self.open.writer(i), Some(report.distances.csv()))?;
+        }
         let parked = match pair_files {
             PairFiles::Open(writers) => {
                 for out in writers {
@@ -365,8 +376,14 @@ impl SweepFiles {
         }
         if self.table {
             let mut stdout = std::io::stdout().lock();
+            let table = format!(
+                "{}\n{}\n{}",
+                report.table(),
+                report.per_day_table(),
+                report.distances.table()
+            );
             stdout
-                .write_all(report.table().as_bytes())
+                .write_all(table.as_bytes())
                 .and_then(|()| stdout.flush())
                 .map_err(|e| Fatal::Write {
                     path: PathBuf::from("-"),
@@ -487,13 +504,24 @@ pub struct Report {
     pub checked: u64,
     /// Per pair, in grid order.
     pub cells: Vec<Cell>,
+    /// From the earliest to the latest stream purchase.
+    pub span: Span,
+    /// The stream befriends by distance.
+    pub distances: Distances,
     /// How each `D` of the grid is shown: its value, or a `-D` beyond `u32::MAX` as given.
     pub degree_names: Vec<String>,
 }
 
 impl Report {
-    /// The figures of a tally, and the pairs' flagged-purchases files it wrote.
-    fn of(grid: Grid, own: Params, tally: Tally, degree_names: Vec<String>) -> (Report, PairFiles) {
+    /// The figures of a tally and of the stream's events (its span and befriend distances),
+    /// and the pairs' flagged-purchases files the tally wrote.
+    fn of(
+        grid: Grid,
+        own: Params,
+        tally: Tally,
+        (span, distances): (Span, Distances),
+        degree_names: Vec<String>,
+    ) -> (Report, PairFiles) {
         let mut cells = tally.cells;
         for (cell, buyers) in cells.iter_mut().zip(&tally.buyers) {
             cell.buyers = buyers.len() as u64;
@@ -503,6 +531,8 @@ impl Report {
             own,
             checked: tally.checked,
             cells,
+            span,
+            distances,
             degree_names,
         };
         (report, tally.outputs)
@@ -576,14 +606,23 @@ impl Report {
         out
     }
 
-    /// `D,T,flagged,share,buyers,feed,recommend`, one row per pair; the share has 6 decimals.
+    /// `D,T,flagged,share,buyers,feed,recommend,flagged_per_day,feed_per_day,recommend_per_day`,
+    /// one row per pair; the share has 6 decimals, the rates 2, and the rates are empty when
+    /// the stream's purchases span less than a day.
     pub fn csv(&self) -> String {
-        let mut out = String::from("D,T,flagged,share,buyers,feed,recommend\n");
+        let mut out = String::from(
+            "D,T,flagged,share,buyers,feed,recommend,flagged_per_day,feed_per_day,recommend_per_day\n",
+        );
         let columns = self.grid.tracked.len();
+        let rate = |count: u64| {
+            self.span
+                .per_day_hundredths(count)
+                .map_or(String::new(), |h| cost::decimal(h, 2, false))
+        };
         for (i, cell) in self.cells.iter().enumerate() {
             let share = self.share_millionths(cell);
             out.push_str(&format!(
-                "{},{},{},{}.{:06},{},{},{}\n",
+                "{},{},{},{}.{:06},{},{},{},{},{},{}\n",
                 self.degree_names[i / columns],
                 cell.tracked,
                 cell.flagged,
@@ -591,11 +630,92 @@ impl Report {
                 share % 1_000_000,
                 cell.buyers,
                 cell.feed,
-                cell.recommend
+                cell.recommend,
+                rate(cell.flagged),
+                rate(cell.feed),
+                rate(cell.recommend),
             ));
         }
         out
     }
+
+    /// What each pair costs per day: per `D` three lines (flagged purchases, feed highlights,
+    /// recommendation emails), one column per `T`, one decimal; or one line saying why there
+    /// is no daily rate.
+    pub fn per_day_table(&self) -> String {
+        if !self.span.has_days() {
+            let why = match self.span.range() {
+                None => "the stream has no purchases".to_string(),
+                Some(_) => format!(
+                    "the stream spans less than a day ({}, purchases {})",
+                    self.span.clock_text(),
+                    self.span.range_text()
+                ),
+            };
+            return format!("Per day: no daily rate, {why}\n");
+        }
+        let mut out = format!(
+            "Per day, over the {} days of stream purchases ({})\n",
+            self.span.days_text(),
+            self.span.range_text()
+        );
+        let columns = self.grid.tracked.len();
+        let rate = |count: u64| {
+            let hundredths = self.span.per_day_hundredths(count).unwrap_or(0);
+            cost::decimal(hundredths, 1, true)
+        };
+        const KINDS: [&str; 3] = ["flagged", "feed", "emails"];
+        let texts: Vec<[String; 3]> = self
+            .cells
+            .iter()
+            .map(|c| [rate(c.flagged), rate(c.feed), rate(c.recommend)])
+            .collect();
+        let header: Vec<String> = self.grid.tracked.iter().map(|t| format!("T={t}")).collect();
+        let widths: Vec<usize> = (0..columns)
+            .map(|col| {
+                texts
+                    .iter()
+                    .skip(col)
+                    .step_by(columns)
+                    .flat_map(|t| t.iter().map(String::len))
+                    .chain([header[col].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let labels: Vec<String> = self.degree_names.iter().map(|d| format!("D={d}")).collect();
+        let label_width = labels.iter().map(String::len).max().unwrap_or(0);
+        let kind_width = KINDS.iter().map(|k| k.len()).max().unwrap_or(0);
+        out.push_str(&" ".repeat(label_width + 2 + kind_width));
+        for (h, w) in header.iter().zip(&widths) {
+            out.push_str(&format!("  {h:>w$}"));
+        }
+        out.push('\n');
+        for (row, label) in labels.iter().enumerate() {
+            for (k, kind) in KINDS.iter().enumerate() {
+                let label = if k == 0 { label.as_str() } else { "" };
+                out.push_str(&format!("{label:<label_width$}  {kind:<kind_width$}"));
+                for (col, w) in widths.iter().enumerate() {
+                    out.push_str(&format!("  {:>w$}", texts[row * columns + col][k]));
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `n` with a comma between groups of three digits: `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `part / whole` in units of `1 / scale`, rounded half up; 0 when `whole` is 0.
@@ -619,5 +739,19 @@ mod tests {
         assert_eq!(ratio(1, 16, 1000), 63);
         assert_eq!(ratio(5, 0, 1000), 0);
         assert_eq!(ratio(7, 7, 1000), 1000);
+    }
+
+    #[test]
+    fn thousands_are_grouped_by_commas() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (123_456, "123,456"),
+            (1_234_567, "1,234,567"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
     }
 }

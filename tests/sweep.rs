@@ -311,7 +311,13 @@ fn csv_rows_agree_with_the_feed_and_recommendations_of_normal_runs() {
         assert!(run.status.success(), "{}", show(&run.stderr));
         let csv = show(&run.stdout);
         let mut rows = csv.lines();
-        assert_eq!(rows.next(), Some("D,T,flagged,share,buyers,feed,recommend"));
+        assert_eq!(
+            rows.next(),
+            Some(
+                "D,T,flagged,share,buyers,feed,recommend,\
+                 flagged_per_day,feed_per_day,recommend_per_day"
+            )
+        );
         let pairs = pairs_of(&[1, 2, 4], &[3, 20]);
         for ((d, t), row) in pairs.iter().zip(rows.by_ref()) {
             let [flagged, buyers, feed, recommend] = social_sums(&case, *d, *t);
@@ -320,8 +326,9 @@ fn csv_rows_agree_with_the_feed_and_recommendations_of_normal_runs() {
                 "D={d} T={t} flags"
             );
             let share = (flagged * 2_000_000 + checked) / (2 * checked);
+            // The stream spans minutes: no daily rate.
             let expected = format!(
-                "{d},{t},{flagged},{}.{:06},{buyers},{feed},{recommend}",
+                "{d},{t},{flagged},{}.{:06},{buyers},{feed},{recommend},,,",
                 share / 1_000_000,
                 share % 1_000_000
             );
@@ -341,12 +348,12 @@ fn the_table_has_a_row_per_degree_and_marks_the_batch_pair() {
         .unwrap();
     assert!(run.status.success(), "{}", show(&run.stderr));
     assert_eq!(
-        show(&run.stdout),
+        show(&run.stdout).split("\n\n").next().unwrap(),
         "Flagged stream purchases (share of the 1 checked) by D and T; \
          * the batch log's own D=3 T=50\n\
          \x20           T=2         T=50\n\
          D=1  1 (100.0%)   1 (100.0%)\n\
-         D=3  1 (100.0%)  1 (100.0%)*\n"
+         D=3  1 (100.0%)  1 (100.0%)*"
     );
     // The summary line counts the marked pair's flags, as a normal run's would, and names it.
     assert!(
@@ -391,7 +398,7 @@ fn default_grid_is_one_to_three_and_five_baseline_sizes_with_the_batch_values() 
     assert_eq!(pairs, expected);
     let table = show(&run.stdout);
     assert_eq!(
-        table.lines().count(),
+        table.split("\n\n").next().unwrap().lines().count(),
         5,
         "title, header, three rows:\n{table}"
     );
@@ -501,8 +508,13 @@ fn the_heat_map_is_an_svg_with_a_cell_per_pair() {
     ] {
         assert!(svg.contains(text), "{text}");
     }
-    // The background, then per cell its fill and its border.
-    assert_eq!(svg.matches("<rect").count(), 1 + 2 * 6, "{svg}");
+    // The background, then per panel: per cell its fill and its border, the batch log's
+    // pair's border, the legend's 20 steps and its frame.
+    assert_eq!(
+        svg.matches("<rect").count(),
+        1 + 2 * (2 * 6 + 1 + 21),
+        "{svg}"
+    );
 }
 
 #[test]

@@ -70,6 +70,10 @@ struct Args {
     /// Share of events whose timestamp goes back in time by 1 to 300 seconds.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     disorder_rate: f64,
+    /// Seconds the clock moves on after an event, half the time (0 the other half): the
+    /// stream's span scales with it (100 000 events span about 14 hours at 1, a week at 12).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    seconds_per_event: u32,
     /// PRNG seed; the same seed and options give byte-identical files.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -400,6 +404,8 @@ struct Gen {
     endpoints: Vec<u32>,
     built: bool,
     t: i64,
+    /// Seconds the clock moves on after an event, half the time.
+    step: i64,
     clock: Clock,
     /// Formatted lines not yet handed to the writer; the current line is at its end.
     line: Vec<u8>,
@@ -460,6 +466,7 @@ impl Gen {
             anomaly_rate: args.anomaly_rate,
             dirty_rate: args.dirty_rate,
             disorder_rate: args.disorder_rate,
+            step: i64::from(args.seconds_per_event),
             typical_mu: (TYPICAL_MEDIAN_DOLLARS * 100.0).ln(),
         }
     }
@@ -666,7 +673,7 @@ impl Gen {
         let ts = self.event_time();
         if self.celebrity_turn() {
             self.push_celebrity_event(&ts);
-            self.t += self.rng.below(2) as i64;
+            self.t += self.rng.below(2) as i64 * self.step;
             return;
         }
         let building = in_batch && !self.built;
@@ -705,7 +712,7 @@ impl Gen {
             };
             self.push_friend_line(Kind::Befriend, &ts, a, b);
         }
-        self.t += self.rng.below(2) as i64;
+        self.t += self.rng.below(2) as i64 * self.step;
     }
 
     /// Appends one dirty line (without line ending) to `self.line`.

@@ -14,7 +14,7 @@ use crate::state::apply::{State, too_many_users};
 use crate::state::graph::FriendGraph;
 use crate::state::history::{Purchase, PurchaseHistory};
 use crate::state::users::{UserId, UserIds};
-use crate::state::window::EdgeChanges;
+use crate::state::window::{EdgeChanges, GraphAt};
 
 /// Most checks per parallel task: enough to keep a worker's queries staggered; a small window
 /// (a live stream flushes one whenever input stalls) is split evenly over the workers instead.
@@ -33,6 +33,11 @@ pub trait Checks {
     fn begin(&mut self) -> Result<bool, Fatal> {
         Ok(true)
     }
+
+    /// Sees every stream event just before it is applied, in stream order (a purchase's
+    /// buyer is both `users`), with the friendships as they stand then (a sweep's stream span
+    /// and befriend distances).
+    fn before_event(&mut self, _action: &Action, _users: [UserId; 2], _graph: &GraphAt<'_>) {}
 
     /// Checks `purchase` at once, against the state as it stands, before the purchase joins
     /// the history (the sequential path, one thread).
@@ -246,6 +251,14 @@ impl StreamWindow {
         checks: &mut dyn Checks,
     ) {
         self.events += 1;
+        // The checks see the event before it changes anything (the window's changes so far
+        // are in `changes`; none on the sequential path).
+        let graph = GraphAt {
+            graph: &state.graph,
+            changes: &self.changes,
+            seq: at.seq,
+        };
+        checks.before_event(&action, users, &graph);
         let [a, b] = users;
         match action {
             Action::Purchase {

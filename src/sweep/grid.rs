@@ -1,6 +1,7 @@
 //! The sweep's checks: every stream purchase with every pair of a grid of `D` and `T`, in one
 //! walk to the largest `D` (see [`NetworkQuery::grid`]); each purchase's baselines go to a
-//! [`Sink`] of [`Sweep`]s in stream order.
+//! [`Sink`] of [`Sweep`]s in stream order. The checks also see every stream event just before
+//! it is applied: the stream's span ([`Span`]) and its befriends' distances ([`Distances`]).
 
 use rayon::prelude::*;
 
@@ -8,6 +9,7 @@ use crate::check::window::{
     Checks, Handed, Pending, WindowView, WorkerScratch, check_echoed, check_group,
 };
 use crate::error::Fatal;
+use crate::ingest::event::Action;
 use crate::output::sink::{Kind, Sink, SinkError};
 use crate::query::baseline::Baseline;
 use crate::query::network::{Grid, NetworkQuery, Reach};
@@ -15,6 +17,9 @@ use crate::state::graph::FriendGraph;
 use crate::state::history::PurchaseHistory;
 use crate::state::users::{UserId, UserIds};
 use crate::state::window::GraphAt;
+
+use super::cost::Span;
+use super::distances::Distances;
 
 /// A stream purchase of a sweep, checked with every pair of its grid.
 pub struct GridChecked<'a> {
@@ -46,6 +51,10 @@ pub struct GridChecks<S: Sink<Sweep>> {
     baselines: Vec<Baseline>,
     /// Per pending purchase, what its buyer reaches.
     reach: Vec<Reach>,
+    /// From the earliest to the latest stream purchase.
+    span: Span,
+    /// The stream befriends by distance, up to the grid's largest `D`.
+    distances: Distances,
     sink: S,
 }
 
@@ -60,10 +69,13 @@ impl<S: Sink<Sweep>> GridChecks<S> {
                 .is_some_and(|&t| t as usize <= history.tracked()),
             "the history keeps the grid's largest T"
         );
+        let distances = Distances::new(grid.degrees.last().copied().unwrap_or(1));
         GridChecks {
             grid,
             baselines: Vec::new(),
             reach: Vec::new(),
+            span: Span::default(),
+            distances,
             sink,
         }
     }
@@ -72,11 +84,25 @@ impl<S: Sink<Sweep>> GridChecks<S> {
     pub fn into_sink(self) -> S {
         self.sink
     }
+
+    /// The sink, the stream's span and its befriends by distance, once the stream is
+    /// replayed.
+    pub fn into_parts(self) -> (S, Span, Distances) {
+        (self.sink, self.span, self.distances)
+    }
 }
 
 impl<S: Sink<Sweep>> Checks for GridChecks<S> {
     fn begin(&mut self) -> Result<bool, Fatal> {
         self.sink.begin().map_err(SinkError::into_fatal)
+    }
+
+    fn before_event(&mut self, action: &Action, users: [UserId; 2], graph: &GraphAt<'_>) {
+        match *action {
+            Action::Purchase { timestamp, .. } => self.span.see(timestamp),
+            Action::Befriend(..) => self.distances.befriend(graph, users[0], users[1]),
+            Action::Unfriend(..) => {}
+        }
     }
 
     fn check_now(

@@ -53,6 +53,50 @@ fn the_same_seed_gives_the_same_logs_and_another_seed_other_logs() {
     assert_eq!(stream.lines().count(), 40);
 }
 
+/// `--seconds-per-event` stretches the clock: the same events, each timestamp's distance from
+/// the first one multiplied.
+#[test]
+fn seconds_per_event_stretches_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, stretched) = (dir.path().join("a"), dir.path().join("b"));
+    generate(&plain, "3");
+    Command::cargo_bin("gen-log")
+        .unwrap()
+        .arg("--out")
+        .arg(&stretched)
+        .args([
+            "--users",
+            "50",
+            "--batch-events",
+            "300",
+            "--stream-events",
+            "40",
+        ])
+        .args(["--seed", "3", "--seconds-per-event", "12"])
+        .assert()
+        .success();
+    let seconds = |line: &str| -> i64 {
+        let at = line.find("\"timestamp\":\"").unwrap() + 13;
+        let (day, time) = (&line[at + 8..at + 10], &line[at + 11..at + 19]);
+        let hms: Vec<i64> = time.split(':').map(|n| n.parse().unwrap()).collect();
+        day.parse::<i64>().unwrap() * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+    };
+    let strip = |line: &str| {
+        let at = line.find("\"timestamp\":\"").unwrap() + 13;
+        format!("{}{}", &line[..at], &line[at + 19..])
+    };
+    let a = fs::read_to_string(plain.join("stream_log.json")).unwrap();
+    let b = fs::read_to_string(stretched.join("stream_log.json")).unwrap();
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    assert_eq!(a.len(), b.len());
+    let (a0, b0) = (seconds(a[0]), seconds(b[0]));
+    assert!(seconds(a[a.len() - 1]) > a0, "the clock moves");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(strip(x), strip(y));
+        assert_eq!(12 * (seconds(x) - a0), seconds(y) - b0, "{x} / {y}");
+    }
+}
+
 /// The friendship lines of a log as (befriend?, id1, id2), read off the generator's layout.
 fn friend_events(log: &str) -> Vec<(bool, u32, u32)> {
     let id = |line: &str, key: &str| -> u32 {
