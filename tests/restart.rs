@@ -5,9 +5,6 @@
 //! again with the same `--state`. At the end every output (flagged purchases, feed,
 //! recommendations) must be byte for byte the file replay's of all the lines: nothing written
 //! twice, nothing lost.
-//!
-//! Ignored until the live loop saves and resumes checkpoints (`live::checkpoint`,
-//! `ingest::position`, `output::resume`); run with `cargo test --test restart -- --ignored`.
 
 mod common;
 
@@ -231,19 +228,16 @@ fn crash_and_resume(seed: u64, kills: usize) {
 }
 
 #[test]
-#[ignore = "needs the live loop to save and resume checkpoints"]
 fn outputs_are_exact_after_kills_and_rotations_seed_1() {
     crash_and_resume(1, 25);
 }
 
 #[test]
-#[ignore = "needs the live loop to save and resume checkpoints"]
 fn outputs_are_exact_after_kills_and_rotations_seed_2() {
     crash_and_resume(2, 25);
 }
 
 #[test]
-#[ignore = "needs the live loop to save and resume checkpoints"]
 fn outputs_are_exact_after_kills_and_rotations_seed_3() {
     crash_and_resume(3, 25);
 }
