@@ -53,6 +53,19 @@ fn run(options: Options, release_memory: fn()) -> anyhow::Result<()> {
         live,
     )?;
     let batch = BatchSource::open(batch_path)?;
+    if let Some(dir) = &options.state {
+        let BatchSource::File(batch) = batch else {
+            return Err(Fatal::State {
+                dir: dir.clone(),
+                problem: format!(
+                    "the batch log {} is not a regular file: a checkpoint keeps its identity",
+                    shown(batch_path)
+                ),
+            }
+            .into());
+        };
+        return run_with_state(&options, dir, batch, config);
+    }
     let stream = StreamSource::open(stream_path, options.follow)?;
     // Every output is prepared before the replay; none is visible before the batch is read.
     let mut opened = plan.open()?;
@@ -100,6 +113,83 @@ fn run(options: Options, release_memory: fn()) -> anyhow::Result<()> {
     let result = replay_all();
     skips.finish();
     // An interrupt names the output it leaves as it was: `Error: flagged.json: interrupted: ...`.
+    let (summary, outputs) = result.map_err(|error| match error {
+        Fatal::Interrupted => anyhow::Error::from(error).context(shown(output_path)),
+        error => error.into(),
+    })?;
+    outputs.commit(|| summary.to_json())?;
+    if !options.quiet {
+        stderr::line(summary);
+    }
+    Ok(())
+}
+
+/// A live run with `--state DIR` (`live::run`): resumed from DIR's checkpoint when it has
+/// one (no batch replay), else the batch replayed; checkpoints saved as the stream goes.
+fn run_with_state(
+    options: &Options,
+    dir: &std::path::Path,
+    batch: crate::ingest::input::LogFile,
+    mut config: crate::config::Config,
+) -> anyhow::Result<()> {
+    use crate::live::run::LiveState;
+    let (batch_path, stream_path, output_path) = options.paths();
+    let plan = Outputs::plan(
+        [batch_path, stream_path],
+        output_path,
+        options.feed.as_deref(),
+        options.recommend.as_deref(),
+        options.stats.as_deref(),
+        true,
+    )?;
+    let mut roles = vec![("OUTPUT", output_path)];
+    roles.extend(options.feed.as_deref().map(|p| ("--feed", p)));
+    roles.extend(options.recommend.as_deref().map(|p| ("--recommend", p)));
+    let live = LiveState::open(dir, &batch, stream_path, &roles, &config)?;
+    let mut opened = plan.open()?;
+    let interrupt = Interrupt::install().context("cannot install the signal handler")?;
+    let interrupt = INTERRUPT.get_or_init(|| interrupt);
+    config.stop = Some(interrupt.flag.clone());
+    let progress = Progress::hidden();
+    let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
+    let replay_all = || -> Result<_, Fatal> {
+        let mut replay = match live.restore(&config)? {
+            Some(replay) => {
+                opened.keep_torn_tails();
+                replay
+            }
+            None => Replay::batch(
+                ChunkSource::Mapped {
+                    log: &batch,
+                    from: 0,
+                },
+                &config,
+                &mut skips,
+                &progress,
+            )?,
+        };
+        let (log, positions) = live.stream(stream_path)?;
+        for warning in opened.begin()? {
+            stderr::line(warning);
+        }
+        let (mut outputs, mut checkpointer) = live.outputs(
+            opened,
+            positions,
+            stream_path.as_os_str() == "-",
+            std::time::Duration::from_secs(options.checkpoint_seconds as u64),
+            options.checkpoint_events as u64,
+        )?;
+        let source = ChunkSource::Live {
+            log,
+            stop: &interrupt.stopped,
+        };
+        checkpointer.start(replay.state())?;
+        let mut checks = replay.single_check(&mut outputs.sinks);
+        replay.stream_live(source, &mut checks, &mut skips, &mut checkpointer)?;
+        Ok((replay.finish(&skips), outputs))
+    };
+    let result = replay_all();
+    skips.finish();
     let (summary, outputs) = result.map_err(|error| match error {
         Fatal::Interrupted => anyhow::Error::from(error).context(shown(output_path)),
         error => error.into(),

@@ -10,7 +10,7 @@ use crate::check::window::{Checks, Handed, StreamWindow};
 use crate::config::Config;
 use crate::error::{Fatal, SkipReason};
 use crate::ingest::chunks::{ChunkSource, Consumer, Numbered, Numbering, SkipReport};
-use crate::ingest::input::LogFile;
+use crate::ingest::input::{BlockEnd, LogFile};
 use crate::ingest::parse::{IdHasher, Params};
 use crate::output::progress::Progress;
 use crate::output::report::{SkipLog, Summary};
@@ -209,6 +209,31 @@ impl Replay {
         skips: &mut dyn SkipReport,
         progress: &Progress,
     ) -> Result<(), Fatal> {
+        self.stream_with(source, checks, skips, progress, None)
+    }
+
+    /// [`Self::stream`] of a live source whose drained points go to `checkpoints` (a live run
+    /// with `--state`): whenever the input stalls, a checkpoint is due, or the stream stops,
+    /// once every line read is decided and the checks' sink is flushed.
+    pub fn stream_live(
+        &mut self,
+        source: ChunkSource<'_>,
+        checks: &mut dyn Checks,
+        skips: &mut SkipLog,
+        checkpoints: &mut dyn Checkpoints,
+    ) -> Result<(), Fatal> {
+        let hidden = Progress::hidden();
+        self.stream_with(source, checks, skips, &hidden, Some(checkpoints))
+    }
+
+    fn stream_with(
+        &mut self,
+        source: ChunkSource<'_>,
+        checks: &mut dyn Checks,
+        skips: &mut dyn SkipReport,
+        progress: &Progress,
+        checkpoints: Option<&mut dyn Checkpoints>,
+    ) -> Result<(), Fatal> {
         let clock = crate::clock::PhaseClock::start();
         self.summary.stream_file = source.name().to_string();
         let shown = match &source {
@@ -246,6 +271,8 @@ impl Replay {
             pool,
             checks,
             progress: shown,
+            checkpoints,
+            line_one,
         };
         let bytes = source.run(numbering, config, pool, hasher, skips, &mut applier)?;
         self.summary.stream_bytes += bytes;
@@ -288,7 +315,7 @@ impl Consumer for BatchApplier<'_> {
 }
 
 /// Applies stream chunks to the state through the window, whose checks go to `checks`.
-struct StreamApplier<'r, 'c> {
+struct StreamApplier<'r, 'c, 'k> {
     state: &'r mut State,
     window: &'r mut StreamWindow,
     summary: &'r mut Summary,
@@ -296,9 +323,31 @@ struct StreamApplier<'r, 'c> {
     checks: &'c mut dyn Checks,
     /// The progress bar, for a mapped log.
     progress: Option<&'r Progress>,
+    /// Where a live run's drained points go.
+    checkpoints: Option<&'k mut dyn Checkpoints>,
+    /// The sequence number of the stream's line 1.
+    line_one: u64,
 }
 
-impl StreamApplier<'_, '_> {
+/// What a live run does at its drained points (every line read decided, every output
+/// flushed): saves checkpoints ([`Replay::stream_live`]).
+pub trait Checkpoints {
+    /// Whether a checkpoint is due once the block ending at `at` is decided: the input keeps
+    /// coming, but the stream is drained there.
+    fn due(&self, at: BlockEnd) -> bool;
+
+    /// A drained point: `state` holds every line of the stream up to `at` (the stream's line
+    /// 1 has sequence number `line_one`); `stopping`: the stream stops normally.
+    fn drained(
+        &mut self,
+        state: &State,
+        line_one: u64,
+        at: BlockEnd,
+        stopping: bool,
+    ) -> Result<(), Fatal>;
+}
+
+impl StreamApplier<'_, '_, '_> {
     /// Runs the checks of the events applied so far and hands them on.
     fn run_window(&mut self) -> Result<Handed, Fatal> {
         let (state, pool) = (&mut *self.state, self.pool);
@@ -310,7 +359,7 @@ impl StreamApplier<'_, '_> {
     }
 }
 
-impl Consumer for StreamApplier<'_, '_> {
+impl Consumer for StreamApplier<'_, '_, '_> {
     fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<bool, Fatal> {
         let handed = self
             .window
@@ -323,9 +372,17 @@ impl Consumer for StreamApplier<'_, '_> {
         Ok(handed.go_on)
     }
 
-    fn stalled(&mut self) -> Result<(), Fatal> {
+    fn stalled(&mut self, at: BlockEnd, stopping: bool) -> Result<(), Fatal> {
         self.run_window()?;
-        self.checks.flush()
+        self.checks.flush()?;
+        match &mut self.checkpoints {
+            Some(checkpoints) => checkpoints.drained(self.state, self.line_one, at, stopping),
+            None => Ok(()),
+        }
+    }
+
+    fn due(&self, at: BlockEnd) -> bool {
+        self.checkpoints.as_ref().is_some_and(|c| c.due(at))
     }
 
     fn end(&mut self) -> Result<(), Fatal> {

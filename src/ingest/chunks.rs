@@ -12,7 +12,8 @@ use crate::clock::PhaseClock;
 use crate::config::Config;
 use crate::error::{Fatal, SkipReason, escaped, shown};
 use crate::ingest::input::{
-    BLOCKS_AHEAD, Lines, LogFile, LogReader, MAX_LINE, chunks, read_blocks, trim_line,
+    BLOCKS_AHEAD, BlockEnd, Lines, LogFile, LogReader, MAX_LINE, chunks, read_blocks_counted,
+    trim_line,
 };
 use crate::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk, parse_params};
 
@@ -47,9 +48,19 @@ pub trait Consumer {
     /// is read.
     fn chunk(&mut self, chunk: &Numbered<'_>) -> Result<bool, Fatal>;
 
-    /// A live stream's input stalls: whatever waits should be decided now.
-    fn stalled(&mut self) -> Result<(), Fatal> {
+    /// A live stream's input stalls (or a checkpoint is [`due`](Self::due), or the stream
+    /// stops: `stopping`): whatever waits should be decided now. `at`: where the last block
+    /// handed out ends in the source.
+    fn stalled(&mut self, at: BlockEnd, stopping: bool) -> Result<(), Fatal> {
+        let _ = (at, stopping);
         Ok(())
+    }
+
+    /// Whether a live stream's consumer wants to decide what waits now, though the input
+    /// keeps coming (a checkpoint is due after the block ending at `at`).
+    fn due(&self, at: BlockEnd) -> bool {
+        let _ = at;
+        false
     }
 
     /// The log ended (every chunk was handed out).
@@ -254,10 +265,11 @@ impl<'a> ChunkSource<'a> {
                 // Whether the input ended (the reader is done, or failing): else a signal
                 // stopped it.
                 let mut ended = false;
+                let mut at = BlockEnd::default();
                 loop {
                     crossbeam_channel::select! {
                         recv(blocks.feed.blocks) -> block => {
-                            let Ok(block) = block else {
+                            let Ok((block, end)) = block else {
                                 ended = true;
                                 break;
                             };
@@ -265,15 +277,16 @@ impl<'a> ChunkSource<'a> {
                             if !blocks.deliver(&mut *to, &mut deliver)? {
                                 break;
                             }
-                            if blocks.feed.blocks.is_empty() {
+                            at = end;
+                            if blocks.feed.blocks.is_empty() || to.due(at) {
                                 // The input stalls: decide what is pending now.
-                                to.stalled()?;
+                                to.stalled(at, false)?;
                             }
                         }
                         recv(stop) -> _ => break,
                     }
                 }
-                to.stalled()?;
+                to.stalled(at, true)?;
                 to.end()?;
                 blocks.finish(ended)
             }
@@ -324,7 +337,7 @@ impl<'n> Blocks<'n> {
     /// Takes the next block: `false` at the end of the input.
     fn next(&mut self, stop: Option<&AtomicBool>) -> Result<bool, Fatal> {
         match self.feed.next(stop)? {
-            Some(block) => {
+            Some((block, _)) => {
                 self.take(block, 0);
                 Ok(true)
             }
@@ -436,7 +449,7 @@ impl BatchHead {
         let mut lines_before = 0;
         let mut bytes = 0;
         let (params, block, from, lines) = loop {
-            let Some(block) = feed.next(stop)? else {
+            let Some((block, _)) = feed.next(stop)? else {
                 feed.finish(&path)?;
                 return Err(no_params(&path));
             };
@@ -460,19 +473,20 @@ impl BatchHead {
     }
 }
 
-/// Blocks of whole lines read from a [`LogReader`] by a thread of their own.
+/// Blocks of whole lines read from a [`LogReader`] by a thread of their own, each with where
+/// it ends in the source.
 struct BlockFeed {
-    blocks: crossbeam_channel::Receiver<Vec<u8>>,
+    blocks: crossbeam_channel::Receiver<(Vec<u8>, BlockEnd)>,
     reader: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
 impl BlockFeed {
     fn start(log: LogReader, max_line: usize) -> Result<BlockFeed, Fatal> {
-        let (tx, blocks) = crossbeam_channel::bounded::<Vec<u8>>(BLOCKS_AHEAD);
+        let (tx, blocks) = crossbeam_channel::bounded(BLOCKS_AHEAD);
         let source = log.reader;
         let reader = std::thread::Builder::new()
             .name("log reader".into())
-            .spawn(move || read_blocks(source, max_line, &tx))
+            .spawn(move || read_blocks_counted(source, max_line, &tx))
             .map_err(|error| Fatal::Threads {
                 what: format!("the thread that reads {}", shown(&log.name)),
                 error: error.to_string(),
@@ -482,7 +496,7 @@ impl BlockFeed {
 
     /// The next block, `None` at the end of the input; waiting for it, looks at `stop` every
     /// tenth of a second (an endless line without `\n` sends no block).
-    fn next(&self, stop: Option<&AtomicBool>) -> Result<Option<Vec<u8>>, Fatal> {
+    fn next(&self, stop: Option<&AtomicBool>) -> Result<Option<(Vec<u8>, BlockEnd)>, Fatal> {
         use crossbeam_channel::RecvTimeoutError;
         loop {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {

@@ -408,6 +408,11 @@ impl FollowedFile {
         })
     }
 
+    /// The followed path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The file read now, its device and inode, and how many of its bytes were handed out.
     pub fn reading(&self) -> (&File, (u64, u64), u64) {
         (&self.file, self.id, self.position)

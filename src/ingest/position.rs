@@ -147,6 +147,20 @@ impl Fingerprint {
     /// The hash of `file`'s bytes `from..from + len` (fewer when the file is shorter).
     pub fn of_range(file: &File, from: u64, len: u64) -> io::Result<Fingerprint> {
         let mut bytes = vec![0u8; len as usize];
+        let got = Fingerprint::read_range(file, from, &mut bytes)?;
+        Ok(Fingerprint {
+            len: got as u64,
+            hash: stable_hash(&bytes[..got]),
+        })
+    }
+
+    /// Reads `file`'s first bytes into `bytes`: how many it holds.
+    fn read_upto(file: &File, bytes: &mut [u8]) -> io::Result<usize> {
+        Fingerprint::read_range(file, 0, bytes)
+    }
+
+    /// Reads `file`'s bytes from `from` into `bytes`: how many it holds.
+    fn read_range(file: &File, from: u64, bytes: &mut [u8]) -> io::Result<usize> {
         let mut got = 0;
         while got < bytes.len() {
             match file.read_at(&mut bytes[got..], from + got as u64) {
@@ -156,10 +170,7 @@ impl Fingerprint {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Fingerprint {
-            len: got as u64,
-            hash: stable_hash(&bytes[..got]),
-        })
+        Ok(got)
     }
 
     /// Whether `file` starts with the bytes this fingerprint was taken of.
@@ -208,6 +219,10 @@ struct Segment {
     id: FileIdentity,
     /// The file offset of the segment's first byte.
     offset: u64,
+    /// The file's first bytes (up to [`FINGERPRINT_BYTES`]), kept as they are read: a
+    /// checkpoint's fingerprint is of what was read, though the file may be truncated and
+    /// rewritten (copytruncate) by the time the checkpoint is taken.
+    prefix: Vec<u8>,
 }
 
 struct Log {
@@ -263,12 +278,47 @@ impl Positions {
         {
             return; // contiguous
         }
+        // A segment that starts inside the file: its first bytes are read now, while the
+        // file is the one just found to hold the offset.
+        let mut prefix = vec![0u8; offset.min(FINGERPRINT_BYTES) as usize];
+        let got = Fingerprint::read_upto(&file, &mut prefix).unwrap_or(0);
+        prefix.truncate(got);
         log.segments.push_back(Segment {
             start,
             file,
             id,
             offset,
+            prefix,
         });
+    }
+
+    /// The fingerprint of the last segment's file up to `offset`, from the bytes kept as
+    /// they were read (`None` when too few were kept).
+    fn prefix_fingerprint(&self, offset: u64) -> Option<Fingerprint> {
+        let log = self.lock();
+        let last = log.segments.back()?;
+        let covered = offset.min(FINGERPRINT_BYTES);
+        (last.prefix.len() as u64 >= covered).then(|| Fingerprint {
+            len: covered,
+            hash: stable_hash(&last.prefix[..covered as usize]),
+        })
+    }
+
+    /// Notes the bytes handed out from `start` on (called by the reader after it recorded
+    /// their segment): the last segment's file prefix grows with them while it is short.
+    fn note(&self, start: u64, bytes: &[u8]) {
+        let mut log = self.lock();
+        let Some(last) = log.segments.back_mut() else {
+            return;
+        };
+        let kept = last.prefix.len() as u64;
+        if kept < FINGERPRINT_BYTES
+            && start >= last.start
+            && last.offset + (start - last.start) == kept
+        {
+            let n = bytes.len().min((FINGERPRINT_BYTES - kept) as usize);
+            last.prefix.extend_from_slice(&bytes[..n]);
+        }
     }
 
     /// Where the stream stands once the block ending at `end` is decided. Positions before it
@@ -287,9 +337,18 @@ impl Positions {
             return Err(io::Error::other("no stream position recorded"));
         };
         let offset = segment.offset + end.bytes.saturating_sub(segment.start);
+        let covered = offset.min(FINGERPRINT_BYTES);
+        let fingerprint = if segment.prefix.len() as u64 >= covered {
+            Fingerprint {
+                len: covered,
+                hash: stable_hash(&segment.prefix[..covered as usize]),
+            }
+        } else {
+            Fingerprint::of(&segment.file, offset)?
+        };
         let at = FollowedAt {
             file: segment.id,
-            fingerprint: Fingerprint::of(&segment.file, offset)?,
+            fingerprint,
             offset,
             length: segment.file.metadata()?.len().max(offset),
         };
@@ -516,6 +575,7 @@ impl Read for ResumedFollow {
             let n = tail.file.read_at(buf, tail.offset)?;
             if n > 0 {
                 tail.offset += n as u64;
+                self.positions.note(self.handed, &buf[..n]);
                 self.handed += n as u64;
                 self.open_line = buf[n - 1] != b'\n';
                 return Ok(n);
@@ -530,8 +590,22 @@ impl Read for ResumedFollow {
             }
             self.record_follow_at(self.handed, 0);
         }
+        let (_, id_before, before) = self.follow.reading();
         let n = self.follow.read(buf)?;
         let (_, id, position) = self.follow.reading();
+        if id == id_before && before > 0 && position >= n as u64 && position - n as u64 == 0 {
+            // Truncated in place (copytruncate) while it was read: the copy beside it holds
+            // the lines after `before` that were not read yet; they come first.
+            if let Some(tail) = self.copy_of_truncated(id, before) {
+                let (file, _, _) = self.follow.reading();
+                let file = file.try_clone()?;
+                self.follow = FollowedFile::resume(self.follow.path(), file, 0)?;
+                self.positions
+                    .push(self.handed, tail.file.clone(), tail.id, tail.offset);
+                self.tail = Some(tail);
+                return self.read(buf);
+            }
+        }
         let new_file = self
             .follow_file
             .as_ref()
@@ -544,12 +618,36 @@ impl Read for ResumedFollow {
             // A `\n` the followed file put at a rotation: the new file starts after it.
             self.record_follow_at(self.handed + n as u64, position);
         }
+        self.positions.note(self.handed, &buf[..n]);
         self.handed += n as u64;
         Ok(n)
     }
 }
 
 impl ResumedFollow {
+    /// The copy, beside the followed path, of the file `id` truncated in place after its
+    /// first `offset` bytes were read (logrotate's copytruncate), to be read from `offset`.
+    fn copy_of_truncated(&self, id: (u64, u64), offset: u64) -> Option<RotatedTail> {
+        let file = FileIdentity {
+            dev: id.0,
+            ino: id.1,
+        };
+        let fingerprint = self.positions.prefix_fingerprint(offset)?;
+        let saved = FollowedAt {
+            file,
+            fingerprint,
+            offset,
+            length: offset,
+        };
+        let (_, copy, _) = find_rotated(self.follow.path(), &saved, file).ok()??;
+        let meta = copy.metadata().ok()?;
+        Some(RotatedTail {
+            id: FileIdentity::of(&meta),
+            file: Arc::new(copy),
+            offset,
+        })
+    }
+
     /// Records that the followed file's bytes handed out from `handed` on start at its byte
     /// `offset` (a new segment only when it does not continue the last one).
     fn record_follow_at(&mut self, handed: u64, offset: u64) {

@@ -3,3 +3,4 @@
 //! resumed outputs (`output::resume`).
 
 pub mod checkpoint;
+pub mod run;

@@ -548,6 +548,11 @@ impl OpenOutputs {
         self.outputs[index].role
     }
 
+    /// The output at `index` as the user named it.
+    pub fn path(&self, index: usize) -> &Path {
+        &self.outputs[index].path
+    }
+
     /// Puts every replaced output in place; every writer must have been flushed. Each new
     /// content is synced to disk and given a name beside its target before the first rename,
     /// so that whatever can fail fails before any output changes. Then the renames, the first
@@ -691,21 +696,36 @@ impl Outputs {
     }
 
     /// The sinks over opened outputs, once [`OpenOutputs::begin`] ran.
-    pub fn new(mut open: OpenOutputs) -> Outputs {
+    pub fn new(open: OpenOutputs) -> Outputs {
+        let wrapped = Outputs::wrapped(open, |_, _, out| Ok::<_, std::convert::Infallible>(out));
+        wrapped.unwrap_or_else(|never| match never {})
+    }
+
+    /// [`Self::new`], each line output's writer (not `--stats`) wrapped by `wrap`, given the
+    /// opened outputs and its index in plan order (a live run's resumed writers).
+    pub fn wrapped<W: Write + 'static, E>(
+        mut open: OpenOutputs,
+        mut wrap: impl FnMut(&OpenOutputs, usize, OutputWriter) -> Result<W, E>,
+    ) -> Result<Outputs, E> {
         let mut sinks: Vec<Box<OutputSink>> = Vec::new();
         let mut stats = None;
         for index in 0..open.outputs.len() {
             let out = open.writer(index);
-            match open.role(index) {
-                _ if index == FLAGGED => sinks.push(Box::new(FlaggedLines::new(out))),
+            let role = open.role(index);
+            if index != FLAGGED && role == "--stats" {
+                stats = Some(out);
+                continue;
+            }
+            let out = wrap(&open, index, out)?;
+            match role {
                 "--feed" => sinks.push(Box::new(SocialLines::new(out, SocialList::Feed))),
                 "--recommend" => {
                     sinks.push(Box::new(SocialLines::new(out, SocialList::Recommend)));
                 }
-                _ => stats = Some(out),
+                _ => sinks.push(Box::new(FlaggedLines::new(out))),
             }
         }
-        Outputs { sinks, stats, open }
+        Ok(Outputs { sinks, stats, open })
     }
 
     /// Writes the statistics, flushes every output and puts the replaced ones in place.
