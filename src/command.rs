@@ -286,6 +286,12 @@ fn usage(error: &clap::Error) -> u8 {
 /// Runs the `anomaly-detect` command on the process's arguments: the whole program behind
 /// `src/main.rs`, which only picks the allocator. `release_memory` hands memory the allocator
 /// keeps back to the system; the library calls it after a line over 1 MiB.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     anomaly_detect::command::main(|| {})
+/// }
+/// ```
 pub fn main(release_memory: fn()) -> ExitCode {
     let options = match Options::try_parse().and_then(|o| o.check().map(|()| o)) {
         Ok(options) => options,

@@ -12,7 +12,7 @@ use crate::error::{Fatal, SkipReason};
 use crate::ingest::chunks::{ChunkSource, SkipReport};
 use crate::ingest::event::Action;
 use crate::ingest::input::{BatchSource, StreamSource};
-use crate::ingest::parse::{IdHasher, LineParser, Params, ParsedChunk};
+use crate::ingest::parse::{IdHasher, LineParser, MAX_TRACKED, Params, ParsedChunk};
 use crate::output::progress::Progress;
 use crate::output::report::SkipLog;
 use crate::output::sink::{Checked, Sink};
@@ -86,12 +86,22 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// The worker threads that parse logs and check purchases (1 by default); decisions are
-    /// the same at every count.
+    /// The worker threads that parse logs and check purchases (1 by default, at most
+    /// [`Builder::MAX_THREADS`]); decisions are the same at every count. They speed up
+    /// [`Builder::from_batch`] and [`Detector::replay_stream`]; [`Detector::apply`] decides one
+    /// line at a time and is fastest with 1.
+    ///
+    /// ```
+    /// let builder = anomaly_detect::Detector::builder().threads(4);
+    /// # let _ = builder;
+    /// ```
     pub fn threads(mut self, threads: usize) -> Builder {
-        self.config.threads = threads.max(1);
+        self.config.threads = threads.clamp(1, Builder::MAX_THREADS);
         self
     }
+
+    /// The most worker threads a detector starts (as the command's `--threads`).
+    pub const MAX_THREADS: usize = 1024;
 
     /// Whether each flagged purchase carries the buyer's friends and friends of friends
     /// ([`Checked::friends`], [`Checked::suggested`], [`Decision::friends`]); off by default.
@@ -108,7 +118,29 @@ impl Builder {
     }
 
     /// An empty detector with these parameters: no user, no friendship, no purchase.
+    /// Parameters out of range (`degree` 0, `tracked` outside `2..=10000000`, as a batch
+    /// log's parameter line may not hold them either) are [`Fatal::Parameters`].
+    ///
+    /// ```
+    /// use anomaly_detect::{Detector, Fatal, Params};
+    ///
+    /// let wrong = Detector::builder().build(Params { degree: 2, tracked: 1 });
+    /// assert!(matches!(wrong, Err(Fatal::Parameters { .. })));
+    /// ```
     pub fn build(self, params: Params) -> Result<Detector, Fatal> {
+        let problem = if params.degree == 0 {
+            Some("D must be at least 1".to_string())
+        } else if !(2..=MAX_TRACKED).contains(&u64::from(params.tracked)) {
+            Some(format!("T must be between 2 and {MAX_TRACKED}"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(Fatal::Parameters {
+                path: "Params".into(),
+                problem,
+            });
+        }
         let config = self.config.bounded();
         // Numbered as after a parameter line: sequence number 0 is never a purchase's.
         let mut state = State::new(params, config.recent, IdHasher::random(), 1);
@@ -209,7 +241,8 @@ impl Detector {
         self.replay.state().params
     }
 
-    /// Applies one line of a stream log (with or without its `\n`): a purchase is checked
+    /// Applies one line of a stream log (with or without its `\n`; a byte-order mark is part
+    /// of the line, as anywhere but at a log's start): a purchase is checked
     /// against the buyer's network and then joins the history; a befriend or unfriend changes
     /// the network. A line that is not an event changes nothing and says why, with the same
     /// reasons as the command's warnings. Errors are those that stop the command: more users
@@ -227,7 +260,10 @@ impl Detector {
     /// # Ok::<(), anomaly_detect::Fatal>(())
     /// ```
     pub fn apply(&mut self, line: &[u8]) -> Result<Applied, Fatal> {
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut body = line;
+        while let Some(rest) = body.strip_suffix(b"\n") {
+            body = rest;
+        }
         if memchr::memchr(b'\n', body).is_some() {
             return Ok(Applied::Skipped(SkipReason::not_json(body)));
         }
@@ -258,6 +294,11 @@ impl Detector {
     /// `sink`, in stream order, with its line and line number; this is what the command does
     /// with STREAM, in parallel with the detector's threads. Skipped lines go to the
     /// [`warnings`](Builder::warnings).
+    ///
+    /// When the sink ends the stream (`Ok(false)`) or fails, no later line is read, but the
+    /// events read with that purchase (up to a window of them, with more than one thread) are
+    /// applied: the detector is then past the purchase the sink stopped at. To resume a source
+    /// at an exact line, hand it lines with [`Detector::apply`].
     ///
     /// ```no_run
     /// use anomaly_detect::{Checked, Detector, Sink};
@@ -333,6 +374,16 @@ impl Detector {
 }
 
 /// What [`Detector::apply`] did with a line.
+///
+/// ```
+/// use anomaly_detect::{Applied, Detector, Params};
+///
+/// let mut detector = Detector::new(Params { degree: 1, tracked: 2 })?;
+/// let befriend = br#"{"event_type":"befriend", "timestamp":"2017-06-13 11:33:01", "id1": "1", "id2": "2"}"#;
+/// assert_eq!(detector.apply(befriend)?, Applied::Friendship);
+/// assert_eq!(detector.apply(b"   ")?, Applied::Blank);
+/// # Ok::<(), anomaly_detect::Fatal>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// A purchase, checked against its network's baseline, then added to the buyer's history.
@@ -347,6 +398,18 @@ pub enum Applied {
 
 /// The decision on one purchase: flagged or not, the baseline it was judged by, and for a
 /// flagged purchase the line the command writes to its output.
+///
+/// ```
+/// use anomaly_detect::{Applied, Detector, Params};
+///
+/// let mut detector = Detector::new(Params { degree: 1, tracked: 2 })?;
+/// let purchase = br#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "1", "amount": "9.99"}"#;
+/// let Applied::Purchase(decision) = detector.apply(purchase)? else { unreachable!() };
+/// assert!(!decision.is_flagged());
+/// assert_eq!((decision.cents(), decision.baseline().n), (999, 0));
+/// assert_eq!(decision.flagged_line(), None);
+/// # Ok::<(), anomaly_detect::Fatal>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     flagged: bool,

@@ -7,6 +7,11 @@ use std::path::PathBuf;
 /// in a message is [`shown`] escaped.
 /// The fields name the file (or log and line) and say what went wrong; the message
 /// (`Display`) is the one line the command prints after `Error: `.
+///
+/// ```
+/// let error = anomaly_detect::Detector::from_batch("no/such/batch_log.json").err().unwrap();
+/// assert!(error.to_string().starts_with("no/such/batch_log.json: cannot read: "));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
     /// A log cannot be opened or read.
@@ -60,7 +65,7 @@ pub enum Fatal {
     #[error("cannot restore the detector's state: {0}")]
     Snapshot(#[from] SnapshotError),
     /// A library user's [`Sink`](crate::Sink) failed with its own error.
-    #[error("{0}")]
+    #[error("the sink failed: {0}")]
     Sink(Box<dyn std::error::Error + Send + Sync>),
     /// A skipped line under `--strict`.
     #[error("{}:{line}: skipped line in --strict mode: {reason}", shown(file))]
@@ -175,6 +180,16 @@ fn output_message(error: &std::io::Error) -> String {
 }
 
 /// Why one event line was skipped. Each variant is one class of dirty input.
+///
+/// ```
+/// use anomaly_detect::{Applied, Detector, Params, SkipReason};
+///
+/// let mut detector = Detector::new(Params { degree: 1, tracked: 2 })?;
+/// let Applied::Skipped(reason) = detector.apply(br#"{"event_type":"refund"}"#)? else { unreachable!() };
+/// assert_eq!(reason, SkipReason::UnknownEventType("\"refund\"".to_string()));
+/// assert_eq!(reason.to_string(), r#"unknown event_type "refund""#);
+/// # Ok::<(), anomaly_detect::Fatal>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkipReason {
     /// The line is not UTF-8.
@@ -416,6 +431,13 @@ mod tests {
 }
 
 /// Why a snapshot cannot be restored.
+///
+/// ```
+/// use anomaly_detect::{Detector, Fatal, SnapshotError};
+///
+/// let error = Detector::restore(&b"not a saved state"[..]).err().unwrap();
+/// assert!(matches!(error, Fatal::Snapshot(SnapshotError::NotASnapshot)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// Reading it failed.

@@ -156,7 +156,7 @@ fn a_sink_stops_a_replay_or_fails_it_with_its_own_error() {
         .replay_stream(case.path(STREAM), &mut sink)
         .unwrap_err();
     assert!(matches!(error, Fatal::Sink(_)));
-    assert_eq!(error.to_string(), "the queue is full");
+    assert_eq!(error.to_string(), "the sink failed: the queue is full");
 }
 
 /// Every flagged purchase of a whole stream replayed at once, as the command writes them.
@@ -198,4 +198,45 @@ fn one_line_at_a_time_decides_as_a_whole_stream_at_once() {
             String::from_utf8(sink.0).unwrap()
         );
     }
+}
+
+#[test]
+fn parameters_out_of_range_and_odd_line_endings_are_handled_as_the_command_does() {
+    for (degree, tracked) in [(0, 50), (2, 0), (2, 1), (2, 10_000_001)] {
+        let built = Detector::new(Params { degree, tracked });
+        assert!(
+            matches!(built, Err(Fatal::Parameters { .. })),
+            "D={degree} T={tracked}"
+        );
+    }
+    assert!(
+        Detector::new(Params {
+            degree: 1,
+            tracked: 10_000_000
+        })
+        .is_ok()
+    );
+    let mut detector = detector(
+        Params {
+            degree: 1,
+            tracked: 2,
+        },
+        1,
+    );
+    let purchase = r#"{"event_type":"purchase", "timestamp":"2017-06-13 11:33:01", "id": "1", "amount": "1.00"}"#;
+    for ending in ["", "\n", "\r\n", "\n\n"] {
+        let line = format!("{purchase}{ending}");
+        assert!(
+            matches!(
+                detector.apply(line.as_bytes()).unwrap(),
+                Applied::Purchase(_)
+            ),
+            "{ending:?}"
+        );
+    }
+    let two = format!("{purchase}\n{purchase}");
+    assert!(matches!(
+        detector.apply(two.as_bytes()).unwrap(),
+        Applied::Skipped(_)
+    ));
 }

@@ -652,6 +652,13 @@ fn skip_json_value(raw: &[u8], at: usize) -> usize {
 }
 
 /// The two parameters, as given in the batch log's parameter line.
+///
+/// ```
+/// let params = anomaly_detect::Params { degree: 2, tracked: 50 };
+/// let detector = anomaly_detect::Detector::new(params)?;
+/// assert_eq!(detector.params(), params);
+/// # Ok::<(), anomaly_detect::Fatal>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
     /// Degrees of the network (at least 1). Saturated at `u32::MAX`: "the whole component".

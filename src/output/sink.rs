@@ -116,12 +116,27 @@ impl<'a> Checked<'a> {
 
 /// What a sink receives for each stream purchase: a [`Checked`] in a run ([`Single`]), every
 /// pair's baselines in a sweep (`sweep::grid::Sweep`).
+///
+/// ```
+/// use anomaly_detect::{Checked, Kind, Single};
+///
+/// // A run's sinks receive `Checked` purchases.
+/// fn line_of<'a>(purchase: &<Single as Kind>::Checked<'a>) -> &'a [u8] {
+///     Checked::line(purchase)
+/// }
+/// # let _ = line_of;
+/// ```
 pub trait Kind {
     /// The checked purchase.
     type Checked<'a>;
 }
 
 /// A run's checks: each purchase against its network's baseline with the run's `D` and `T`.
+///
+/// ```
+/// fn takes_run_sinks(_: &mut dyn anomaly_detect::Sink<anomaly_detect::Single, Error = std::io::Error>) {}
+/// # let _ = takes_run_sinks;
+/// ```
 pub enum Single {}
 
 impl Kind for Single {
@@ -132,6 +147,13 @@ impl Kind for Single {
 /// names the output (the writers of the output files name it in their errors). A library
 /// user's sink fails with [`std::io::Error`], [`Fatal`] or any error boxed as
 /// `Box<dyn std::error::Error + Send + Sync>` ([`Fatal::Sink`]).
+///
+/// ```
+/// use anomaly_detect::{Fatal, SinkError};
+///
+/// let error: Box<dyn std::error::Error + Send + Sync> = "the queue is full".into();
+/// assert_eq!(error.into_fatal().to_string(), "the sink failed: the queue is full");
+/// ```
 pub trait SinkError {
     /// The error as the replay's.
     fn into_fatal(self) -> Fatal;
@@ -158,6 +180,26 @@ impl SinkError for Fatal {
 /// Receives every checked stream purchase, in stream order: the flagged-purchases file, the
 /// feed and recommendations, a sweep's grid, a library user's own sink. `K` says what a
 /// checked purchase is (a run's [`Checked`] by default).
+///
+/// ```
+/// use anomaly_detect::{Checked, Sink};
+///
+/// /// Keeps the first three flagged lines, then ends the stream.
+/// struct FirstThree(Vec<Vec<u8>>);
+///
+/// impl Sink for FirstThree {
+///     type Error = std::io::Error;
+///     fn checked(&mut self, purchase: &Checked<'_>) -> std::io::Result<bool> {
+///         if purchase.is_flagged() {
+///             let mut line = Vec::new();
+///             purchase.write_flagged_line(&mut line);
+///             self.0.push(line);
+///         }
+///         Ok(self.0.len() < 3)
+///     }
+/// }
+/// # let _ = FirstThree(Vec::new());
+/// ```
 pub trait Sink<K: Kind = Single> {
     /// The error the sink's output can fail with; it ends the replay.
     type Error: SinkError;

@@ -2,6 +2,12 @@
 //! and the anomaly decision, as the spec's "Exactness" paragraph defines them.
 
 /// Count, sum and sum of squares of the amounts (in cents) of a baseline.
+///
+/// ```
+/// let baseline = anomaly_detect::Baseline::from_amounts([1683, 5928, 1120]);
+/// assert_eq!((baseline.mean_cents(), baseline.sd_cents()), (2910, 2146));
+/// assert!(baseline.is_anomalous(160183));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Baseline {
     /// How many purchases (at most `T`).
