@@ -444,10 +444,10 @@ fn within(text: &str, max: usize, about: &str) -> Result<usize, String> {
 }
 
 /// Default seconds between checkpoints of a live run with `--state`.
-pub const DEFAULT_CHECKPOINT_SECONDS: usize = 5;
+pub const DEFAULT_CHECKPOINT_SECONDS: usize = 10;
 
 /// Default stream events between checkpoints of a live run with `--state`.
-pub const DEFAULT_CHECKPOINT_EVENTS: usize = 1_000_000;
+pub const DEFAULT_CHECKPOINT_EVENTS: usize = 10_000_000;
 
 /// `--checkpoint-seconds`: 1 to a day.
 fn checkpoint_seconds(text: &str) -> Result<usize, String> {

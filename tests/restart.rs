@@ -202,7 +202,9 @@ fn crash_and_resume(seed: u64, kills: usize) {
         .status();
     let status = last.wait().unwrap();
     let mut stderr = String::new();
-    let _ = std::io::Read::read_to_string(last.stderr.as_mut().unwrap(), &mut stderr);
+    if let Some(err) = last.stderr.as_mut() {
+        let _ = std::io::Read::read_to_string(err, &mut stderr);
+    }
     assert_eq!(status.code(), Some(0), "{stderr}");
     for (name, (got, want)) in [OUTPUT, FEED, RECOMMEND]
         .iter()
@@ -363,4 +365,88 @@ fn a_first_run_killed_before_its_first_interval_writes_nothing_twice() {
         .status();
     assert_eq!(last.wait().unwrap().code(), Some(0));
     assert!(outputs(&case) == expected, "nothing written twice");
+}
+
+/// A first run killed while it replays the batch (before its first checkpoint) has recorded
+/// the file it follows (`DIR/stream-start`): the followed file renamed away meanwhile is read
+/// to its end by the next run before the new one, nothing lost.
+#[test]
+fn a_first_run_killed_before_its_first_checkpoint_keeps_the_file_it_started_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Command::new(assert_cmd::cargo::cargo_bin("gen-log"))
+        .args(["--users", "300", "--batch-events", "400000"])
+        .args([
+            "--stream-events",
+            "2000",
+            "--anomaly-rate",
+            "0.05",
+            "--seed",
+            "14",
+        ])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", show(&run.stderr));
+    let case = Case::new(
+        fs::read(dir.path().join(BATCH)).unwrap(),
+        fs::read(dir.path().join(STREAM)).unwrap(),
+    );
+    case.run(&[]).success();
+    let expected = fs::read(case.path(OUTPUT)).unwrap();
+    fs::remove_file(case.path(OUTPUT)).unwrap();
+    let stream = show(&fs::read(case.path(STREAM)).unwrap());
+    let lines: Vec<String> = stream.lines().map(|l| format!("{l}\n")).collect();
+    let followed = Followed {
+        dir: case.dir.path().to_path_buf(),
+        rotations: 0,
+    };
+    followed.append(&lines[..500].concat());
+    let live = |case: &Case| {
+        Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
+            .current_dir(case.dir.path())
+            .args([
+                BATCH,
+                "live.json",
+                OUTPUT,
+                "--follow",
+                "--quiet",
+                "--state",
+                STATE,
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let child = live(&case);
+    let state = case.path(STATE);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !state.join("stream-start").exists() && Instant::now() < deadline {
+        thread::yield_now();
+    }
+    kill9(child);
+    assert!(
+        !state.join("checkpoint").exists(),
+        "killed before the first checkpoint (the batch takes longer)"
+    );
+    let mut followed = followed;
+    followed.rotate(false);
+    followed.append(&lines[500..].concat());
+    let mut last = live(&case);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read(case.path(OUTPUT)).unwrap_or_default().len() < expected.len()
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-TERM", &last.id().to_string()])
+        .status();
+    assert_eq!(last.wait().unwrap().code(), Some(0));
+    assert!(fs::read(case.path(OUTPUT)).unwrap() == expected);
+    assert!(
+        !state.join("stream-start").exists(),
+        "removed once a checkpoint is saved"
+    );
 }

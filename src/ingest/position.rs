@@ -278,9 +278,10 @@ impl Positions {
         {
             return; // contiguous
         }
-        // A segment that starts inside the file: its first bytes are read now, while the
-        // file is the one just found to hold the offset.
-        let mut prefix = vec![0u8; offset.min(FINGERPRINT_BYTES) as usize];
+        // The file's first bytes as it holds them now (the file just found to hold the
+        // offset, or just opened): bytes of a log only appended to never change, and a
+        // position at the file's start is told apart from a file rewritten since by them.
+        let mut prefix = vec![0u8; FINGERPRINT_BYTES as usize];
         let got = Fingerprint::read_upto(&file, &mut prefix).unwrap_or(0);
         prefix.truncate(got);
         log.segments.push_back(Segment {
@@ -337,11 +338,11 @@ impl Positions {
             return Err(io::Error::other("no stream position recorded"));
         };
         let offset = segment.offset + end.bytes.saturating_sub(segment.start);
-        let covered = offset.min(FINGERPRINT_BYTES);
-        let fingerprint = if segment.prefix.len() as u64 >= covered {
+        let kept = segment.prefix.len() as u64;
+        let fingerprint = if kept >= offset.min(FINGERPRINT_BYTES) {
             Fingerprint {
-                len: covered,
-                hash: stable_hash(&segment.prefix[..covered as usize]),
+                len: kept,
+                hash: stable_hash(&segment.prefix),
             }
         } else {
             Fingerprint::of(&segment.file, offset)?
@@ -921,6 +922,51 @@ mod tests {
         );
     }
 
+    /// A position at a file's start (a first checkpoint, before any line was read) is of its
+    /// first bytes as they were then: after a copytruncate made while the run was down, the
+    /// copy is read first, not only the file's new content; and a fingerprint taken after
+    /// the file was truncated and rewritten is still of the bytes read.
+    #[test]
+    fn a_position_at_a_file_s_start_finds_its_copy_after_a_copytruncate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        append(&path, FIRST);
+        let Resumed { positions, .. } = ResumedFollow::start(&path).unwrap();
+        let StreamPosition::Followed { at, lines } = positions.at(BlockEnd::default()).unwrap()
+        else {
+            panic!()
+        };
+        std::fs::copy(&path, dir.path().join("s.json.1")).unwrap();
+        std::fs::write(&path, NEW).unwrap(); // truncated in place, then a new line
+        let mut resumed = ResumedFollow::resume(&path, &at, lines).unwrap();
+        assert!(resumed.warning.unwrap().contains("s.json.1"));
+        assert_eq!(
+            take(&mut resumed.reader, FIRST.len() + NEW.len()),
+            format!("{FIRST}{NEW}")
+        );
+        // Read, then truncated and rewritten before the checkpoint: the bytes read count.
+        std::fs::write(&path, FIRST).unwrap();
+        let Resumed {
+            mut reader,
+            positions,
+            ..
+        } = ResumedFollow::start(&path).unwrap();
+        assert_eq!(take(&mut reader, FIRST.len()), FIRST);
+        std::fs::write(&path, NEW).unwrap();
+        let StreamPosition::Followed { at, .. } = positions
+            .at(BlockEnd {
+                bytes: FIRST.len() as u64,
+                lines: 2,
+            })
+            .unwrap()
+        else {
+            panic!()
+        };
+        let first = dir.path().join("first");
+        std::fs::write(&first, FIRST).unwrap();
+        assert!(at.fingerprint.matches(&File::open(&first).unwrap()));
+    }
+
     #[test]
     fn a_position_read_while_following_a_rotation_names_the_new_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -941,10 +987,12 @@ mod tests {
         else {
             panic!()
         };
+        // At the new file's start, its first bytes (read ahead) tell it apart.
         assert_eq!(
             (at.file, at.offset, at.fingerprint.len),
-            (identity(&path), 0, 0)
+            (identity(&path), 0, NEW.len() as u64)
         );
+        assert!(at.fingerprint.matches(&File::open(&path).unwrap()));
         let StreamPosition::Followed { at, .. } = positions
             .at(BlockEnd {
                 bytes: 16,

@@ -13,7 +13,10 @@ use crate::config::Config;
 use crate::error::{Fatal, shown};
 use crate::ingest::chunks::read_params;
 use crate::ingest::input::{BlockEnd, LogFile, LogReader, StreamSource};
-use crate::ingest::position::{Positions, ResumedFollow, StreamPosition};
+use crate::ingest::position::{
+    FINGERPRINT_BYTES, FileIdentity, Fingerprint, FollowedAt, Positions, ResumedFollow,
+    StreamPosition,
+};
 use crate::live::checkpoint::{Checkpoint, Parameters, RunIdentity, StateDir, write_atomically};
 use crate::output::file::OutputWriter;
 use crate::output::outputs::{OpenOutputs, Outputs};
@@ -27,10 +30,18 @@ use crate::stderr;
 /// lines consumed, as text (`kcat -o` takes the offset from it: README, "Live mode").
 pub const STDIN_LINES: &str = "stdin-lines";
 
+/// The file in `DIR` that names the followed file a first run started on, written before the
+/// batch is replayed: a first run killed before its first checkpoint is followed by one that
+/// starts on the same file, found beside the path if it was rotated meanwhile. Removed once a
+/// checkpoint is saved.
+pub const STREAM_START: &str = "stream-start";
+
 /// A live run's state directory, opened, with its checkpoint if it has one.
 pub struct LiveState {
     pub dir: StateDir,
     pub checkpoint: Option<Checkpoint>,
+    /// A followed stream without checkpoint: the file the first run started on.
+    start: Option<FollowedAt>,
 }
 
 impl LiveState {
@@ -62,7 +73,15 @@ impl LiveState {
         };
         let run = RunIdentity::new(parameters, &batch.path, stream, outputs)?;
         let (dir, checkpoint) = StateDir::open(dir, run)?;
-        Ok(LiveState { dir, checkpoint })
+        let start = match &checkpoint {
+            None if stream.as_os_str() != "-" => Some(stream_start(dir.dir(), stream)?),
+            _ => None,
+        };
+        Ok(LiveState {
+            dir,
+            checkpoint,
+            start,
+        })
     }
 
     /// The replay restored from the checkpoint's state, if there is a checkpoint.
@@ -114,10 +133,11 @@ impl LiveState {
             };
             return Ok((LogReader { name, reader }, Positions::stdin(position)));
         }
-        let resumed = match position {
-            Some(StreamPosition::Followed { at, lines }) => {
+        let resumed = match (position, &self.start) {
+            (Some(StreamPosition::Followed { at, lines }), _) => {
                 ResumedFollow::resume(stream, &at, lines)?
             }
+            (_, Some(start)) => ResumedFollow::resume(stream, start, 0)?,
             _ => ResumedFollow::start(stream)?,
         };
         if let Some(warning) = resumed.warning {
@@ -190,6 +210,58 @@ impl LiveState {
         };
         Ok((outputs, checkpointer))
     }
+}
+
+/// The file a first run on `dir` starts following at `stream`: the one `DIR/stream-start`
+/// names (an earlier first run was killed before its first checkpoint), else the path's file
+/// now, recorded there (its device, inode and first bytes).
+fn stream_start(dir: &Path, stream: &Path) -> Result<FollowedAt, Fatal> {
+    let fail = |problem: String| Fatal::State {
+        dir: dir.to_path_buf(),
+        problem,
+    };
+    let path = dir.join(STREAM_START);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let fields: Vec<u64> = text
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| fail(format!("its {STREAM_START} is damaged")))?;
+            let &[dev, ino, len, hash] = &fields[..] else {
+                return Err(fail(format!("its {STREAM_START} is damaged")));
+            };
+            return Ok(FollowedAt {
+                file: FileIdentity { dev, ino },
+                fingerprint: Fingerprint { len, hash },
+                offset: 0,
+                length: 0,
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(Fatal::Read { path, error }),
+    }
+    let read = |error| Fatal::Read {
+        path: stream.to_path_buf(),
+        error,
+    };
+    let file = std::fs::File::open(stream).map_err(read)?;
+    let id = FileIdentity::of(&file.metadata().map_err(read)?);
+    let fingerprint = Fingerprint::of(&file, FINGERPRINT_BYTES).map_err(read)?;
+    let text = format!(
+        "{} {} {} {}\n",
+        id.dev, id.ino, fingerprint.len, fingerprint.hash
+    );
+    write_atomically(dir, STREAM_START, text.as_bytes()).map_err(|error| Fatal::Write {
+        path: path.clone(),
+        error,
+    })?;
+    Ok(FollowedAt {
+        file: id,
+        fingerprint,
+        offset: 0,
+        length: 0,
+    })
 }
 
 /// Standard input with its first `lines` lines dropped.
@@ -308,6 +380,7 @@ impl Checkpointer {
         if self.fresh {
             self.save(state, state.next_seq, BlockEnd::default())?;
             self.fresh = false;
+            let _ = std::fs::remove_file(self.dir.dir().join(STREAM_START));
         }
         Ok(())
     }
