@@ -83,6 +83,84 @@ fn kill9(mut child: Child) {
     let _ = child.wait();
 }
 
+/// Kills `child` with SIGKILL; its standard error (piped).
+fn kill9_stderr(mut child: Child) -> String {
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let mut stderr = String::new();
+    if let Some(err) = child.stderr.as_mut() {
+        let _ = std::io::Read::read_to_string(err, &mut stderr);
+    }
+    stderr
+}
+
+/// What a crash test did, kept to explain a failure: every rotation, append, start (with the
+/// checkpoint it resumed from), kill and each run's standard error; written to
+/// `evidence.txt` in the case's folder, which a failure keeps.
+#[derive(Default)]
+struct Evidence(Vec<String>);
+
+impl Evidence {
+    fn note(&mut self, what: impl Into<String>) {
+        self.0.push(what.into());
+    }
+
+    /// The checkpoint in `state` as a run starting now finds it.
+    fn checkpoint(&mut self, dir: &Path, run: usize) {
+        let state = dir.join(STATE);
+        let said = match fs::read(state.join("checkpoint")) {
+            Err(_) => "no checkpoint".to_string(),
+            Ok(bytes) => match anomaly_detect::live::checkpoint::decode(&bytes) {
+                Ok(c) => format!(
+                    "{:?}; outputs {:?}",
+                    c.position,
+                    c.outputs.iter().map(|m| m.len).collect::<Vec<_>>()
+                ),
+                Err(e) => format!("undecodable: {e}"),
+            },
+        };
+        let start = fs::read_to_string(state.join("stream-start")).unwrap_or_default();
+        self.note(format!(
+            "start run {run} from {said}{}; files: {}",
+            if start.is_empty() {
+                String::new()
+            } else {
+                format!("; stream-start {}", start.trim())
+            },
+            files(dir)
+        ));
+    }
+
+    /// Writes `evidence.txt` in `dir`, keeps `dir` and returns the text to print.
+    fn keep(&self, dir: tempfile::TempDir) -> String {
+        let text = self.0.join("\n");
+        let path = dir.keep();
+        let _ = fs::write(path.join("evidence.txt"), &text);
+        format!("{text}\n(kept in {})", path.display())
+    }
+}
+
+/// The folder's regular files with their inode and length (the followed file and its copies).
+fn files(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("live.json"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some(format!(
+                "{}(ino {}, {} B)",
+                e.file_name().to_string_lossy(),
+                meta.ino(),
+                meta.len()
+            ))
+        })
+        .collect();
+    names.sort();
+    names.join(" ")
+}
+
 /// The followed file and its rotations: copies get growing numbers (`live.json.1`, ...) and are
 /// all kept, so nothing is truly lost.
 struct Followed {
@@ -150,45 +228,80 @@ fn crash_and_resume(seed: u64, kills: usize) {
         dir: case.dir.path().to_path_buf(),
         rotations: 0,
     };
+    let mut evidence = Evidence::default();
     followed.append("");
     let mut next = 0;
-    let append_some = |followed: &Followed, random: &mut Random, next: &mut usize| {
-        let n = 1 + random.below(lines.len() as u64 / kills as u64 / 2) as usize;
-        let end = (*next + n).min(lines.len());
-        followed.append(&lines[*next..end].concat());
-        *next = end;
+    let append_some =
+        |followed: &Followed, random: &mut Random, next: &mut usize, evidence: &mut Evidence| {
+            let n = 1 + random.below(lines.len() as u64 / kills as u64 / 2) as usize;
+            let end = (*next + n).min(lines.len());
+            followed.append(&lines[*next..end].concat());
+            evidence.note(format!("append lines {}..{end}", *next));
+            *next = end;
+        };
+    let rotate = |followed: &mut Followed, copytruncate: bool, evidence: &mut Evidence| {
+        followed.rotate(copytruncate);
+        evidence.note(format!(
+            "rotate ({}) to live.json.{}",
+            if copytruncate {
+                "copytruncate"
+            } else {
+                "rename + create"
+            },
+            followed.rotations
+        ));
     };
     let mut in_checkpoint = 0;
     for kill in 0..kills {
         // Down: sometimes a rotation, and lines written meanwhile.
         if random.below(4) == 0 {
-            followed.rotate(random.below(2) == 0);
+            rotate(&mut followed, random.below(2) == 0, &mut evidence);
         }
-        append_some(&followed, &mut random, &mut next);
+        append_some(&followed, &mut random, &mut next, &mut evidence);
+        evidence.checkpoint(case.dir.path(), kill);
         let child = start(&case);
         thread::sleep(Duration::from_millis(20 + random.below(150)));
-        append_some(&followed, &mut random, &mut next);
+        append_some(&followed, &mut random, &mut next, &mut evidence);
         if random.below(5) == 0 {
             let copytruncate = random.below(2) == 0;
-            followed.rotate(copytruncate);
+            rotate(&mut followed, copytruncate, &mut evidence);
             if copytruncate {
                 // One line, then a pause: the run sees the file shrink before it regrows.
                 if next < lines.len() {
                     followed.append(&lines[next]);
+                    evidence.note(format!("append line {next}"));
                     next += 1;
                 }
                 thread::sleep(Duration::from_millis(100));
             }
-            append_some(&followed, &mut random, &mut next);
+            append_some(&followed, &mut random, &mut next, &mut evidence);
         }
-        if kill % 3 == 0 && checkpoint_in_progress(&case.path(STATE), Duration::from_millis(1500)) {
+        let during =
+            kill % 3 == 0 && checkpoint_in_progress(&case.path(STATE), Duration::from_millis(1500));
+        if during {
             in_checkpoint += 1;
         } else {
             thread::sleep(Duration::from_millis(random.below(200)));
         }
-        kill9(child);
+        let stderr = kill9_stderr(child);
+        evidence.note(format!(
+            "kill run {kill}{}; flagged {} lines; stderr: {}",
+            if during {
+                " while a checkpoint was written"
+            } else {
+                ""
+            },
+            fs::read(case.path(OUTPUT))
+                .unwrap_or_default()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            stderr.trim_end()
+        ));
     }
     followed.append(&lines[next..].concat());
+    evidence.note(format!("append lines {next}..{}", lines.len()));
+    evidence.checkpoint(case.dir.path(), kills);
     let mut last = start(&case);
     let deadline = Instant::now() + Duration::from_secs(30);
     let done =
@@ -205,17 +318,38 @@ fn crash_and_resume(seed: u64, kills: usize) {
     if let Some(err) = last.stderr.as_mut() {
         let _ = std::io::Read::read_to_string(err, &mut stderr);
     }
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    for (name, (got, want)) in [OUTPUT, FEED, RECOMMEND]
+    evidence.note(format!(
+        "last run stopped: {status}; stderr: {}",
+        stderr.trim_end()
+    ));
+    let outcome = done();
+    let mismatch = [OUTPUT, FEED, RECOMMEND]
         .iter()
-        .zip(done().iter().zip(&expected))
-    {
-        assert!(
-            got == want,
-            "{name}: {} lines, {} expected (seed {seed}, {kills} kills, {in_checkpoint} in a \
-             checkpoint)",
-            got.iter().filter(|&&b| b == b'\n').count(),
-            want.iter().filter(|&&b| b == b'\n').count()
+        .zip(outcome.iter().zip(&expected))
+        .find(|(_, (got, want))| got != want);
+    if status.code() != Some(0) || mismatch.is_some() {
+        let what = match mismatch {
+            Some((name, (got, want))) => {
+                let (got, want) = (show(got), show(want));
+                let first = got
+                    .lines()
+                    .zip(want.lines())
+                    .position(|(g, w)| g != w)
+                    .unwrap_or(got.lines().count().min(want.lines().count()));
+                format!(
+                    "{name}: {} lines, {} expected; first difference at line {}:\n  got  {}\n  want {}",
+                    got.lines().count(),
+                    want.lines().count(),
+                    first + 1,
+                    got.lines().nth(first).unwrap_or("(none)"),
+                    want.lines().nth(first).unwrap_or("(none)")
+                )
+            }
+            None => format!("the last run ended with {status}"),
+        };
+        panic!(
+            "{what} (seed {seed}, {kills} kills, {in_checkpoint} in a checkpoint)\n{}",
+            evidence.keep(case.dir)
         );
     }
     assert!(
