@@ -230,6 +230,76 @@ struct Log {
     /// Lines and bytes of the stream consumed before this run (from the checkpoint).
     base_lines: u64,
     base_bytes: u64,
+    /// The files read from their start after the checkpoint's file (the journal's entries),
+    /// each with the count of bytes handed out before its first (0: found in the journal when
+    /// the run started).
+    generations: Vec<(u64, Generation)>,
+    /// Where the journal goes (`DIR/stream-files`): given its text whenever it changes.
+    journal: Option<Journal>,
+    /// The journal was written by this run (else it may still hold an earlier run's files).
+    written: bool,
+}
+
+/// Writes the journal's text durably.
+pub type Journal = Box<dyn FnMut(&str) -> io::Result<()> + Send>;
+
+/// A file a followed stream read from its start: its identity and the fingerprint of its
+/// first bytes as they were read. A run records each in the journal before handing out its
+/// bytes, so that a run resumed at an earlier checkpoint reads, after the checkpoint's file,
+/// every file read since, in order, even when they were all rotated away meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation {
+    pub file: FileIdentity,
+    pub fingerprint: Fingerprint,
+}
+
+impl Generation {
+    /// The journal's text: one line per file, `dev ino len hash`.
+    pub fn text(generations: &[Generation]) -> String {
+        generations
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} {} {} {}\n",
+                    g.file.dev, g.file.ino, g.fingerprint.len, g.fingerprint.hash
+                )
+            })
+            .collect()
+    }
+
+    /// Reads [`Generation::text`]; `None` when it is damaged.
+    pub fn parse(text: &str) -> Option<Vec<Generation>> {
+        text.lines()
+            .map(|line| {
+                let fields: Vec<u64> = line
+                    .split_whitespace()
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .ok()?;
+                let &[dev, ino, len, hash] = &fields[..] else {
+                    return None;
+                };
+                Some(Generation {
+                    file: FileIdentity { dev, ino },
+                    fingerprint: Fingerprint { len, hash },
+                })
+            })
+            .collect()
+    }
+}
+
+impl Log {
+    fn write_journal(&mut self) -> io::Result<()> {
+        let text = Generation::text(&self.generations.iter().map(|g| g.1).collect::<Vec<_>>());
+        match &mut self.journal {
+            Some(journal) => {
+                journal(&text)?;
+                self.written = true;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Turns a count of bytes read from a stream into a [`StreamPosition`]; shared between the
@@ -248,6 +318,9 @@ impl Positions {
                 segments: VecDeque::new(),
                 base_lines,
                 base_bytes,
+                generations: Vec::new(),
+                journal: None,
+                written: false,
             })),
             stdin,
         }
@@ -260,6 +333,42 @@ impl Positions {
             Some(StreamPosition::Stdin { lines, bytes }) => Positions::new(true, lines, bytes),
             _ => Positions::new(true, 0, 0),
         }
+    }
+
+    /// Sends the journal of the files read from their start to `journal` from now on.
+    pub fn set_journal(&self, journal: Journal) {
+        self.lock().journal = Some(journal);
+    }
+
+    /// Records that the bytes handed out from `start` on are the start of the file
+    /// `generation`, and writes the journal (before those bytes are handed out).
+    fn read_from_start(&self, start: u64, generation: Generation) -> io::Result<()> {
+        let mut log = self.lock();
+        log.generations.push((start, generation));
+        log.write_journal()
+    }
+
+    /// The first of the journal's files still to come is read from `start` on.
+    fn reached(&self, start: u64) {
+        let mut log = self.lock();
+        if let Some(entry) = log.generations.iter_mut().find(|g| g.0 == u64::MAX) {
+            entry.0 = start;
+        }
+    }
+
+    /// Forgets the journal's files read before the stream position last taken by
+    /// [`Positions::at`], once the checkpoint holding that position is saved.
+    pub fn saved(&self) -> io::Result<()> {
+        let mut log = self.lock();
+        let Some(front) = log.segments.front().map(|s| s.start) else {
+            return Ok(());
+        };
+        let before = log.generations.len();
+        log.generations.retain(|&(start, _)| start >= front);
+        if log.generations.len() == before && log.written {
+            return Ok(());
+        }
+        log.write_journal()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
@@ -362,6 +471,8 @@ struct RotatedTail {
     file: Arc<File>,
     id: FileIdentity,
     offset: u64,
+    /// A file the journal names after the checkpoint's (read from its start).
+    generation: bool,
 }
 
 /// A followed file resumed at a saved position: the rotated copy that holds the rest of the
@@ -369,7 +480,9 @@ struct RotatedTail {
 /// followed like `tail -F` ([`FollowedFile`]). Hands out whole lines at the switch: a copy's
 /// last line without `\n` gets one.
 pub struct ResumedFollow {
-    tail: Option<RotatedTail>,
+    /// Rotated files to read before the path: the checkpoint's file from its offset, then
+    /// the files the journal names after it, each from its start.
+    tails: VecDeque<RotatedTail>,
     /// The last byte handed out was not `\n`.
     open_line: bool,
     follow: FollowedFile,
@@ -395,7 +508,7 @@ impl ResumedFollow {
         let file = File::open(path).map_err(|error| read_error(path, error))?;
         let follow = FollowedFile::resume(path, file, 0).map_err(|e| read_error(path, e))?;
         Ok(ResumedFollow::assemble(
-            None,
+            VecDeque::new(),
             follow,
             Positions::new(false, 0, 0),
             None,
@@ -403,20 +516,36 @@ impl ResumedFollow {
     }
 
     fn assemble(
-        tail: Option<RotatedTail>,
+        tails: VecDeque<RotatedTail>,
         follow: FollowedFile,
         positions: Positions,
         warning: Option<String>,
     ) -> Resumed {
+        {
+            // The journal's files to come stay in it until they are read.
+            let mut log = positions.lock();
+            log.generations = tails
+                .iter()
+                .filter(|t| t.generation)
+                .map(|t| {
+                    let generation = Generation {
+                        file: t.id,
+                        fingerprint: Fingerprint::of(&t.file, FINGERPRINT_BYTES)
+                            .unwrap_or_default(),
+                    };
+                    (u64::MAX, generation)
+                })
+                .collect();
+        }
         let mut reader = ResumedFollow {
-            tail,
+            tails,
             open_line: false,
             follow,
             follow_file: None,
             handed: 0,
             positions: positions.clone(),
         };
-        match &reader.tail {
+        match reader.tails.front() {
             Some(tail) => positions.push(0, tail.file.clone(), tail.id, tail.offset),
             None => {
                 let (_, _, position) = reader.follow.reading();
@@ -436,8 +565,16 @@ impl ResumedFollow {
     /// that was read (logrotate's `NAME.1` first, then any file of the folder with its inode
     /// or its first bytes), read from the offset to its end, then the path from its start.
     /// When neither holds the offset, the lines after it are gone: one warning says how many
-    /// bytes at least, and the path is read from its start.
-    pub fn resume(path: &Path, saved: &FollowedAt, lines: u64) -> Result<Resumed, Fatal> {
+    /// bytes at least, and the path is read from its start. `journal`: the files earlier runs
+    /// read from their start ([`Generation`]); those after the checkpoint's file that are no
+    /// longer at the path (rotated away while the program was down) are found beside it and
+    /// read, in order, between the checkpoint's file and the path.
+    pub fn resume(
+        path: &Path,
+        saved: &FollowedAt,
+        lines: u64,
+        journal: &[Generation],
+    ) -> Result<Resumed, Fatal> {
         let fail = |error| read_error(path, error);
         let file = File::open(path).map_err(fail)?;
         let meta = file.metadata().map_err(fail)?;
@@ -448,7 +585,12 @@ impl ResumedFollow {
         let same = FileIdentity::of(&meta) == saved.file;
         if same && holds(&file, &meta) {
             let follow = FollowedFile::resume(path, file, saved.offset).map_err(fail)?;
-            return Ok(ResumedFollow::assemble(None, follow, positions, None));
+            return Ok(ResumedFollow::assemble(
+                VecDeque::new(),
+                follow,
+                positions,
+                None,
+            ));
         }
         let found = find_rotated(path, saved, FileIdentity::of(&meta)).map_err(fail)?;
         // The path itself, a copy of the file read (same first bytes), when nothing beside
@@ -456,26 +598,73 @@ impl ResumedFollow {
         let copy_in_place = !same && saved.fingerprint.len > 0 && holds(&file, &meta);
         if copy_in_place && !matches!(found, Some((_, _, true))) {
             let follow = FollowedFile::resume(path, file, saved.offset).map_err(fail)?;
-            return Ok(ResumedFollow::assemble(None, follow, positions, None));
+            return Ok(ResumedFollow::assemble(
+                VecDeque::new(),
+                follow,
+                positions,
+                None,
+            ));
         }
+        let now = FileIdentity::of(&meta);
+        let path_file = file.try_clone().map_err(fail)?;
         let follow = FollowedFile::resume(path, file, 0).map_err(fail)?;
         match found {
             Some((rotated, copy, _)) => {
                 let copy_meta = copy.metadata().map_err(fail)?;
-                let tail = RotatedTail {
+                let mut tails = VecDeque::new();
+                let mut shown_tails =
+                    vec![format!("{} from byte {}", shown(&rotated), saved.offset)];
+                // The files read after it, by the journal: the last entry that is this file
+                // (by its first bytes) and every one after it (all when none is).
+                let after = journal
+                    .iter()
+                    .rposition(|g| g.fingerprint.len > 0 && g.fingerprint.matches(&copy))
+                    .map_or(0, |i| i + 1);
+                tails.push_back(RotatedTail {
                     id: FileIdentity::of(&copy_meta),
                     file: Arc::new(copy),
                     offset: saved.offset,
-                };
-                let warning = format!(
-                    "warning: {}: rotated while the run was stopped; reading {} from byte {} \
-                     to its end first, then the new file from its start",
+                    generation: false,
+                });
+                let mut missing = Vec::new();
+                for generation in &journal[after..] {
+                    if generation.file == now && generation.fingerprint.matches(&path_file) {
+                        break; // the path's file: read next, from its start
+                    }
+                    let at = FollowedAt {
+                        file: generation.file,
+                        fingerprint: generation.fingerprint,
+                        offset: 0,
+                        length: 0,
+                    };
+                    match find_rotated(path, &at, now).map_err(fail)? {
+                        Some((name, file, _)) => {
+                            shown_tails.push(format!("{} from its start", shown(&name)));
+                            tails.push_back(RotatedTail {
+                                id: FileIdentity::of(&file.metadata().map_err(fail)?),
+                                file: Arc::new(file),
+                                offset: 0,
+                                generation: true,
+                            });
+                        }
+                        None => missing.push(generation.file.ino.to_string()),
+                    }
+                }
+                let mut warning = format!(
+                    "warning: {}: rotated while the run was stopped; reading {} to its end \
+                     first, then the new file from its start",
                     shown(path),
-                    shown(&rotated),
-                    saved.offset
+                    shown_tails.join(", then ")
                 );
+                if !missing.is_empty() {
+                    warning.push_str(&format!(
+                        "; the files read after it with inode {} are gone (rotated away and \
+                         not found beside it): their lines could not be read",
+                        missing.join(", ")
+                    ));
+                }
                 Ok(ResumedFollow::assemble(
-                    Some(tail),
+                    tails,
                     follow,
                     positions,
                     Some(warning),
@@ -498,7 +687,7 @@ impl ResumedFollow {
                     shown(path)
                 );
                 Ok(ResumedFollow::assemble(
-                    None,
+                    VecDeque::new(),
                     follow,
                     positions,
                     Some(warning),
@@ -572,7 +761,7 @@ impl Read for ResumedFollow {
         if buf.is_empty() {
             return Ok(0);
         }
-        if let Some(tail) = &mut self.tail {
+        while let Some(tail) = self.tails.front_mut() {
             let n = tail.file.read_at(buf, tail.offset)?;
             if n > 0 {
                 tail.offset += n as u64;
@@ -581,15 +770,15 @@ impl Read for ResumedFollow {
                 self.open_line = buf[n - 1] != b'\n';
                 return Ok(n);
             }
-            self.tail = None;
+            self.tails.pop_front();
             if std::mem::take(&mut self.open_line) {
                 // The copy's last line ends at its end, as at a rotation seen while running.
                 buf[0] = b'\n';
                 self.handed += 1;
-                self.record_follow_at(self.handed, 0);
+                self.next_file();
                 return Ok(1);
             }
-            self.record_follow_at(self.handed, 0);
+            self.next_file();
         }
         let (_, id_before, before) = self.follow.reading();
         let n = self.follow.read(buf)?;
@@ -603,8 +792,30 @@ impl Read for ResumedFollow {
                 self.follow = FollowedFile::resume(self.follow.path(), file, 0)?;
                 self.positions
                     .push(self.handed, tail.file.clone(), tail.id, tail.offset);
-                self.tail = Some(tail);
+                self.tails.push_back(tail);
                 return self.read(buf);
+            }
+        }
+        if n > 0 && position == n as u64 && self.handed > 0 {
+            // A file read from its start after another: in the journal before its bytes go.
+            let covered = n.min(FINGERPRINT_BYTES as usize);
+            let generation = Generation {
+                file: FileIdentity {
+                    dev: id.0,
+                    ino: id.1,
+                },
+                fingerprint: Fingerprint {
+                    len: covered as u64,
+                    hash: stable_hash(&buf[..covered]),
+                },
+            };
+            if let Err(error) = self.positions.read_from_start(self.handed, generation) {
+                crate::stderr::line(format_args!(
+                    "warning: {}: cannot record the file read in the state directory ({error}); \
+                     a restart before the next checkpoint may miss its lines if it is rotated \
+                     away meanwhile",
+                    shown(self.follow.path())
+                ));
             }
         }
         let new_file = self
@@ -626,6 +837,24 @@ impl Read for ResumedFollow {
 }
 
 impl ResumedFollow {
+    /// After a rotated file read to its end: the next one's bytes (a file the journal names,
+    /// now reached) or the path's from its start.
+    fn next_file(&mut self) {
+        match self.tails.front() {
+            Some(next) => {
+                self.positions
+                    .push(self.handed, next.file.clone(), next.id, next.offset);
+                if next.generation {
+                    self.positions.reached(self.handed);
+                }
+            }
+            None => {
+                self.positions.reached(self.handed);
+                self.record_follow_at(self.handed, 0);
+            }
+        }
+    }
+
     /// The copy, beside the followed path, of the file `id` truncated in place after its
     /// first `offset` bytes were read (logrotate's copytruncate), to be read from `offset`.
     fn copy_of_truncated(&self, id: (u64, u64), offset: u64) -> Option<RotatedTail> {
@@ -646,6 +875,7 @@ impl ResumedFollow {
             id: FileIdentity::of(&meta),
             file: Arc::new(copy),
             offset,
+            generation: false,
         })
     }
 
@@ -767,7 +997,7 @@ mod tests {
         assert_eq!(saved.length, (FIRST.len() + THIRD.len()) as u64);
         assert_eq!(saved.file, identity(&path));
         append(&path, NEW);
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         assert!(resumed.warning.is_none());
         assert_eq!(
             take(&mut resumed.reader, THIRD.len() + NEW.len()),
@@ -790,6 +1020,88 @@ mod tests {
         );
     }
 
+    /// Rotates `path` while the program is down: copytruncate (its bytes copied to `aside`,
+    /// then truncated) or rename + create.
+    fn rotate(path: &Path, aside: &Path, copytruncate: bool) {
+        if copytruncate {
+            std::fs::copy(path, aside).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        } else {
+            std::fs::rename(path, aside).unwrap();
+            std::fs::write(path, "").unwrap();
+        }
+    }
+
+    /// The crash test's failing case: a run resumed at a checkpoint in the first file reads
+    /// it to its end and the second file from its start, and is killed before its next
+    /// checkpoint; the second file is rotated away while the program is down. The next run,
+    /// resumed at the same checkpoint, reads the first file's rest, then the second file (by
+    /// the journal), then the third: nothing skipped.
+    #[test]
+    fn files_read_after_the_checkpoint_s_file_are_read_again_after_a_second_rotation() {
+        for copytruncate in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.json");
+            append(&path, FIRST);
+            let saved = saved_after(&path, FIRST);
+            append(&path, THIRD);
+            rotate(&path, &dir.path().join("s.json.1"), copytruncate);
+            append(&path, NEW);
+            let journal = Arc::new(Mutex::new(String::new()));
+            let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
+            let kept = journal.clone();
+            resumed.positions.set_journal(Box::new(move |text: &str| {
+                *kept.lock().unwrap() = text.to_string();
+                Ok(())
+            }));
+            assert_eq!(
+                take(&mut resumed.reader, THIRD.len() + NEW.len()),
+                format!("{THIRD}{NEW}")
+            );
+            // Killed here, before a checkpoint; while down, one more line and a rotation.
+            drop(resumed);
+            let fourth = "{\"b\":3}\n";
+            let last = "{\"c\":1}\n";
+            append(&path, fourth);
+            rotate(&path, &dir.path().join("s.json.2"), copytruncate);
+            append(&path, last);
+            let text = journal.lock().unwrap().clone();
+            let files = Generation::parse(&text).unwrap();
+            assert_eq!(files.len(), 1, "the second file is in the journal: {text}");
+            let mut resumed = ResumedFollow::resume(&path, &saved, 2, &files).unwrap();
+            let warning = resumed.warning.clone().unwrap();
+            assert!(
+                warning.contains("s.json.1 from byte 16, then ")
+                    && warning.contains("s.json.2 from its start"),
+                "{warning}"
+            );
+            let all = format!("{THIRD}{NEW}{fourth}{last}");
+            assert_eq!(
+                take(&mut resumed.reader, all.len()),
+                all,
+                "copytruncate: {copytruncate}"
+            );
+            // A position in the second file names its copy; the journal keeps it until a
+            // checkpoint past it is saved.
+            let end = BlockEnd {
+                bytes: (THIRD.len() + 8) as u64,
+                lines: 4,
+            };
+            let StreamPosition::Followed { at, .. } = resumed.positions.at(end).unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                (at.file, at.offset),
+                (identity(&dir.path().join("s.json.2")), 8)
+            );
+        }
+    }
+
     #[test]
     fn after_rename_and_create_the_renamed_file_is_read_to_its_end_first() {
         let dir = tempfile::tempdir().unwrap();
@@ -801,7 +1113,7 @@ mod tests {
         let old = dir.path().join("s.json.1");
         std::fs::rename(&path, &old).unwrap();
         append(&path, NEW);
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         let warning = resumed.warning.clone().unwrap();
         assert!(warning.contains("s.json.1 from byte 16"), "{warning}");
         assert_eq!(
@@ -847,7 +1159,7 @@ mod tests {
             "{\"z\":0}\n{\"z\":1}\n{\"z\":2}\n",
         )
         .unwrap();
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         assert!(resumed.warning.is_some());
         assert_eq!(
             take(&mut resumed.reader, THIRD.len() + NEW.len()),
@@ -864,7 +1176,7 @@ mod tests {
         append(&path, THIRD);
         std::fs::rename(&path, dir.path().join("s.json-20240101")).unwrap();
         append(&path, NEW);
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         assert!(resumed.warning.unwrap().contains("s.json-20240101"));
         assert_eq!(
             take(&mut resumed.reader, THIRD.len() + NEW.len()),
@@ -887,7 +1199,7 @@ mod tests {
             .set_len(0)
             .unwrap();
         append(&path, NEW);
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         let warning = resumed.warning.unwrap();
         assert!(
             warning.contains("after its byte 16 could not be read (8 bytes known lost at least)"),
@@ -900,7 +1212,7 @@ mod tests {
         std::fs::rename(&path, dir.path().join("gone")).unwrap();
         std::fs::remove_file(dir.path().join("gone")).unwrap();
         append(&path, THIRD);
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         assert!(resumed.warning.unwrap().contains("maybe more"));
         assert_eq!(take(&mut resumed.reader, THIRD.len()), THIRD);
     }
@@ -914,7 +1226,7 @@ mod tests {
         // Same device and inode, other first bytes: not the file read.
         std::fs::write(&path, format!("{NEW}{NEW}")).unwrap();
         saved.length = saved.offset;
-        let mut resumed = ResumedFollow::resume(&path, &saved, 2).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         assert!(resumed.warning.unwrap().contains("is gone"));
         assert_eq!(
             take(&mut resumed.reader, 2 * NEW.len()),
@@ -938,7 +1250,7 @@ mod tests {
         };
         std::fs::copy(&path, dir.path().join("s.json.1")).unwrap();
         std::fs::write(&path, NEW).unwrap(); // truncated in place, then a new line
-        let mut resumed = ResumedFollow::resume(&path, &at, lines).unwrap();
+        let mut resumed = ResumedFollow::resume(&path, &at, lines, &[]).unwrap();
         assert!(resumed.warning.unwrap().contains("s.json.1"));
         assert_eq!(
             take(&mut resumed.reader, FIRST.len() + NEW.len()),

@@ -14,7 +14,7 @@ use crate::error::{Fatal, shown};
 use crate::ingest::chunks::read_params;
 use crate::ingest::input::{BlockEnd, LogFile, LogReader, StreamSource};
 use crate::ingest::position::{
-    FINGERPRINT_BYTES, FileIdentity, Fingerprint, FollowedAt, Positions, ResumedFollow,
+    FINGERPRINT_BYTES, FileIdentity, Fingerprint, FollowedAt, Generation, Positions, ResumedFollow,
     StreamPosition,
 };
 use crate::live::checkpoint::{Checkpoint, Parameters, RunIdentity, StateDir, write_atomically};
@@ -35,6 +35,12 @@ pub const STDIN_LINES: &str = "stdin-lines";
 /// starts on the same file, found beside the path if it was rotated meanwhile. Removed once a
 /// checkpoint is saved.
 pub const STREAM_START: &str = "stream-start";
+
+/// The journal in `DIR` of the files a followed stream read from their start after the
+/// checkpoint's file ([`Generation`]): a run killed after a rotation and before its next
+/// checkpoint is followed by one that reads them all, in order, even when they were rotated
+/// away meanwhile.
+pub const STREAM_FILES: &str = "stream-files";
 
 /// A live run's state directory, opened, with its checkpoint if it has one.
 pub struct LiveState {
@@ -133,18 +139,36 @@ impl LiveState {
             };
             return Ok((LogReader { name, reader }, Positions::stdin(position)));
         }
+        let journal = self.stream_files()?;
         let resumed = match (position, &self.start) {
             (Some(StreamPosition::Followed { at, lines }), _) => {
-                ResumedFollow::resume(stream, &at, lines)?
+                ResumedFollow::resume(stream, &at, lines, &journal)?
             }
-            (_, Some(start)) => ResumedFollow::resume(stream, start, 0)?,
+            (_, Some(start)) => ResumedFollow::resume(stream, start, 0, &journal)?,
             _ => ResumedFollow::start(stream)?,
         };
         if let Some(warning) = resumed.warning {
             stderr::line(warning);
         }
+        let dir = self.dir.dir().to_path_buf();
+        resumed.positions.set_journal(Box::new(move |text: &str| {
+            write_atomically(&dir, STREAM_FILES, text.as_bytes())
+        }));
         let reader = Box::new(resumed.reader);
         Ok((LogReader { name, reader }, resumed.positions))
+    }
+
+    /// The files `DIR/stream-files` names (none when it is missing).
+    fn stream_files(&self) -> Result<Vec<Generation>, Fatal> {
+        let path = self.dir.dir().join(STREAM_FILES);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Generation::parse(&text).ok_or_else(|| Fatal::State {
+                dir: self.dir.dir().to_path_buf(),
+                problem: format!("its {STREAM_FILES} is damaged"),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(error) => Err(Fatal::Read { path, error }),
+        }
     }
 
     /// The lines `DIR/stdin-lines` says standard input starts after (0 when it is missing).
@@ -362,6 +386,9 @@ impl Checkpointer {
             .collect::<io::Result<Vec<_>>>()
             .map_err(Fatal::Output)?;
         self.dir.save(&self.bytes, &position, &marks)?;
+        // The journal's files before the checkpoint's are no longer needed (a failure leaves
+        // them: a restart reads past them).
+        let _ = self.positions.saved();
         if self.stdin {
             let text = format!("{}\n", position.lines());
             write_atomically(&dir, STDIN_LINES, text.as_bytes()).map_err(|error| Fatal::Write {
