@@ -1,6 +1,7 @@
 //! The `anomaly-detect` command: wires the options to the replay.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use crate::ingest::chunks::ChunkSource;
 use crate::ingest::input::{self, BatchSource, StreamSource};
 use crate::output::outputs::{self, Outputs};
 use crate::output::progress::Progress;
-use crate::output::report::SkipLog;
+use crate::output::report::{SkipLog, Summary};
 use crate::replay::Replay;
 use crate::signals::Interrupt;
 use crate::stderr;
@@ -112,13 +113,22 @@ fn run(options: Options, release_memory: fn()) -> anyhow::Result<()> {
     };
     let result = replay_all();
     skips.finish();
-    // An interrupt names the output it leaves as it was: `Error: flagged.json: interrupted: ...`.
+    commit(result, output_path, options.quiet)
+}
+
+/// Ends a run: its outputs committed after a replay that succeeded, the summary shown. An
+/// interrupt names the output it leaves as it was: `Error: flagged.json: interrupted: ...`.
+fn commit(
+    result: Result<(Summary, Outputs), Fatal>,
+    output_path: &Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let (summary, outputs) = result.map_err(|error| match error {
         Fatal::Interrupted => anyhow::Error::from(error).context(shown(output_path)),
         error => error.into(),
     })?;
     outputs.commit(|| summary.to_json())?;
-    if !options.quiet {
+    if !quiet {
         stderr::line(summary);
     }
     Ok(())
@@ -190,15 +200,7 @@ fn run_with_state(
     };
     let result = replay_all();
     skips.finish();
-    let (summary, outputs) = result.map_err(|error| match error {
-        Fatal::Interrupted => anyhow::Error::from(error).context(shown(output_path)),
-        error => error.into(),
-    })?;
-    outputs.commit(|| summary.to_json())?;
-    if !options.quiet {
-        stderr::line(summary);
-    }
-    Ok(())
+    commit(result, output_path, options.quiet)
 }
 
 /// Notes whether standard input and output are closed before the Rust runtime opens
