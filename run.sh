@@ -2,6 +2,8 @@
 # Flags anomalous purchases of ./log_input into ./log_output/flagged_purchases.json.
 # Works from any copy of this script: it walks up to the project's Cargo.toml and builds
 # (or reuses) the release binary there. Extra arguments go to anomaly-detect (e.g. --threads 1).
+# ANOMALY_DETECT_BINARY, when set, names the program to run instead, built by the caller
+# (tools/test.sh runs the insight suite with the binary `cargo test` built).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
@@ -17,7 +19,13 @@ done
 
 export PATH="$HOME/.cargo/bin:$PATH"
 binary="$project/target/release/anomaly-detect"
-if command -v cargo >/dev/null 2>&1; then
+if [ -n "${ANOMALY_DETECT_BINARY:-}" ]; then
+  binary="$ANOMALY_DETECT_BINARY"
+  if [ ! -x "$binary" ]; then
+    echo "run.sh: ANOMALY_DETECT_BINARY=$binary is not an executable file" >&2
+    exit 2
+  fi
+elif command -v cargo >/dev/null 2>&1; then
   if [ ! -x "$binary" ]; then
     echo "run.sh: building anomaly-detect in $project/target/release (once; about 2 minutes)" >&2
   elif [ -n "$(find "$project/src" "$project/Cargo.toml" "$project/Cargo.lock" -newer "$binary" -print -quit)" ]; then
