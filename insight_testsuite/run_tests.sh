@@ -8,8 +8,10 @@
 # there and compares temp/log_output/flagged_purchases.json with the test's
 # log_output/flagged_purchases.json using `diff -wubB`.
 #
-# Prints "[PASS]: NAME" or "[FAIL]: NAME" (followed by the diff) per test and
-# finally "[DATE] X of Y tests passed", which is also appended to results.txt.
+# Prints "[PASS]: NAME" or "[FAIL]: NAME" (followed by the diff) per test, then
+# run.sh's own output (its summary and warnings) when the test failed or run.sh
+# exited non-zero, and finally "[DATE] X of Y tests passed", which is also
+# appended to results.txt.
 #
 # Exit code: 0 when every test passed; 1 when any test failed, when no test
 # was found, or when the project layout is incomplete.
@@ -105,7 +107,7 @@ compare_outputs() {
 
 run_all_tests() {
     local -a test_names=()
-    local dir name status
+    local dir name status run_output shown
     local num_tests=0 pass_cnt=0
 
     shopt -s nullglob
@@ -124,14 +126,24 @@ run_all_tests() {
             continue
         fi
 
-        (cd -- "${TEMP_PATH}" && bash "${RUN_FILE}") 2>&1
+        # run.sh's own output (the summary, warnings about dirty lines) is shown after the
+        # verdict, only when the test fails or run.sh exits non-zero.
+        run_output="$( (cd -- "${TEMP_PATH}" && bash "${RUN_FILE}") 2>&1)"
         status=$?
-        if [ "${status}" -ne 0 ]; then
-            echo "    (run.sh exited with status ${status})"
-        fi
 
+        shown=0
         if compare_outputs "${name}"; then
             pass_cnt=$((pass_cnt + 1))
+        else
+            shown=1
+        fi
+        if [ "${status}" -ne 0 ]; then
+            echo "    (run.sh exited with status ${status})"
+            shown=1
+        fi
+        if [ "${shown}" -eq 1 ] && [ -n "${run_output}" ]; then
+            echo "    run.sh's output:"
+            printf '%s\n' "${run_output}" | sed 's/^/    /'
         fi
     done
 

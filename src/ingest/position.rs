@@ -1294,6 +1294,11 @@ mod tests {
         append(&path, NEW);
         // The old file's open last line gets its `\n`, then the new file.
         assert_eq!(take(&mut reader, 1 + NEW.len()), format!("\n{NEW}"));
+        let warning = format!("warning: {}: replaced by a new file", path.display());
+        assert!(
+            crate::stderr::captured().contains(&warning),
+            "no `{warning}`"
+        );
         let StreamPosition::Followed { at, .. } =
             positions.at(BlockEnd { bytes: 8, lines: 1 }).unwrap()
         else {

@@ -82,8 +82,8 @@ impl ProgressStderr {
         let bar = self.bar.lock().expect("progress poisoned");
         let text = &self.line[..upto];
         let result = match bar.as_ref() {
-            Some(bar) => bar.suspend(|| std::io::stderr().write_all(text)),
-            None => std::io::stderr().write_all(text),
+            Some(bar) => bar.suspend(|| crate::stderr::write_all(text)),
+            None => crate::stderr::write_all(text),
         };
         drop(bar);
         self.line.drain(..upto);
@@ -117,9 +117,23 @@ mod tests {
         let mut err = Progress::hidden().stderr();
         err.write_all(b"warning: half").unwrap();
         assert_eq!(err.line, b"warning: half");
-        err.write_all(b" a line\nnext").unwrap();
+        assert!(!crate::stderr::captured().contains("warning: half"));
+        err.write_all(b" a line of the progress test\nnext")
+            .unwrap();
         assert_eq!(err.line, b"next", "the whole line went out, the rest waits");
+        let shown = crate::stderr::captured();
+        assert!(
+            shown.contains("warning: half a line of the progress test\n"),
+            "{shown}"
+        );
+        err.write_all(b" line, not ended, of the progress test")
+            .unwrap();
         err.flush().unwrap();
         assert!(err.line.is_empty());
+        let shown = crate::stderr::captured();
+        assert!(
+            shown.contains("next line, not ended, of the progress test"),
+            "{shown}"
+        );
     }
 }
