@@ -490,6 +490,10 @@ pub struct ResumedFollow {
     follow_file: Option<(Arc<File>, (u64, u64))>,
     /// Bytes handed out so far.
     handed: u64,
+    /// The path is read after rotated files (the checkpoint's file was not at the path): its
+    /// file, read from its start, goes in the journal even when none of their bytes were left
+    /// to hand out.
+    after_rotated: bool,
     positions: Positions,
 }
 
@@ -538,6 +542,7 @@ impl ResumedFollow {
                 .collect();
         }
         let mut reader = ResumedFollow {
+            after_rotated: !tails.is_empty(),
             tails,
             open_line: false,
             follow,
@@ -796,7 +801,7 @@ impl Read for ResumedFollow {
                 return self.read(buf);
             }
         }
-        if n > 0 && position == n as u64 && self.handed > 0 {
+        if n > 0 && position == n as u64 && (self.handed > 0 || self.after_rotated) {
             // A file read from its start after another: in the journal before its bytes go.
             let covered = n.min(FINGERPRINT_BYTES as usize);
             let generation = Generation {
@@ -1041,15 +1046,16 @@ mod tests {
     /// it to its end and the second file from its start, and is killed before its next
     /// checkpoint; the second file is rotated away while the program is down. The next run,
     /// resumed at the same checkpoint, reads the first file's rest, then the second file (by
-    /// the journal), then the third: nothing skipped.
+    /// the journal), then the third: nothing skipped. Also when the checkpoint is at the end
+    /// of the first file (no byte of it left to read before the second).
     #[test]
     fn files_read_after_the_checkpoint_s_file_are_read_again_after_a_second_rotation() {
-        for copytruncate in [true, false] {
+        for (copytruncate, rest) in [(true, THIRD), (false, THIRD), (true, ""), (false, "")] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("s.json");
             append(&path, FIRST);
             let saved = saved_after(&path, FIRST);
-            append(&path, THIRD);
+            append(&path, rest);
             rotate(&path, &dir.path().join("s.json.1"), copytruncate);
             append(&path, NEW);
             let journal = Arc::new(Mutex::new(String::new()));
@@ -1060,8 +1066,8 @@ mod tests {
                 Ok(())
             }));
             assert_eq!(
-                take(&mut resumed.reader, THIRD.len() + NEW.len()),
-                format!("{THIRD}{NEW}")
+                take(&mut resumed.reader, rest.len() + NEW.len()),
+                format!("{rest}{NEW}")
             );
             // Killed here, before a checkpoint; while down, one more line and a rotation.
             drop(resumed);
@@ -1080,16 +1086,16 @@ mod tests {
                     && warning.contains("s.json.2 from its start"),
                 "{warning}"
             );
-            let all = format!("{THIRD}{NEW}{fourth}{last}");
+            let all = format!("{rest}{NEW}{fourth}{last}");
             assert_eq!(
                 take(&mut resumed.reader, all.len()),
                 all,
-                "copytruncate: {copytruncate}"
+                "copytruncate: {copytruncate}, rest: {rest:?}"
             );
             // A position in the second file names its copy; the journal keeps it until a
             // checkpoint past it is saved.
             let end = BlockEnd {
-                bytes: (THIRD.len() + 8) as u64,
+                bytes: (rest.len() + 8) as u64,
                 lines: 4,
             };
             let StreamPosition::Followed { at, .. } = resumed.positions.at(end).unwrap() else {
