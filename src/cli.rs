@@ -47,7 +47,7 @@ pub struct Options {
     /// Worker threads (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Keep reading STREAM as it grows (like `tail -f`) until interrupted: live mode.
+    /// Keep reading STREAM as it grows (like `tail -F`) until interrupted: live mode.
     #[arg(short, long)]
     pub follow: bool,
     /// Also write, for every flagged purchase, the buyer's friends who should see it (`-`:
