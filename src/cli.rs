@@ -99,8 +99,9 @@ anomaly-detect [OPTIONS] <BATCH> <STREAM> <OUTPUT>
        anomaly-detect sweep [OPTIONS] <BATCH> <STREAM>
        anomaly-detect --generate <KIND>";
 
-/// The help's examples: what each does (indented 2), then the command (indented 4).
-const EXAMPLES: &str = "\
+/// The help's examples: what each does (indented 2), then the command (indented 4). The first
+/// line's indent stands before the `\`, which drops the white space that starts the next line.
+const EXAMPLES: &str = "  \
   Flag the stream's anomalous purchases into flagged.json:
     anomaly-detect batch_log.json stream_log.json flagged.json
 
