@@ -47,7 +47,7 @@ pub struct Options {
     /// Worker threads (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Keep reading STREAM as it grows (like `tail -f`) until interrupted: live mode.
+    /// Keep reading STREAM as it grows (like `tail -F`) until interrupted: live mode.
     #[arg(short, long)]
     pub follow: bool,
     /// Also write, for every flagged purchase, the buyer's friends who should see it (`-`:
@@ -99,8 +99,9 @@ anomaly-detect [OPTIONS] <BATCH> <STREAM> <OUTPUT>
        anomaly-detect sweep [OPTIONS] <BATCH> <STREAM>
        anomaly-detect --generate <KIND>";
 
-/// The help's examples: what each does (indented 2), then the command (indented 4).
-const EXAMPLES: &str = "\
+/// The help's examples: what each does (indented 2), then the command (indented 4). The first
+/// line's indent stands before the `\`, which drops the white space that starts the next line.
+const EXAMPLES: &str = "  \
   Flag the stream's anomalous purchases into flagged.json:
     anomaly-detect batch_log.json stream_log.json flagged.json
 

@@ -30,6 +30,14 @@ fn help_ends_with_examples_and_the_exit_statuses() {
         ] {
             assert!(help[examples..].contains(line), "{flag} lacks {line:?}");
         }
+        // Each example: what it does, indented 2, then its commands, indented 4.
+        for line in help[examples..status].lines().skip(1) {
+            let indent = line.len() - line.trim_start().len();
+            assert!(
+                line.is_empty() || indent == 2 || indent == 4,
+                "{flag}: an example line indented {indent}: {line:?}"
+            );
+        }
     }
 }
 
