@@ -584,3 +584,39 @@ fn a_first_run_killed_before_its_first_checkpoint_keeps_the_file_it_started_on()
         "removed once a checkpoint is saved"
     );
 }
+
+/// A resumed run's summary and `--stats` say that the batch's state came from the checkpoint
+/// (the batch log is not read: no events counted for it), not that the batch was empty.
+#[test]
+fn a_resumed_run_says_its_state_was_restored() {
+    let (case, lines, _) = crash_case(14);
+    let half = lines.len() / 2;
+    for (part, restored) in [(&lines[..half], false), (&lines[half..], true)] {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
+            .current_dir(case.dir.path())
+            .args([BATCH, "-", OUTPUT, "--state", STATE, "--stats", "stats.json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(part.concat().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = show(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let stats = fs::read_to_string(case.path("stats.json")).unwrap();
+        let said = format!("{BATCH}: restored from {STATE}, -: {} events", part.len());
+        assert_eq!(stderr.contains(&said), restored, "{stderr}");
+        assert_eq!(
+            stats.contains(&format!("\"restored_from\": \"{STATE}\"")),
+            restored,
+            "{stats}"
+        );
+        assert!(stats.contains(&format!("\"file\": \"{BATCH}\"")), "{stats}");
+    }
+}
