@@ -179,7 +179,7 @@ impl Generate {
     /// clap_complete panics on a write error, and `out` may be a full disk or a closed pipe.
     pub fn write(self, out: &mut dyn Write) -> std::io::Result<()> {
         use clap_complete::Shell;
-        let mut command = Options::command();
+        let command = Options::command();
         let mut text = Vec::new();
         let shell = match self {
             Generate::CompleteBash => Shell::Bash,
@@ -191,9 +191,34 @@ impl Generate {
                 return out.write_all(&text);
             }
         };
+        let mut command = without_hidden(&command);
         clap_complete::generate(shell, &mut command, "anomaly-detect", &mut text);
         out.write_all(&text)
     }
+}
+
+/// `command` without its hidden options, in it and in its subcommands: clap_complete's
+/// scripts list every option, hidden or not, and a hidden one is for tests and tuning (or, as
+/// the sweep's `--state`, only there to be refused with a reason), not to be offered.
+fn without_hidden(command: &clap::Command) -> clap::Command {
+    let mut visible = clap::Command::new(command.get_name().to_string())
+        .args(
+            command
+                .get_arguments()
+                .filter(|arg| !arg.is_hide_set())
+                .cloned(),
+        )
+        .subcommands(command.get_subcommands().map(without_hidden));
+    if let Some(about) = command.get_about() {
+        visible = visible.about(about.clone());
+    }
+    if let Some(long_about) = command.get_long_about() {
+        visible = visible.long_about(long_about.clone());
+    }
+    if let Some(version) = command.get_version() {
+        visible = visible.version(version.to_string());
+    }
+    visible
 }
 
 /// The subcommands.

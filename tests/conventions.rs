@@ -195,3 +195,39 @@ fn missing_arguments_are_a_usage_error_with_status_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("<BATCH>") && err.contains("Usage:"), "{err}");
 }
+
+#[test]
+fn completions_offer_no_hidden_option() {
+    for kind in [
+        "complete-bash",
+        "complete-zsh",
+        "complete-fish",
+        "complete-powershell",
+    ] {
+        let script = stdout_of(&["--generate", kind]);
+        for hidden in [
+            "checkpoint-seconds",
+            "checkpoint-events",
+            "chunk-bytes",
+            "max-line-bytes",
+            "window",
+        ] {
+            assert!(!script.contains(hidden), "{kind} offers --{hidden}");
+        }
+        // `--state` is offered to a run, which takes it, not to the sweep, which refuses it
+        // (its help there begins "Refused"; bash lists the sweep's options on one line).
+        assert!(script.contains("state"), "{kind} lacks a run's --state");
+        assert!(
+            !script.contains("Refused"),
+            "{kind} offers the sweep's --state"
+        );
+        let sweep = script
+            .lines()
+            .find(|line| line.contains("opts=") && line.contains("--csv"));
+        assert_eq!(kind == "complete-bash", sweep.is_some(), "{kind}");
+        assert!(
+            !sweep.unwrap_or_default().contains("--state"),
+            "{kind}: {sweep:?}"
+        );
+    }
+}
