@@ -193,6 +193,17 @@ impl Generate {
         };
         let mut command = without_hidden(&command);
         clap_complete::generate(shell, &mut command, "anomaly-detect", &mut text);
+        if shell == Shell::Bash {
+            // clap_complete names the subcommands' `case` labels from the binary's name with
+            // its hyphen turned into `__subcmd__`, but sets `cmd` with it turned into `__`
+            // (clap-rs/clap#6421): no label would match, and nothing would be offered after
+            // `sweep`. The labels are given the name `cmd` is set to.
+            let script = String::from_utf8_lossy(&text).replace(
+                "anomaly__subcmd__detect__subcmd__",
+                "anomaly__detect__subcmd__",
+            );
+            return out.write_all(script.as_bytes());
+        }
         out.write_all(&text)
     }
 }
