@@ -44,7 +44,7 @@ pub struct Options {
     /// (2..=10000000).
     #[arg(short = 'T', long = "tracked", value_name = "T", value_parser = tracked)]
     pub tracked: Option<u32>,
-    /// Worker threads (default: all cores); 1 runs the plain sequential path.
+    /// Worker threads, 1..=1024 (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Keep reading STREAM as it grows (like `tail -F`) until interrupted: live mode.
@@ -286,7 +286,7 @@ pub struct SweepOptions {
     /// OUTPUT (DIR is created if missing; its parent must exist).
     #[arg(long, value_name = "DIR")]
     pub outputs: Option<PathBuf>,
-    /// Worker threads (default: all cores); 1 runs the plain sequential path.
+    /// Worker threads, 1..=1024 (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Print no progress bar and no summary line (skipped lines are still reported).

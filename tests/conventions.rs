@@ -173,6 +173,9 @@ fn help_shows_the_arguments_as_the_usage_does_and_the_ranges() {
     assert!(help.contains("T (2..=10000000)"), "{help}");
     let sweep = stdout_of(&["sweep", "--help"]);
     assert!(sweep.contains("each 2..=10000000"), "{sweep}");
+    for help in [&help, &sweep] {
+        assert!(help.contains("Worker threads, 1..=1024"), "{help}");
+    }
 }
 
 #[test]
