@@ -430,16 +430,17 @@ fn roff(text: &str) -> String {
     }
 }
 
-/// `-D`, read as the parameter line's `D` is (see [`param_value`]).
+/// `-D`, read as the parameter line's `D` is (see [`param_value`]). A refusal names the value:
+/// in a sweep's list, clap names only the whole list.
 pub fn degree(text: &str) -> Result<u32, String> {
     let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("D", text))?;
-    degree_of(value).ok_or_else(|| "D must be at least 1".to_string())
+    degree_of(value).ok_or_else(|| format!("D must be at least 1, got {text}"))
 }
 
 /// `-T`, read as the parameter line's `T` is (see [`param_value`]).
 pub fn tracked(text: &str) -> Result<u32, String> {
     let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("T", text))?;
-    tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}"))
+    tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}, got {text}"))
 }
 
 /// The refusal of a `-D` or `-T` that is not a decimal integer. A list or a range reaches here
