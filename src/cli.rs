@@ -119,6 +119,7 @@ const EXAMPLES: &str = "  \
     anomaly-detect sweep -D 1..3 -T 10,50,100 --svg sweep.svg batch_log.json stream_log.json
 
   Install the bash completions:
+    mkdir -p ~/.local/share/bash-completion/completions
     anomaly-detect --generate complete-bash > ~/.local/share/bash-completion/completions/anomaly-detect";
 
 /// The exit statuses and their meaning, word for word those of README.md's "Exit status"
