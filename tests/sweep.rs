@@ -416,13 +416,19 @@ fn default_grid_is_one_to_three_and_five_baseline_sizes_with_the_batch_values() 
 fn bad_lists_are_usage_errors() {
     let case = Case::from_fixture("official");
     for (option, list, problem) in [
-        ("-D", "0", "D must be at least 1"),
+        ("-D", "0", "D must be at least 1, got 0"),
+        ("-D", "2,0", "D must be at least 1, got 0"),
         ("-D", "3..1", "the range `3..1` is empty"),
         ("-D", "1,,2", "empty item"),
         ("-D", "1..", "D must be a decimal integer"),
         ("-D", "+1", "D must be a decimal integer"),
-        ("-T", "1", "T must be between 2 and 10000000"),
-        ("-T", "2..10000001", "T must be between 2 and 10000000"),
+        ("-T", "1", "T must be between 2 and 10000000, got 1"),
+        ("-T", "1,5", "T must be between 2 and 10000000, got 1"),
+        (
+            "-T",
+            "2..10000001",
+            "T must be between 2 and 10000000, got 10000001",
+        ),
         ("-T", "2..100", "more than 32 values"),
         ("-T", "x", "T must be a decimal integer"),
     ] {
