@@ -381,14 +381,28 @@ fn outputs_are_exact_after_kills_and_rotations_seed_3() {
 /// A live run on standard input with `--state`: `cat FILE | anomaly-detect ... -` until the
 /// end of `input`, in the case's directory; its status and standard error.
 fn stdin_run(case: &Case, input: &str, state: bool) -> (Option<i32>, String) {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"));
-    cmd.current_dir(case.dir.path())
-        .args([BATCH, "-", OUTPUT, "--quiet", "--feed", FEED])
-        .args(["--recommend", RECOMMEND, "--threads", "2"]);
+    let mut args = vec![
+        "--quiet",
+        "--feed",
+        FEED,
+        "--recommend",
+        RECOMMEND,
+        "--threads",
+        "2",
+    ];
     if state {
-        cmd.args(["--state", STATE]);
+        args.extend(["--state", STATE]);
     }
-    let mut child = cmd
+    run_on_stdin(case, input, &args)
+}
+
+/// A live run on standard input, `BATCH - OUTPUT` and `args`, fed `input`: its exit status
+/// and standard error.
+fn run_on_stdin(case: &Case, input: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
+        .current_dir(case.dir.path())
+        .args([BATCH, "-", OUTPUT])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -592,23 +606,9 @@ fn a_resumed_run_says_its_state_was_restored() {
     let (case, lines, _) = crash_case(14);
     let half = lines.len() / 2;
     for (part, restored) in [(&lines[..half], false), (&lines[half..], true)] {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
-            .current_dir(case.dir.path())
-            .args([BATCH, "-", OUTPUT, "--state", STATE, "--stats", "stats.json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(part.concat().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stderr = show(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let args = ["--state", STATE, "--stats", "stats.json"];
+        let (status, stderr) = run_on_stdin(&case, &part.concat(), &args);
+        assert_eq!(status, Some(0), "{stderr}");
         let stats = fs::read_to_string(case.path("stats.json")).unwrap();
         let said = format!("{BATCH}: restored from {STATE}, -: {} events", part.len());
         assert_eq!(stderr.contains(&said), restored, "{stderr}");
