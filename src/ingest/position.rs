@@ -1011,6 +1011,17 @@ mod tests {
         }
     }
 
+    /// The journal's text as the reader of `resumed` last wrote it.
+    fn journal_of(resumed: &Resumed) -> Arc<Mutex<String>> {
+        let journal = Arc::new(Mutex::new(String::new()));
+        let kept = journal.clone();
+        resumed.positions.set_journal(Box::new(move |text: &str| {
+            *kept.lock().unwrap() = text.to_string();
+            Ok(())
+        }));
+        journal
+    }
+
     const FIRST: &str = "{\"a\":1}\n{\"a\":2}\n";
     const THIRD: &str = "{\"a\":3}\n";
     const NEW: &str = "{\"b\":1}\n{\"b\":2}\n";
@@ -1086,13 +1097,8 @@ mod tests {
             append(&path, rest);
             rotate(&path, &dir.path().join("s.json.1"), copytruncate);
             append(&path, NEW);
-            let journal = Arc::new(Mutex::new(String::new()));
             let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
-            let kept = journal.clone();
-            resumed.positions.set_journal(Box::new(move |text: &str| {
-                *kept.lock().unwrap() = text.to_string();
-                Ok(())
-            }));
+            let journal = journal_of(&resumed);
             assert_eq!(
                 take(&mut resumed.reader, rest.len() + NEW.len()),
                 format!("{rest}{NEW}")
@@ -1265,13 +1271,8 @@ mod tests {
             std::fs::rename(&path, dir.path().join("gone")).unwrap();
             std::fs::remove_file(dir.path().join("gone")).unwrap();
             append(&path, NEW);
-            let journal = Arc::new(Mutex::new(String::new()));
             let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
-            let kept = journal.clone();
-            resumed.positions.set_journal(Box::new(move |text: &str| {
-                *kept.lock().unwrap() = text.to_string();
-                Ok(())
-            }));
+            let journal = journal_of(&resumed);
             assert_eq!(take(&mut resumed.reader, NEW.len()), NEW);
             drop(resumed); // killed before a checkpoint
             let last = "{\"c\":1}\n";
