@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Flags anomalous purchases of ./log_input into ./log_output/flagged_purchases.json.
-# Works from any copy of this script: it walks up to the project's Cargo.toml and builds
-# (or reuses) the release binary there. Extra arguments go to anomaly-detect (e.g. --threads 1).
+# Flags anomalous purchases of the log_input/ beside this script into the log_output/ beside it,
+# whatever the working folder. A copy of it works anywhere below the project: it walks up to the
+# project's Cargo.toml and builds (or reuses) the release binary there. Extra arguments go to
+# anomaly-detect (e.g. --threads 1). On a failure found here, nothing is created.
 # ANOMALY_DETECT_BINARY, when set, names the program to run instead, built by the caller
 # (tools/test.sh runs the insight suite with the binary `cargo test` built).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
+
+for log in batch_log.json stream_log.json; do
+  if [ ! -e "./log_input/$log" ]; then
+    echo "run.sh: $here/log_input/$log is missing (run.sh reads the log_input/ folder beside it)" >&2
+    exit 2
+  fi
+done
 
 project="$here"
 while [ ! -f "$project/Cargo.toml" ]; do

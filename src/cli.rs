@@ -44,10 +44,10 @@ pub struct Options {
     /// (2..=10000000).
     #[arg(short = 'T', long = "tracked", value_name = "T", value_parser = tracked)]
     pub tracked: Option<u32>,
-    /// Worker threads (default: all cores); 1 runs the plain sequential path.
+    /// Worker threads, 1..=1024 (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Keep reading STREAM as it grows (like `tail -f`) until interrupted: live mode.
+    /// Keep reading STREAM as it grows (like `tail -F`) until interrupted: live mode.
     #[arg(short, long)]
     pub follow: bool,
     /// Also write, for every flagged purchase, the buyer's friends who should see it (`-`:
@@ -99,8 +99,9 @@ anomaly-detect [OPTIONS] <BATCH> <STREAM> <OUTPUT>
        anomaly-detect sweep [OPTIONS] <BATCH> <STREAM>
        anomaly-detect --generate <KIND>";
 
-/// The help's examples: what each does (indented 2), then the command (indented 4).
-const EXAMPLES: &str = "\
+/// The help's examples: what each does (indented 2), then the command (indented 4). The first
+/// line's indent stands before the `\`, which drops the white space that starts the next line.
+const EXAMPLES: &str = "  \
   Flag the stream's anomalous purchases into flagged.json:
     anomaly-detect batch_log.json stream_log.json flagged.json
 
@@ -118,6 +119,7 @@ const EXAMPLES: &str = "\
     anomaly-detect sweep -D 1..3 -T 10,50,100 --svg sweep.svg batch_log.json stream_log.json
 
   Install the bash completions:
+    mkdir -p ~/.local/share/bash-completion/completions
     anomaly-detect --generate complete-bash > ~/.local/share/bash-completion/completions/anomaly-detect";
 
 /// The exit statuses and their meaning, word for word those of README.md's "Exit status"
@@ -178,7 +180,7 @@ impl Generate {
     /// clap_complete panics on a write error, and `out` may be a full disk or a closed pipe.
     pub fn write(self, out: &mut dyn Write) -> std::io::Result<()> {
         use clap_complete::Shell;
-        let mut command = Options::command();
+        let command = Options::command();
         let mut text = Vec::new();
         let shell = match self {
             Generate::CompleteBash => Shell::Bash,
@@ -190,9 +192,45 @@ impl Generate {
                 return out.write_all(&text);
             }
         };
+        let mut command = without_hidden(&command);
         clap_complete::generate(shell, &mut command, "anomaly-detect", &mut text);
+        if shell == Shell::Bash {
+            // clap_complete names the subcommands' `case` labels from the binary's name with
+            // its hyphen turned into `__subcmd__`, but sets `cmd` with it turned into `__`
+            // (clap-rs/clap#6421): no label would match, and nothing would be offered after
+            // `sweep`. The labels are given the name `cmd` is set to.
+            let script = String::from_utf8_lossy(&text).replace(
+                "anomaly__subcmd__detect__subcmd__",
+                "anomaly__detect__subcmd__",
+            );
+            return out.write_all(script.as_bytes());
+        }
         out.write_all(&text)
     }
+}
+
+/// `command` without its hidden options, in it and in its subcommands: clap_complete's
+/// scripts list every option, hidden or not, and a hidden one is for tests and tuning (or, as
+/// the sweep's `--state`, only there to be refused with a reason), not to be offered.
+fn without_hidden(command: &clap::Command) -> clap::Command {
+    let mut visible = clap::Command::new(command.get_name().to_string())
+        .args(
+            command
+                .get_arguments()
+                .filter(|arg| !arg.is_hide_set())
+                .cloned(),
+        )
+        .subcommands(command.get_subcommands().map(without_hidden));
+    if let Some(about) = command.get_about() {
+        visible = visible.about(about.clone());
+    }
+    if let Some(long_about) = command.get_long_about() {
+        visible = visible.long_about(long_about.clone());
+    }
+    if let Some(version) = command.get_version() {
+        visible = visible.version(version.to_string());
+    }
+    visible
 }
 
 /// The subcommands.
@@ -249,7 +287,7 @@ pub struct SweepOptions {
     /// OUTPUT (DIR is created if missing; its parent must exist).
     #[arg(long, value_name = "DIR")]
     pub outputs: Option<PathBuf>,
-    /// Worker threads (default: all cores); 1 runs the plain sequential path.
+    /// Worker threads, 1..=1024 (default: all cores); 1 runs the plain sequential path.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Print no progress bar and no summary line (skipped lines are still reported).
@@ -393,16 +431,17 @@ fn roff(text: &str) -> String {
     }
 }
 
-/// `-D`, read as the parameter line's `D` is (see [`param_value`]).
+/// `-D`, read as the parameter line's `D` is (see [`param_value`]). A refusal names the value:
+/// in a sweep's list, clap names only the whole list.
 pub fn degree(text: &str) -> Result<u32, String> {
     let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("D", text))?;
-    degree_of(value).ok_or_else(|| "D must be at least 1".to_string())
+    degree_of(value).ok_or_else(|| format!("D must be at least 1, got {text}"))
 }
 
 /// `-T`, read as the parameter line's `T` is (see [`param_value`]).
 pub fn tracked(text: &str) -> Result<u32, String> {
     let value = param_value(text.as_bytes()).ok_or_else(|| not_integer("T", text))?;
-    tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}"))
+    tracked_of(value).ok_or_else(|| format!("T must be between 2 and {MAX_TRACKED}, got {text}"))
 }
 
 /// The refusal of a `-D` or `-T` that is not a decimal integer. A list or a range reaches here

@@ -164,8 +164,9 @@ fn run_with_state(
     let mut skips = SkipLog::new(Box::new(progress.stderr()), options.strict);
     let replay_all = || -> Result<_, Fatal> {
         let mut replay = match live.restore(&config)? {
-            Some(replay) => {
+            Some(mut replay) => {
                 opened.keep_torn_tails();
+                replay.restored_from(&batch.name, &dir.to_string_lossy());
                 replay
             }
             None => Replay::batch(

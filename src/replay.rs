@@ -191,6 +191,13 @@ impl Replay {
         Ok(replay)
     }
 
+    /// Names, in the summary, the batch log whose state was restored from the checkpoint in
+    /// `dir` instead of replayed.
+    pub fn restored_from(&mut self, batch: &str, dir: &str) {
+        self.summary.batch_file = batch.to_string();
+        self.summary.restored_from = Some(dir.to_string());
+    }
+
     /// The check with the replay's `D` and `T`, handing every checked purchase to `sink` (with
     /// the buyer's friends and friends of friends when the configuration asks for them).
     pub fn single_check<'s, S: Sink + ?Sized>(&self, sink: &'s mut S) -> SingleCheck<'s, S> {

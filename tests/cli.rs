@@ -1061,3 +1061,39 @@ fn state_is_refused_outside_live_mode() {
         "the man page has a line for it"
     );
 }
+
+/// `run.sh` copied below a project without a `log_input/` beside it: refused before anything
+/// is built or created, naming what is missing.
+#[test]
+fn run_sh_without_its_log_input_fails_creating_nothing() {
+    let project = tempfile::tempdir().unwrap();
+    fs::write(
+        project.path().join("Cargo.toml"),
+        "not a manifest: never read",
+    )
+    .unwrap();
+    let copy = project.path().join("temp");
+    fs::create_dir(&copy).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/run.sh");
+    fs::copy(script, copy.join("run.sh")).unwrap();
+    fs::create_dir(copy.join("log_input")).unwrap();
+    fs::write(
+        copy.join("log_input").join(BATCH),
+        "{\"D\":\"1\", \"T\":\"2\"}\n",
+    )
+    .unwrap();
+    // Run from another folder: the script works on the folders beside it.
+    let run = std::process::Command::new("bash")
+        .arg(copy.join("run.sh"))
+        .current_dir(project.path())
+        .output()
+        .expect("bash runs");
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = show(&run.stderr);
+    assert!(
+        stderr.starts_with("run.sh: ") && stderr.contains("log_input/stream_log.json is missing"),
+        "{stderr}"
+    );
+    assert!(!copy.join("log_output").exists());
+    assert!(!project.path().join("target").exists(), "nothing built");
+}

@@ -30,6 +30,14 @@ fn help_ends_with_examples_and_the_exit_statuses() {
         ] {
             assert!(help[examples..].contains(line), "{flag} lacks {line:?}");
         }
+        // Each example: what it does, indented 2, then its commands, indented 4.
+        for line in help[examples..status].lines().skip(1) {
+            let indent = line.len() - line.trim_start().len();
+            assert!(
+                line.is_empty() || indent == 2 || indent == 4,
+                "{flag}: an example line indented {indent}: {line:?}"
+            );
+        }
     }
 }
 
@@ -165,6 +173,9 @@ fn help_shows_the_arguments_as_the_usage_does_and_the_ranges() {
     assert!(help.contains("T (2..=10000000)"), "{help}");
     let sweep = stdout_of(&["sweep", "--help"]);
     assert!(sweep.contains("each 2..=10000000"), "{sweep}");
+    for help in [&help, &sweep] {
+        assert!(help.contains("Worker threads, 1..=1024"), "{help}");
+    }
 }
 
 #[test]
@@ -186,4 +197,79 @@ fn missing_arguments_are_a_usage_error_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("<BATCH>") && err.contains("Usage:"), "{err}");
+}
+
+#[test]
+fn bash_completion_offers_the_sweep_options_after_sweep() {
+    let script = stdout_of(&["--generate", "complete-bash"]);
+    let function = script
+        .lines()
+        .find_map(|line| line.strip_suffix("() {"))
+        .expect("the script defines its completion function");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("complete.bash");
+    std::fs::write(&path, &script).unwrap();
+    // What bash sets before it calls the function for `anomaly-detect sweep --<TAB>`.
+    let offered = |words: &str, current: &str| {
+        let run = format!(
+            "source \"$1\"; COMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); \
+             COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
+             {function} anomaly-detect {current} x; echo \"${{COMPREPLY[*]}}\""
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &run, "bash"])
+            .arg(&path)
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let sweep = offered("anomaly-detect sweep --", "--");
+    let words: Vec<&str> = sweep.split_whitespace().collect();
+    assert!(words.contains(&"--csv"), "after sweep: {sweep:?}");
+    assert!(!words.contains(&"--follow"), "after sweep: {sweep:?}");
+    let run = offered("anomaly-detect --", "--");
+    let words: Vec<&str> = run.split_whitespace().collect();
+    assert!(words.contains(&"--follow"), "a run: {run:?}");
+    assert!(!words.contains(&"--csv"), "a run: {run:?}");
+}
+
+#[test]
+fn completions_offer_no_hidden_option() {
+    for kind in [
+        "complete-bash",
+        "complete-zsh",
+        "complete-fish",
+        "complete-powershell",
+    ] {
+        let script = stdout_of(&["--generate", kind]);
+        for hidden in [
+            "checkpoint-seconds",
+            "checkpoint-events",
+            "chunk-bytes",
+            "max-line-bytes",
+            "window",
+        ] {
+            assert!(!script.contains(hidden), "{kind} offers --{hidden}");
+        }
+        // `--state` is offered to a run, which takes it, not to the sweep, which refuses it
+        // (its help there begins "Refused"; bash lists the sweep's options on one line).
+        assert!(script.contains("state"), "{kind} lacks a run's --state");
+        assert!(
+            !script.contains("Refused"),
+            "{kind} offers the sweep's --state"
+        );
+        let sweep = script
+            .lines()
+            .find(|line| line.contains("opts=") && line.contains("--csv"));
+        assert_eq!(kind == "complete-bash", sweep.is_some(), "{kind}");
+        assert!(
+            !sweep.unwrap_or_default().contains("--state"),
+            "{kind}: {sweep:?}"
+        );
+    }
 }

@@ -93,3 +93,29 @@ fn the_example_prints_what_the_command_writes_on_the_insight_suite() {
     assert!(cases >= 10, "the suite has its cases ({cases})");
     let _ = OUTPUT;
 }
+
+#[test]
+fn the_example_reports_a_problem_in_one_line_with_status_2() {
+    let case = Case::new("{\"D\":\"1\", \"T\":\"2\"}\n", "");
+    let missing = case.path("missing.json");
+    let shown = missing.display().to_string();
+    for (args, message) in [
+        (vec![], "usage: embed BATCH STREAM\n".to_string()),
+        (
+            vec![missing.clone(), case.path(STREAM)],
+            format!("Error: {shown}: "),
+        ),
+        (
+            vec![case.path(BATCH), missing.clone()],
+            format!("Error: {shown}: cannot read: "),
+        ),
+    ] {
+        let run = Command::new(example()).args(&args).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{args:?}");
+        assert!(run.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert!(stderr.starts_with(&message), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains('{') && !stderr.contains('"'), "{stderr}");
+    }
+}

@@ -381,14 +381,28 @@ fn outputs_are_exact_after_kills_and_rotations_seed_3() {
 /// A live run on standard input with `--state`: `cat FILE | anomaly-detect ... -` until the
 /// end of `input`, in the case's directory; its status and standard error.
 fn stdin_run(case: &Case, input: &str, state: bool) -> (Option<i32>, String) {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"));
-    cmd.current_dir(case.dir.path())
-        .args([BATCH, "-", OUTPUT, "--quiet", "--feed", FEED])
-        .args(["--recommend", RECOMMEND, "--threads", "2"]);
+    let mut args = vec![
+        "--quiet",
+        "--feed",
+        FEED,
+        "--recommend",
+        RECOMMEND,
+        "--threads",
+        "2",
+    ];
     if state {
-        cmd.args(["--state", STATE]);
+        args.extend(["--state", STATE]);
     }
-    let mut child = cmd
+    run_on_stdin(case, input, &args)
+}
+
+/// A live run on standard input, `BATCH - OUTPUT` and `args`, fed `input`: its exit status
+/// and standard error.
+fn run_on_stdin(case: &Case, input: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("anomaly-detect"))
+        .current_dir(case.dir.path())
+        .args([BATCH, "-", OUTPUT])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -583,4 +597,26 @@ fn a_first_run_killed_before_its_first_checkpoint_keeps_the_file_it_started_on()
         !state.join("stream-start").exists(),
         "removed once a checkpoint is saved"
     );
+}
+
+/// A resumed run's summary and `--stats` say that the batch's state came from the checkpoint
+/// (the batch log is not read: no events counted for it), not that the batch was empty.
+#[test]
+fn a_resumed_run_says_its_state_was_restored() {
+    let (case, lines, _) = crash_case(14);
+    let half = lines.len() / 2;
+    for (part, restored) in [(&lines[..half], false), (&lines[half..], true)] {
+        let args = ["--state", STATE, "--stats", "stats.json"];
+        let (status, stderr) = run_on_stdin(&case, &part.concat(), &args);
+        assert_eq!(status, Some(0), "{stderr}");
+        let stats = fs::read_to_string(case.path("stats.json")).unwrap();
+        let said = format!("{BATCH}: restored from {STATE}, -: {} events", part.len());
+        assert_eq!(stderr.contains(&said), restored, "{stderr}");
+        assert_eq!(
+            stats.contains(&format!("\"restored_from\": \"{STATE}\"")),
+            restored,
+            "{stats}"
+        );
+        assert!(stats.contains(&format!("\"file\": \"{BATCH}\"")), "{stats}");
+    }
 }

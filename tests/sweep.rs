@@ -141,7 +141,9 @@ proptest! {
     })]
 
     /// For every pair of a random grid, the sweep's flagged lines are those of a separate model
-    /// run with that `D` and `T`, at 1, 2 and 8 threads and any window and chunk size.
+    /// run with that `D` and `T`, at 1, 2 and 8 threads and any window and chunk size, and
+    /// with recent purchases kept from the fewest that scans are tried with (they run out and
+    /// give way to ranking) to all.
     #[test]
     fn every_pair_flags_what_a_separate_model_run_flags(
         seed in any::<u64>(),
@@ -151,6 +153,7 @@ proptest! {
         tracked in proptest::collection::vec(2u32..14, 1..4),
         window in 1usize..40,
         chunk_bytes in 64usize..4096,
+        recent in prop_oneof![Just(Config::default().recent), 8usize..300],
     ) {
         let grid = Grid { degrees: ascending(degrees), tracked: ascending(tracked) };
         let [batch, stream] = random_logs(seed, users, sizes.0, sizes.1, 2, 5);
@@ -160,7 +163,7 @@ proptest! {
             })
             .collect();
         for threads in [1, 2, 8] {
-            let config = Config { threads, window, chunk_bytes, ..Config::default() };
+            let config = Config { threads, window, chunk_bytes, recent, ..Config::default() };
             let (outputs, checked) = sweep(&batch, &stream, &grid, &config);
             prop_assert_eq!(checked, expected[0].checks.len());
             for (((d, t), got), want) in
@@ -413,13 +416,19 @@ fn default_grid_is_one_to_three_and_five_baseline_sizes_with_the_batch_values() 
 fn bad_lists_are_usage_errors() {
     let case = Case::from_fixture("official");
     for (option, list, problem) in [
-        ("-D", "0", "D must be at least 1"),
+        ("-D", "0", "D must be at least 1, got 0"),
+        ("-D", "2,0", "D must be at least 1, got 0"),
         ("-D", "3..1", "the range `3..1` is empty"),
         ("-D", "1,,2", "empty item"),
         ("-D", "1..", "D must be a decimal integer"),
         ("-D", "+1", "D must be a decimal integer"),
-        ("-T", "1", "T must be between 2 and 10000000"),
-        ("-T", "2..10000001", "T must be between 2 and 10000000"),
+        ("-T", "1", "T must be between 2 and 10000000, got 1"),
+        ("-T", "1,5", "T must be between 2 and 10000000, got 1"),
+        (
+            "-T",
+            "2..10000001",
+            "T must be between 2 and 10000000, got 10000001",
+        ),
         ("-T", "2..100", "more than 32 values"),
         ("-T", "x", "T must be a decimal integer"),
     ] {

@@ -490,6 +490,10 @@ pub struct ResumedFollow {
     follow_file: Option<(Arc<File>, (u64, u64))>,
     /// Bytes handed out so far.
     handed: u64,
+    /// The path is read after rotated files (the checkpoint's file was not at the path): its
+    /// file, read from its start, goes in the journal even when none of their bytes were left
+    /// to hand out.
+    after_rotated: bool,
     positions: Positions,
 }
 
@@ -538,6 +542,7 @@ impl ResumedFollow {
                 .collect();
         }
         let mut reader = ResumedFollow {
+            after_rotated: !tails.is_empty(),
             tails,
             open_line: false,
             follow,
@@ -626,43 +631,17 @@ impl ResumedFollow {
                     offset: saved.offset,
                     generation: false,
                 });
-                let mut missing = Vec::new();
-                for generation in &journal[after..] {
-                    if generation.file == now && generation.fingerprint.matches(&path_file) {
-                        break; // the path's file: read next, from its start
-                    }
-                    let at = FollowedAt {
-                        file: generation.file,
-                        fingerprint: generation.fingerprint,
-                        offset: 0,
-                        length: 0,
-                    };
-                    match find_rotated(path, &at, now).map_err(fail)? {
-                        Some((name, file, _)) => {
-                            shown_tails.push(format!("{} from its start", shown(&name)));
-                            tails.push_back(RotatedTail {
-                                id: FileIdentity::of(&file.metadata().map_err(fail)?),
-                                file: Arc::new(file),
-                                offset: 0,
-                                generation: true,
-                            });
-                        }
-                        None => missing.push(generation.file.ino.to_string()),
-                    }
-                }
+                let (more, shown_more, missing) =
+                    journal_tails(path, &journal[after..], now, &path_file).map_err(fail)?;
+                tails.extend(more);
+                shown_tails.extend(shown_more);
                 let mut warning = format!(
                     "warning: {}: rotated while the run was stopped; reading {} to its end \
                      first, then the new file from its start",
                     shown(path),
                     shown_tails.join(", then ")
                 );
-                if !missing.is_empty() {
-                    warning.push_str(&format!(
-                        "; the files read after it with inode {} are gone (rotated away and \
-                         not found beside it): their lines could not be read",
-                        missing.join(", ")
-                    ));
-                }
+                warning.push_str(&missing_sentence(&missing));
                 Ok(ResumedFollow::assemble(
                     tails,
                     follow,
@@ -671,11 +650,14 @@ impl ResumedFollow {
                 ))
             }
             None => {
+                // The files read after it (by the journal) may still be beside the path.
+                let (tails, shown_more, missing) =
+                    journal_tails(path, journal, now, &path_file).map_err(fail)?;
                 let lost = saved.length - saved.offset;
                 let warning = format!(
                     "warning: {}: the file read when the run stopped is gone (rotated away and \
                      not found beside it): the lines after its byte {} could not be read ({} \
-                     bytes known lost{}); reading {} from its start",
+                     bytes known lost{}); reading {}{} from its start",
                     shown(path),
                     saved.offset,
                     lost,
@@ -684,17 +666,68 @@ impl ResumedFollow {
                     } else {
                         " at least"
                     },
+                    shown_more
+                        .iter()
+                        .map(|s| format!("{s}, then "))
+                        .collect::<String>(),
                     shown(path)
-                );
-                Ok(ResumedFollow::assemble(
-                    VecDeque::new(),
-                    follow,
-                    positions,
-                    Some(warning),
-                ))
+                ) + &missing_sentence(&missing);
+                let mut resumed =
+                    ResumedFollow::assemble(tails.into(), follow, positions, Some(warning));
+                // The path's file is not the checkpoint's: its start goes in the journal.
+                resumed.reader.after_rotated = true;
+                Ok(resumed)
             }
         }
     }
+}
+
+/// The files `journal` names (read from their start after the checkpoint's file, in order),
+/// found beside `path`, up to the path's own file (`now`, `path_file`): their tails, how the
+/// warning names them, and the inodes of those not found.
+fn journal_tails(
+    path: &Path,
+    journal: &[Generation],
+    now: FileIdentity,
+    path_file: &File,
+) -> io::Result<(Vec<RotatedTail>, Vec<String>, Vec<String>)> {
+    let (mut tails, mut shown_tails, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for generation in journal {
+        if generation.file == now && generation.fingerprint.matches(path_file) {
+            break; // the path's file: read next, from its start
+        }
+        let at = FollowedAt {
+            file: generation.file,
+            fingerprint: generation.fingerprint,
+            offset: 0,
+            length: 0,
+        };
+        match find_rotated(path, &at, now)? {
+            Some((name, file, _)) => {
+                shown_tails.push(format!("{} from its start", shown(&name)));
+                tails.push(RotatedTail {
+                    id: FileIdentity::of(&file.metadata()?),
+                    file: Arc::new(file),
+                    offset: 0,
+                    generation: true,
+                });
+            }
+            None => missing.push(generation.file.ino.to_string()),
+        }
+    }
+    Ok((tails, shown_tails, missing))
+}
+
+/// The warning's sentence for the journal's files not found (empty when all were).
+fn missing_sentence(missing: &[String]) -> String {
+    if missing.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the files read after it with inode {} are gone (rotated away and not found beside \
+         it): their lines could not be read",
+        missing.join(", ")
+    )
 }
 
 fn read_error(path: &Path, error: io::Error) -> Fatal {
@@ -796,7 +829,7 @@ impl Read for ResumedFollow {
                 return self.read(buf);
             }
         }
-        if n > 0 && position == n as u64 && self.handed > 0 {
+        if n > 0 && position == n as u64 && (self.handed > 0 || self.after_rotated) {
             // A file read from its start after another: in the journal before its bytes go.
             let covered = n.min(FINGERPRINT_BYTES as usize);
             let generation = Generation {
@@ -978,6 +1011,17 @@ mod tests {
         }
     }
 
+    /// The journal's text as the reader of `resumed` last wrote it.
+    fn journal_of(resumed: &Resumed) -> Arc<Mutex<String>> {
+        let journal = Arc::new(Mutex::new(String::new()));
+        let kept = journal.clone();
+        resumed.positions.set_journal(Box::new(move |text: &str| {
+            *kept.lock().unwrap() = text.to_string();
+            Ok(())
+        }));
+        journal
+    }
+
     const FIRST: &str = "{\"a\":1}\n{\"a\":2}\n";
     const THIRD: &str = "{\"a\":3}\n";
     const NEW: &str = "{\"b\":1}\n{\"b\":2}\n";
@@ -1041,27 +1085,23 @@ mod tests {
     /// it to its end and the second file from its start, and is killed before its next
     /// checkpoint; the second file is rotated away while the program is down. The next run,
     /// resumed at the same checkpoint, reads the first file's rest, then the second file (by
-    /// the journal), then the third: nothing skipped.
+    /// the journal), then the third: nothing skipped. Also when the checkpoint is at the end
+    /// of the first file (no byte of it left to read before the second).
     #[test]
     fn files_read_after_the_checkpoint_s_file_are_read_again_after_a_second_rotation() {
-        for copytruncate in [true, false] {
+        for (copytruncate, rest) in [(true, THIRD), (false, THIRD), (true, ""), (false, "")] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("s.json");
             append(&path, FIRST);
             let saved = saved_after(&path, FIRST);
-            append(&path, THIRD);
+            append(&path, rest);
             rotate(&path, &dir.path().join("s.json.1"), copytruncate);
             append(&path, NEW);
-            let journal = Arc::new(Mutex::new(String::new()));
             let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
-            let kept = journal.clone();
-            resumed.positions.set_journal(Box::new(move |text: &str| {
-                *kept.lock().unwrap() = text.to_string();
-                Ok(())
-            }));
+            let journal = journal_of(&resumed);
             assert_eq!(
-                take(&mut resumed.reader, THIRD.len() + NEW.len()),
-                format!("{THIRD}{NEW}")
+                take(&mut resumed.reader, rest.len() + NEW.len()),
+                format!("{rest}{NEW}")
             );
             // Killed here, before a checkpoint; while down, one more line and a rotation.
             drop(resumed);
@@ -1080,16 +1120,16 @@ mod tests {
                     && warning.contains("s.json.2 from its start"),
                 "{warning}"
             );
-            let all = format!("{THIRD}{NEW}{fourth}{last}");
+            let all = format!("{rest}{NEW}{fourth}{last}");
             assert_eq!(
                 take(&mut resumed.reader, all.len()),
                 all,
-                "copytruncate: {copytruncate}"
+                "copytruncate: {copytruncate}, rest: {rest:?}"
             );
             // A position in the second file names its copy; the journal keeps it until a
             // checkpoint past it is saved.
             let end = BlockEnd {
-                bytes: (THIRD.len() + 8) as u64,
+                bytes: (rest.len() + 8) as u64,
                 lines: 4,
             };
             let StreamPosition::Followed { at, .. } = resumed.positions.at(end).unwrap() else {
@@ -1215,6 +1255,41 @@ mod tests {
         let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
         assert!(resumed.warning.unwrap().contains("maybe more"));
         assert_eq!(take(&mut resumed.reader, THIRD.len()), THIRD);
+    }
+
+    /// The checkpoint's file is gone (its copy deleted): the path's file is read from its
+    /// start and journaled, so a restart before the next checkpoint, after that file was
+    /// rotated away too, reads it beside the path before the new one.
+    #[test]
+    fn after_a_lost_file_the_file_read_next_is_found_again_after_its_rotation() {
+        for copytruncate in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.json");
+            append(&path, FIRST);
+            let saved = saved_after(&path, FIRST);
+            append(&path, THIRD);
+            std::fs::rename(&path, dir.path().join("gone")).unwrap();
+            std::fs::remove_file(dir.path().join("gone")).unwrap();
+            append(&path, NEW);
+            let mut resumed = ResumedFollow::resume(&path, &saved, 2, &[]).unwrap();
+            let journal = journal_of(&resumed);
+            assert_eq!(take(&mut resumed.reader, NEW.len()), NEW);
+            drop(resumed); // killed before a checkpoint
+            let last = "{\"c\":1}\n";
+            rotate(&path, &dir.path().join("s.json.1"), copytruncate);
+            append(&path, last);
+            let files = Generation::parse(&journal.lock().unwrap()).unwrap();
+            assert_eq!(files.len(), 1, "copytruncate: {copytruncate}");
+            let mut resumed = ResumedFollow::resume(&path, &saved, 2, &files).unwrap();
+            let warning = resumed.warning.clone().unwrap();
+            assert!(
+                warning.contains("could not be read")
+                    && warning.contains("s.json.1 from its start, then "),
+                "{warning}"
+            );
+            let all = format!("{NEW}{last}");
+            assert_eq!(take(&mut resumed.reader, all.len()), all);
+        }
     }
 
     #[test]

@@ -163,10 +163,23 @@ impl RunIdentity {
     fn mismatch(&self, saved: &RunIdentity) -> Option<String> {
         let (p, q) = (&saved.parameters, &self.parameters);
         if p != q {
+            // The longest line read (the hidden `--max-line-bytes`) is named only when it
+            // is what differs.
+            let limit = |max_line: u64| {
+                if p.max_line == q.max_line {
+                    String::new()
+                } else {
+                    format!(" (lines up to {max_line} bytes)")
+                }
+            };
             return Some(format!(
-                "the checkpoint was made with D={} T={} (lines up to {} bytes); this run has \
-                 D={} T={} (lines up to {} bytes)",
-                p.degree, p.tracked, p.max_line, q.degree, q.tracked, q.max_line
+                "the checkpoint was made with D={} T={}{}; this run has D={} T={}{}",
+                p.degree,
+                p.tracked,
+                limit(p.max_line),
+                q.degree,
+                q.tracked,
+                limit(q.max_line)
             ));
         }
         if let Some(why) = saved.batch.differs(&self.batch) {
@@ -1044,16 +1057,23 @@ mod tests {
         for (params, why) in [
             (
                 other(3, 50, 1 << 26),
-                "made with D=2 T=50 (lines up to 67108864 bytes); this run has D=3 T=50",
+                "made with D=2 T=50; this run has D=3 T=50",
             ),
-            (other(2, 10, 1 << 26), "this run has D=2 T=10"),
+            (
+                other(2, 10, 1 << 26),
+                "made with D=2 T=50; this run has D=2 T=10",
+            ),
             (
                 other(2, 50, 100),
-                "this run has D=2 T=50 (lines up to 100 bytes)",
+                "made with D=2 T=50 (lines up to 67108864 bytes); this run has D=2 T=50 (lines \
+                 up to 100 bytes)",
             ),
         ] {
             let message = files.refusal(files.run_with(params, "stream.json", &outputs));
-            assert!(message.contains(why), "{message}");
+            assert!(
+                message.contains(&format!(": the checkpoint was {why}; ")),
+                "{message}"
+            );
         }
         let message = files.refusal(files.run_with(PARAMS, "-", &outputs));
         assert!(

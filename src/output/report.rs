@@ -114,6 +114,9 @@ pub struct Summary {
     /// The pair of `D` and `T` whose flags `flagged` counts, named in the summary line (a
     /// sweep's: `D=2 T=50`); `None` for a run, whose one pair is its parameters.
     pub flagged_pair: Option<String>,
+    /// The state directory whose checkpoint the batch's state came from (a resumed live run:
+    /// the batch log was not read, its counts are 0).
+    pub restored_from: Option<String>,
     pub users: usize,
     pub friendships: usize,
     /// Time spent on the batch log (parameters included), on the stream, and in all.
@@ -174,11 +177,17 @@ impl Summary {
         };
         format!(
             concat!(
-                "{{\"batch\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"system_seconds\": {}, \"events_per_second\": {:.0}}},\n",
+                "{{\"batch\": {{\"file\": {}, {}\"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"system_seconds\": {}, \"events_per_second\": {:.0}}},\n",
                 " \"stream\": {{\"file\": {}, \"bytes\": {}, \"counts\": {}, \"seconds\": {:.3}, \"cpu_seconds\": {}, \"system_seconds\": {}, \"events_per_second\": {:.0}}},\n",
                 " \"skipped\": {{{}}}, \"flagged\": {}, \"users\": {}, \"friendships\": {}, \"seconds\": {:.3}}}\n"
             ),
             json_string(&self.batch_file),
+            self.restored_from
+                .as_ref()
+                .map_or(String::new(), |dir| format!(
+                    "\"restored_from\": {}, ",
+                    json_string(dir)
+                )),
             self.batch_bytes,
             counts(&self.batch),
             self.batch_elapsed.as_secs_f64(),
@@ -220,12 +229,24 @@ pub fn json_string(text: &str) -> String {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let events = |n: u64| plural(n, "event", "events");
+        match &self.restored_from {
+            Some(dir) => write!(
+                f,
+                "{}: restored from {}, ",
+                shown(&self.batch_file),
+                shown(dir)
+            )?,
+            None => write!(
+                f,
+                "{}: {} {}, ",
+                shown(&self.batch_file),
+                self.batch.total(),
+                events(self.batch.total())
+            )?,
+        }
         write!(
             f,
-            "{}: {} {}, {}: {} {}; ",
-            shown(&self.batch_file),
-            self.batch.total(),
-            events(self.batch.total()),
+            "{}: {} {}; ",
             shown(&self.stream_file),
             self.stream.total(),
             events(self.stream.total())

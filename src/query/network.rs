@@ -41,22 +41,16 @@ pub struct NetworkQuery {
     levels: Vec<usize>,
     /// Friends of the user being expanded whose friendship the check does not see.
     hidden: Vec<UserId>,
-    /// Per query in flight: the members who may hold one of the latest purchases, merged
-    /// from their histories.
-    candidates: [Vec<UserId>; IN_FLIGHT],
-    /// Per query in flight, when there is a bound: the members ranked at or above it who did
-    /// not buy in the window before the check, merged from their [`Newest`] lines (and their
-    /// histories only when all of a line reaches the bound).
-    ranked: [Vec<UserId>; IN_FLIGHT],
+    /// Per query in flight: the members whose purchases its merge reads.
+    picks: [Pick; IN_FLIGHT],
+    /// Per grid query in flight (see [`Self::grids`]): each row's pick, and the cells found.
+    grid_slots: [GridSlot; IN_FLIGHT],
     /// Per query in flight: its baseline when a scan of the recent purchases found it (see
     /// [`Self::scan`]); the other stages then have nothing to do.
     scanned: [Option<Baseline>; IN_FLIGHT],
     /// Scans that found a baseline, and scans that reached the oldest recent purchase first.
     #[cfg(test)]
     scans: [usize; 2],
-    /// Per query in flight: a [`crate::state::history::Recency::latest`] key that the oldest purchase of the baseline
-    /// reaches (see [`Self::select_candidates`]); 0 when the network has too few buyers for one.
-    bounds: [u64; IN_FLIGHT],
     /// The members' latest keys, each packed with the member's position in `members`.
     keys: Vec<u64>,
     /// The purchases a merge has gathered so far.
@@ -189,7 +183,7 @@ impl NetworkQuery {
         degree: u32,
     ) -> usize {
         self.gather(0, graph, history, user, degree, u64::MAX);
-        self.candidates[0].len() + self.ranked[0].len()
+        self.picks[0].candidates.len() + self.picks[0].ranked.len()
     }
 
     /// The baselines of `n` purchases, as [`Self::baseline_before`] gives them one by one:
@@ -249,36 +243,20 @@ impl NetworkQuery {
         self.scanned[slot] = scanned.flatten();
         if self.scanned[slot].is_some() {
             // Nothing for the other stages to load or merge.
-            self.candidates[slot].clear();
-            self.ranked[slot].clear();
+            self.picks[slot].clear();
             return;
         }
-        let mut candidates = std::mem::take(&mut self.candidates[slot]);
-        let mut ranked = std::mem::take(&mut self.ranked[slot]);
-        self.bounds[slot] =
-            self.select_candidates(&mut candidates, &mut ranked, history, tracked, before);
-        // The candidates' histories and lines are scattered in memory: start loading them all
-        // at once.
-        for &m in &candidates {
-            history.prefetch(m, false, false);
-        }
-        for &m in &ranked {
-            history.prefetch_newest_line(m);
-        }
-        self.candidates[slot] = candidates;
-        self.ranked[slot] = ranked;
+        let mut pick = std::mem::take(&mut self.picks[slot]);
+        self.select_candidates(&mut pick, history, tracked, before);
+        pick.prefetch_headers(history);
+        self.picks[slot] = pick;
     }
 
     /// Second stage, once the headers have arrived: starts loading the candidates' newest
     /// purchases, and asks again for the ranked candidates' lines, which the first stage asked
     /// for (a prefetch that found the core's miss buffers full may have been dropped).
     fn load(&self, slot: usize, history: &PurchaseHistory) {
-        for &m in &self.candidates[slot] {
-            history.prefetch_latest(m, LATEST_AHEAD);
-        }
-        for &m in &self.ranked[slot] {
-            history.prefetch_newest_line(m);
-        }
+        self.picks[slot].prefetch_latest(history);
     }
 
     /// Last stage: the latest `T` purchases of the candidates in `slot` made before `before`.
@@ -289,27 +267,336 @@ impl NetworkQuery {
             return baseline;
         }
         let mut baseline = Baseline::default();
-        self.latest(slot, history, before, Some(&mut baseline));
-        self.gathered.iter().for_each(|p| baseline.push(p.cents()));
+        let (gathered, looked) = (&mut self.gathered, &mut self.looked);
+        self.picks[slot].latest(gathered, looked, history, before, Some(&mut baseline));
+        gathered.iter().for_each(|p| baseline.push(p.cents()));
         baseline
     }
 
-    /// The latest `T` purchases of the candidates in `slot` made before `before`, into
+    /// The baselines of a purchase by `user` at sequence `before` for every pair of `grid`:
+    /// `out[row * tracked.len() + col]` is the baseline with `D = degrees[row]` and
+    /// `T = tracked[col]`; the history keeps at least the largest `T`. One walk to the largest
+    /// `D` serves every row (the members within distance `d` are a prefix of the walk's); per
+    /// row, the latest purchases of that prefix are gathered once, newest first (from a scan of
+    /// the recent purchases when [`Self::scan_pays`] for the row's network, as for a single
+    /// query, else ranked and merged), and prefix sums over them give each column's baseline.
+    /// Also returns what the buyer reaches at that moment.
+    pub fn grid(
+        &mut self,
+        graph: &impl Friendships,
+        history: &PurchaseHistory,
+        user: UserId,
+        before: u64,
+        grid: &Grid,
+        out: &mut [Baseline],
+    ) -> Reach {
+        self.gather_grid(0, graph, history, user, before, grid);
+        self.grid_slots[0].prefetch_latest(history);
+        self.merge_grid(0, history, before, grid);
+        let slot = &self.grid_slots[0];
+        out.copy_from_slice(&slot.cells);
+        slot.reach
+    }
+
+    /// The grid baselines of `n` purchases, as [`Self::grid`] gives them one by one:
+    /// `query(i)` is purchase `i`'s view of the graph, buyer and sequence number, and
+    /// `done(i, baselines, reach)` is called for `i = 0, 1, ...` in order. Staggered as
+    /// [`Self::baselines`]: while one query merges its rows, the histories of the next are
+    /// arriving and the one after that walks its network.
+    pub fn grids<G: Friendships>(
+        &mut self,
+        history: &PurchaseHistory,
+        grid: &Grid,
+        n: usize,
+        query: impl Fn(usize) -> (G, UserId, u64),
+        mut done: impl FnMut(usize, &[Baseline], Reach),
+    ) {
+        for step in 0..n + IN_FLIGHT - 1 {
+            if step < n {
+                let (graph, user, before) = query(step);
+                self.gather_grid(step % IN_FLIGHT, &graph, history, user, before, grid);
+            }
+            if let Some(i) = step.checked_sub(1).filter(|&i| i < n) {
+                self.grid_slots[i % IN_FLIGHT].prefetch_latest(history);
+            }
+            if let Some(i) = step.checked_sub(IN_FLIGHT - 1) {
+                let (_, _, before) = query(i);
+                self.merge_grid(i % IN_FLIGHT, history, before, grid);
+                let slot = &self.grid_slots[i % IN_FLIGHT];
+                done(i, &slot.cells, slot.reach);
+            }
+        }
+    }
+
+    /// First stage of a grid query into `slot`: walks `user`'s network to the grid's largest
+    /// `D` (2 at least, for the reach); per row, from the largest `D` down, narrows the walk to
+    /// the row's network and fills the row's cells from a scan of the recent purchases when
+    /// one pays and finds them, else picks the members whose purchases the merge reads and
+    /// starts loading their histories' headers.
+    fn gather_grid(
+        &mut self,
+        slot: usize,
+        graph: &impl Friendships,
+        history: &PurchaseHistory,
+        user: UserId,
+        before: u64,
+        grid: &Grid,
+    ) {
+        let (degrees, columns) = (&grid.degrees[..], grid.tracked.len());
+        let deepest = degrees.last().copied().unwrap_or(1).max(2);
+        self.walk(graph, user, deepest);
+        let within = |levels: &[usize], d: u32| levels[(d as usize).min(levels.len() - 1)];
+        let mut grid_slot = std::mem::take(&mut self.grid_slots[slot]);
+        grid_slot.reach = Reach {
+            friends: (within(&self.levels, 1) - 1) as u64,
+            distance_two: (within(&self.levels, 2) - within(&self.levels, 1)) as u64,
+        };
+        grid_slot.cells.clear();
+        grid_slot.cells.resize(grid.pairs(), Baseline::default());
+        grid_slot.rows.resize_with(degrees.len(), Default::default);
+        // The rows below the largest `D` are mostly ranked (their networks are small for a
+        // scan): start loading their members' recencies while the largest row is found.
+        if let [.., below, _] = degrees {
+            for &m in &self.members[1..within(&self.levels, *below)] {
+                history.prefetch_recency(m);
+            }
+        }
+        for (row, &degree) in degrees.iter().enumerate().rev() {
+            // The row's network: the members within `degree`, a prefix of the walk's; the
+            // visited bits of the others are cleared, so that they mark it for a scan.
+            let within_degree = within(&self.levels, degree);
+            for &u in &self.members[within_degree..] {
+                self.visited[u as usize / 64] &= !(1 << (u % 64));
+            }
+            self.members.truncate(within_degree);
+            let (pick, scanned) = &mut grid_slot.rows[row];
+            *scanned = self.scan_pays(history) && self.scan_latest(history, user, before);
+            if *scanned {
+                pick.clear();
+                let cells = &mut grid_slot.cells[row * columns..(row + 1) * columns];
+                fill_cells(cells, &self.gathered, &grid.tracked);
+            } else {
+                self.select_candidates(pick, history, history.tracked(), before);
+                pick.prefetch_headers(history);
+            }
+        }
+        self.clear_visited();
+        self.grid_slots[slot] = grid_slot;
+    }
+
+    /// Last stage of a grid query in `slot`: the cells of every row that no scan filled, from
+    /// the latest purchases of its picked members made before `before`.
+    fn merge_grid(&mut self, slot: usize, history: &PurchaseHistory, before: u64, grid: &Grid) {
+        let columns = grid.tracked.len();
+        let grid_slot = &mut self.grid_slots[slot];
+        let (gathered, looked) = (&mut self.gathered, &mut self.looked);
+        for (row, (pick, scanned)) in grid_slot.rows.iter().enumerate() {
+            if *scanned {
+                continue;
+            }
+            pick.latest(gathered, looked, history, before, None);
+            nest_latest(gathered, &grid.tracked);
+            let cells = &mut grid_slot.cells[row * columns..(row + 1) * columns];
+            fill_cells(cells, gathered, &grid.tracked);
+        }
+    }
+
+    /// [`Self::scan`] for a grid's row: the latest `tracked` purchases that a check at `before`
+    /// by `user` sees of the network marked in `visited`, into `gathered`, newest first.
+    /// `false` when the scan reaches the oldest kept purchase first (`gathered` then holds
+    /// what it found).
+    fn scan_latest(&mut self, history: &PurchaseHistory, user: UserId, before: u64) -> bool {
+        let tracked = history.tracked();
+        let recent = history.recent();
+        let (purchases, buyers) = (recent.purchases(), recent.buyers());
+        let (visited, gathered) = (&self.visited[..], &mut self.gathered);
+        gathered.clear();
+        for (&buyer, &purchase) in buyers.iter().zip(purchases).rev() {
+            let member = visited
+                .get(buyer as usize / 64)
+                .is_some_and(|word| word & (1 << (buyer % 64)) != 0);
+            if member && buyer != user && purchase.seq() < before {
+                gathered.push(purchase);
+                if gathered.len() == tracked {
+                    #[cfg(test)]
+                    {
+                        self.scans[0] += 1;
+                    }
+                    return true;
+                }
+            }
+        }
+        #[cfg(test)]
+        {
+            self.scans[1] += 1;
+        }
+        false
+    }
+
+    /// Whether scanning the recent purchases of the whole log for the members' is expected to
+    /// cost less than ranking the members: a scan reads about `T * buyers / members` entries
+    /// (at one entry a nanosecond or so), ranking reads every member's recency at random.
+    fn scan_pays(&self, history: &PurchaseHistory) -> bool {
+        let tracked = history.tracked();
+        let members = self.members.len() - 1;
+        tracked <= history.recent().keep() / SCAN_DEPTH
+            && members * members * RANK_OVER_SCAN >= tracked * history.buyers()
+    }
+
+    /// The baseline of a check at `before` by `user`, whose network is marked in `visited`,
+    /// from the recent purchases of the whole log: the first `tracked` purchases made before
+    /// the check by members, scanning from the newest down. `None` when the scan reaches the
+    /// oldest kept purchase first (then what lies below it is unknown).
+    fn scan(&self, history: &PurchaseHistory, user: UserId, before: u64) -> Option<Baseline> {
+        let tracked = history.tracked() as u64;
+        let recent = history.recent();
+        let (purchases, buyers) = (recent.purchases(), recent.buyers());
+        let visited = &self.visited[..];
+        let mut baseline = Baseline::default();
+        for (&buyer, &purchase) in buyers.iter().zip(purchases).rev() {
+            let member = visited
+                .get(buyer as usize / 64)
+                .is_some_and(|word| word & (1 << (buyer % 64)) != 0);
+            if member && buyer != user && purchase.seq() < before {
+                baseline.push(purchase.cents());
+                if baseline.n == tracked {
+                    return Some(baseline);
+                }
+            }
+        }
+        None
+    }
+
+    /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
+    /// check at `before` into `pick`, with a bound for them (0: none).
+    ///
+    /// The `tracked`-th highest [`crate::state::history::Recency::latest`] key of the members is the bound: that many
+    /// members each made a purchase before the window, seen by every check in it, whose key
+    /// reaches it, so the baseline's oldest purchase reaches it too. Members whose key is lower
+    /// drop out, unless they bought inside the window before the check (purchases after it are
+    /// not seen, so those do not count); such members rank outside the keys, which only lowers
+    /// the bound. Keys are packed with the member's position (`key << 24 | position`) so that
+    /// the selection compares plain integers; a network of 2^24 members or more, and one whose
+    /// members have at most `tracked` keys in all, gets no bound.
+    ///
+    /// With a bound, the members ranked at or above it go to [`Pick::ranked`] (merged from their
+    /// [`Newest`] lines), and those who bought in the window before the check to
+    /// [`Pick::candidates`] (merged from their histories); without one, every candidate goes to
+    /// [`Pick::candidates`].
+    fn select_candidates(
+        &mut self,
+        pick: &mut Pick,
+        history: &PurchaseHistory,
+        tracked: usize,
+        before: u64,
+    ) {
+        const POSITION_BITS: u32 = 24;
+        const POSITION: u64 = (1 << POSITION_BITS) - 1;
+        pick.clear();
+        let Pick {
+            candidates,
+            ranked,
+            bound: picked_bound,
+        } = pick;
+        let keys = &mut self.keys;
+        keys.clear();
+        let packed = self.members.len() as u64 <= POSITION + 1;
+        // The walk's first is the buyer, never a member.
+        for (at, &m) in self.members.iter().enumerate().skip(1) {
+            let latest = history.recency(m).latest();
+            if history.bought_in_window_before(m, before) {
+                candidates.push(m);
+            } else if latest > 0 {
+                if packed {
+                    keys.push(latest << POSITION_BITS | at as u64);
+                } else {
+                    candidates.push(m);
+                }
+            }
+        }
+        let member = |key: u64| self.members[(key & POSITION) as usize];
+        if keys.len() <= tracked {
+            candidates.extend(keys.iter().map(|&key| member(key)));
+            return;
+        }
+        let at = keys.len() - tracked;
+        keys.select_nth_unstable(at);
+        let bound = keys[at] >> POSITION_BITS;
+        let (older, newer) = keys.split_at(at);
+        ranked.extend(newer.iter().map(|&key| member(key)));
+        // Members whose key ties the bound can still hold a purchase at it.
+        ranked.extend(
+            older
+                .iter()
+                .filter(|&&key| key >> POSITION_BITS == bound)
+                .map(|&key| member(key)),
+        );
+        *picked_bound = bound;
+    }
+}
+
+/// The members whose purchases a query's merge reads (see
+/// [`NetworkQuery::select_candidates`]).
+#[derive(Default)]
+struct Pick {
+    /// The members who may hold one of the latest purchases, merged from their histories.
+    candidates: Vec<UserId>,
+    /// When there is a bound: the members ranked at or above it who did not buy in the window
+    /// before the check, merged from their [`Newest`] lines (and their histories only when all
+    /// of a line reaches the bound).
+    ranked: Vec<UserId>,
+    /// A [`crate::state::history::Recency::latest`] key that the oldest purchase of the
+    /// baseline reaches; 0 when the network has too few buyers for one.
+    bound: u64,
+}
+
+impl Pick {
+    /// Nothing picked.
+    fn clear(&mut self) {
+        self.candidates.clear();
+        self.ranked.clear();
+        self.bound = 0;
+    }
+
+    /// Starts loading the picked members' histories' headers and [`Newest`] lines: they are
+    /// scattered in memory, and all are asked for at once.
+    fn prefetch_headers(&self, history: &PurchaseHistory) {
+        for &m in &self.candidates {
+            history.prefetch(m, false, false);
+        }
+        for &m in &self.ranked {
+            history.prefetch_newest_line(m);
+        }
+    }
+
+    /// Once the headers have arrived: starts loading the candidates' newest purchases, and
+    /// asks again for the ranked members' lines (a prefetch that found the core's miss buffers
+    /// full may have been dropped).
+    fn prefetch_latest(&self, history: &PurchaseHistory) {
+        for &m in &self.candidates {
+            history.prefetch_latest(m, LATEST_AHEAD);
+        }
+        for &m in &self.ranked {
+            history.prefetch_newest_line(m);
+        }
+    }
+
+    /// The latest `T` purchases of the picked members made before `before`, into
     /// `gathered` in no particular order. When the candidates hold at most `T` purchases in
     /// all and `small` is given, they go straight into `small` instead (`gathered` is left
     /// empty).
     fn latest(
-        &mut self,
-        slot: usize,
+        &self,
+        gathered: &mut Vec<Purchase>,
+        looked: &mut Vec<usize>,
         history: &PurchaseHistory,
         before: u64,
         mut small: Option<&mut Baseline>,
     ) {
         let tracked = history.tracked();
-        let candidates = &self.candidates[slot];
-        let (gathered, looked) = (&mut self.gathered, &mut self.looked);
+        let candidates = &self.candidates;
         gathered.clear();
-        let bound = self.bounds[slot];
+        let bound = self.bound;
         if bound > 0 {
             // The lowest purchase whose latest key reaches the bound (key = timestamp + 1).
             let floor = Purchase::new(Timestamp(bound - 1), 0, 0);
@@ -321,7 +608,7 @@ impl NetworkQuery {
                 floor,
                 before,
             );
-            add_ranked(gathered, history, &self.ranked[slot], floor, before);
+            add_ranked(gathered, history, &self.ranked, floor, before);
         } else {
             let total: usize = candidates.iter().map(|&m| history.len_of(m)).sum();
             if total <= tracked {
@@ -383,159 +670,6 @@ impl NetworkQuery {
         }
         keep_latest(gathered, tracked);
     }
-
-    /// The baselines of a purchase by `user` at sequence `before` for every pair of `grid`:
-    /// `out[row * tracked.len() + col]` is the baseline with `D = degrees[row]` and
-    /// `T = tracked[col]`; the history keeps at least the largest `T`. One walk to the largest `D` serves every row (the
-    /// members within distance `d` are a prefix of the walk's); per row, the latest purchases
-    /// of that prefix are gathered once, newest first, and prefix sums over them give each
-    /// column's baseline. Also returns what the buyer reaches at that moment.
-    pub fn grid(
-        &mut self,
-        graph: &impl Friendships,
-        history: &PurchaseHistory,
-        user: UserId,
-        before: u64,
-        grid: &Grid,
-        out: &mut [Baseline],
-    ) -> Reach {
-        let (degrees, tracked) = (&grid.degrees[..], &grid.tracked[..]);
-        let deepest = degrees.last().copied().unwrap_or(1).max(2);
-        self.walk(graph, user, deepest);
-        self.clear_visited();
-        let within = |levels: &[usize], d: u32| levels[(d as usize).min(levels.len() - 1)];
-        let reach = Reach {
-            friends: (within(&self.levels, 1) - 1) as u64,
-            distance_two: (within(&self.levels, 2) - within(&self.levels, 1)) as u64,
-        };
-        for (row, &degree) in degrees.iter().enumerate().rev() {
-            self.members.truncate(within(&self.levels, degree));
-            let mut candidates = std::mem::take(&mut self.candidates[0]);
-            let mut ranked = std::mem::take(&mut self.ranked[0]);
-            self.bounds[0] = self.select_candidates(
-                &mut candidates,
-                &mut ranked,
-                history,
-                history.tracked(),
-                before,
-            );
-            self.candidates[0] = candidates;
-            self.ranked[0] = ranked;
-            self.scanned[0] = None;
-            self.latest(0, history, before, None);
-            let gathered = &mut self.gathered;
-            gathered.sort_unstable_by(|a, b| b.cmp(a));
-            let mut baseline = Baseline::default();
-            let mut taken = 0;
-            let cells = &mut out[row * tracked.len()..(row + 1) * tracked.len()];
-            for (cell, &t) in cells.iter_mut().zip(tracked) {
-                let upto = (t as usize).min(gathered.len());
-                for p in &gathered[taken.min(upto)..upto] {
-                    baseline.push(p.cents());
-                }
-                taken = taken.max(upto);
-                *cell = baseline;
-            }
-        }
-        reach
-    }
-
-    /// Whether scanning the recent purchases of the whole log for the members' is expected to
-    /// cost less than ranking the members: a scan reads about `T * buyers / members` entries
-    /// (at one entry a nanosecond or so), ranking reads every member's recency at random.
-    fn scan_pays(&self, history: &PurchaseHistory) -> bool {
-        let tracked = history.tracked();
-        let members = self.members.len() - 1;
-        tracked <= history.recent().keep() / SCAN_DEPTH
-            && members * members * RANK_OVER_SCAN >= tracked * history.buyers()
-    }
-
-    /// The baseline of a check at `before` by `user`, whose network is marked in `visited`,
-    /// from the recent purchases of the whole log: the first `tracked` purchases made before
-    /// the check by members, scanning from the newest down. `None` when the scan reaches the
-    /// oldest kept purchase first (then what lies below it is unknown).
-    fn scan(&self, history: &PurchaseHistory, user: UserId, before: u64) -> Option<Baseline> {
-        let tracked = history.tracked() as u64;
-        let recent = history.recent();
-        let (purchases, buyers) = (recent.purchases(), recent.buyers());
-        let visited = &self.visited[..];
-        let mut baseline = Baseline::default();
-        for (&buyer, &purchase) in buyers.iter().zip(purchases).rev() {
-            let member = visited
-                .get(buyer as usize / 64)
-                .is_some_and(|word| word & (1 << (buyer % 64)) != 0);
-            if member && buyer != user && purchase.seq() < before {
-                baseline.push(purchase.cents());
-                if baseline.n == tracked {
-                    return Some(baseline);
-                }
-            }
-        }
-        None
-    }
-
-    /// Narrows the members to those who can hold one of the latest `tracked` purchases seen by a
-    /// check at `before`, and returns a bound for them (0: none).
-    ///
-    /// The `tracked`-th highest [`crate::state::history::Recency::latest`] key of the members is the bound: that many
-    /// members each made a purchase before the window, seen by every check in it, whose key
-    /// reaches it, so the baseline's oldest purchase reaches it too. Members whose key is lower
-    /// drop out, unless they bought inside the window before the check (purchases after it are
-    /// not seen, so those do not count); such members rank outside the keys, which only lowers
-    /// the bound. Keys are packed with the member's position (`key << 24 | position`) so that
-    /// the selection compares plain integers; a network of 2^24 members or more, and one whose
-    /// members have at most `tracked` keys in all, gets no bound.
-    ///
-    /// With a bound, the members ranked at or above it go to `ranked` (merged from their
-    /// [`Newest`] lines), and those who bought in the window before the check to `candidates`
-    /// (merged from their histories); without one, every candidate goes to `candidates`.
-    fn select_candidates(
-        &mut self,
-        candidates: &mut Vec<UserId>,
-        ranked: &mut Vec<UserId>,
-        history: &PurchaseHistory,
-        tracked: usize,
-        before: u64,
-    ) -> u64 {
-        const POSITION_BITS: u32 = 24;
-        const POSITION: u64 = (1 << POSITION_BITS) - 1;
-        candidates.clear();
-        ranked.clear();
-        let keys = &mut self.keys;
-        keys.clear();
-        let packed = self.members.len() as u64 <= POSITION + 1;
-        // The walk's first is the buyer, never a member.
-        for (at, &m) in self.members.iter().enumerate().skip(1) {
-            let latest = history.recency(m).latest();
-            if history.bought_in_window_before(m, before) {
-                candidates.push(m);
-            } else if latest > 0 {
-                if packed {
-                    keys.push(latest << POSITION_BITS | at as u64);
-                } else {
-                    candidates.push(m);
-                }
-            }
-        }
-        let member = |key: u64| self.members[(key & POSITION) as usize];
-        if keys.len() <= tracked {
-            candidates.extend(keys.iter().map(|&key| member(key)));
-            return 0;
-        }
-        let at = keys.len() - tracked;
-        keys.select_nth_unstable(at);
-        let bound = keys[at] >> POSITION_BITS;
-        let (older, newer) = keys.split_at(at);
-        ranked.extend(newer.iter().map(|&key| member(key)));
-        // Members whose key ties the bound can still hold a purchase at it.
-        ranked.extend(
-            older
-                .iter()
-                .filter(|&&key| key >> POSITION_BITS == bound)
-                .map(|&key| member(key)),
-        );
-        bound
-    }
 }
 
 /// Adds to `gathered` the purchases at or above `floor` (above zero) of members ranked at or
@@ -587,6 +721,59 @@ fn add_from(
                 gathered.push(p);
             }
         }
+    }
+}
+
+/// A grid query in flight (see [`NetworkQuery::grids`]).
+#[derive(Default)]
+struct GridSlot {
+    /// Per row of the grid: the members its merge reads, and whether a scan filled its cells
+    /// instead.
+    rows: Vec<(Pick, bool)>,
+    /// The baselines, as [`NetworkQuery::grid`] gives them.
+    cells: Vec<Baseline>,
+    /// What the buyer reaches.
+    reach: Reach,
+}
+
+impl GridSlot {
+    /// The second stage of a grid query: [`Pick::prefetch_latest`] for every row that no scan
+    /// filled.
+    fn prefetch_latest(&self, history: &PurchaseHistory) {
+        for (pick, scanned) in &self.rows {
+            if !scanned {
+                pick.prefetch_latest(history);
+            }
+        }
+    }
+}
+
+/// Orders `purchases` so that for every `T` of `tracked` (ascending), the first `T` are the
+/// latest `T` (in no particular order among themselves): one selection per `T`, from the
+/// largest down, each within the one before; no full sort.
+fn nest_latest(purchases: &mut [Purchase], tracked: &[u32]) {
+    let mut upto = purchases.len();
+    for &t in tracked.iter().rev() {
+        let t = t as usize;
+        if t < upto {
+            purchases[..upto].select_nth_unstable_by(t, |a, b| b.cmp(a));
+            upto = t;
+        }
+    }
+}
+
+/// A row's cells from its latest purchases, nested (see [`nest_latest`]; newest first is):
+/// the cell of `T = tracked[col]` gets the first `T` of them (all when fewer).
+fn fill_cells(cells: &mut [Baseline], latest: &[Purchase], tracked: &[u32]) {
+    let mut baseline = Baseline::default();
+    let mut taken = 0;
+    for (cell, &t) in cells.iter_mut().zip(tracked) {
+        let upto = (t as usize).min(latest.len());
+        for p in &latest[taken.min(upto)..upto] {
+            baseline.push(p.cents());
+        }
+        taken = taken.max(upto);
+        *cell = baseline;
     }
 }
 
@@ -794,6 +981,87 @@ mod tests {
         let [found, fell_back] = q.scans;
         assert!(
             found > 300 && fell_back > 30,
+            "scans: {found} found, {fell_back} fell back"
+        );
+    }
+
+    #[test]
+    fn grid_baselines_are_the_latest_t_purchases_of_each_network() {
+        let mut below = xorshift(0x6A09_E667_F3BC_C909);
+        let mut one = NetworkQuery::new();
+        let mut staggered = NetworkQuery::new();
+        let mut merged = 0;
+        for round in 0..96 {
+            let users = 10 + below(60);
+            let grid = Grid {
+                degrees: [vec![1, 2, 3], vec![2], vec![1, 4], vec![3]][round % 4].clone(),
+                tracked: [vec![2, 5, 8], vec![3], vec![2, 3, 4, 9]][round % 3].clone(),
+            };
+            let largest = *grid.tracked.last().unwrap();
+            let mut g = FriendGraph::new();
+            for _ in 0..below(3 * users) {
+                g.befriend(below(users) as UserId, below(users) as UserId);
+            }
+            // From the fewest recent purchases that scans are tried with (they reach the oldest
+            // and give way to ranking) to all.
+            let keep = [SCAN_DEPTH, SCAN_DEPTH + 4, 40, 1 << 16][round / 3 % 4] * largest as usize;
+            let mut h = PurchaseHistory::keeping_recent(largest, keep);
+            let (batch, window) = (below(400), below(200));
+            for seq in 0..batch + window {
+                let (user, cents) = (below(users) as UserId, 1 + below(1_000));
+                let purchase = Purchase::new(Timestamp(below(40)), seq, cents);
+                if seq < batch {
+                    h.record(user, purchase);
+                } else {
+                    h.record_in_window(user, purchase);
+                }
+            }
+            let queries: Vec<(UserId, u64)> = (0..1 + below(12))
+                .map(|_| (below(users + 2) as UserId, batch + below(window + 1)))
+                .collect();
+            let mut expected = Vec::new();
+            for &(user, before) in &queries {
+                let mut cells = vec![Baseline::default(); grid.pairs()];
+                let reach = one.grid(&g, &h, user, before, &grid, &mut cells);
+                let mut want = Vec::new();
+                for &degree in &grid.degrees {
+                    let mut latest: Vec<Purchase> = Vec::new();
+                    for &m in one.members(&g, user, degree) {
+                        let (a, b) = h.of(m);
+                        latest.extend(a.iter().chain(b).filter(|p| p.seq() < before));
+                    }
+                    latest.sort_unstable_by(|a, b| b.cmp(a));
+                    merged += usize::from(latest.len() > largest as usize);
+                    for &t in &grid.tracked {
+                        let amounts = latest.iter().take(t as usize).map(|p| p.cents());
+                        want.push(Baseline::from_amounts(amounts));
+                    }
+                }
+                assert_eq!(cells, want, "round {round}, user {user}, {grid:?}");
+                let friends = one.members(&g, user, 1).len() as u64;
+                let distance_two = one.members(&g, user, 2).len() as u64 - friends;
+                assert_eq!((reach.friends, reach.distance_two), (friends, distance_two));
+                expected.push((cells, reach));
+            }
+            let mut got = Vec::new();
+            staggered.grids(
+                &h,
+                &grid,
+                queries.len(),
+                |i| (&g, queries[i].0, queries[i].1),
+                |i, cells, reach| got.push((i, cells.to_vec(), reach)),
+            );
+            let expected: Vec<_> = expected
+                .into_iter()
+                .enumerate()
+                .map(|(i, (cells, reach))| (i, cells, reach))
+                .collect();
+            assert_eq!(got, expected, "round {round}: staggered");
+        }
+        assert!(merged > 600, "most rows merge: {merged}");
+        let [found, fell_back] = one.scans;
+        assert!(
+            found > 200 && fell_back > 15,
             "scans: {found} found, {fell_back} fell back"
         );
     }

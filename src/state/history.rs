@@ -313,6 +313,15 @@ impl PurchaseHistory {
         }
     }
 
+    /// Starts loading a user's recency (what ranking the user reads first, see
+    /// [`Self::recency`]).
+    #[inline]
+    pub fn prefetch_recency(&self, user: UserId) {
+        if let Some(recency) = self.recency.get(user as usize) {
+            crate::state::prefetch::prefetch(recency);
+        }
+    }
+
     /// Starts loading a user's newest `k` kept purchases, once the list's header has arrived
     /// (see [`Self::prefetch`]): a query reads the newest and the merge then walks back from
     /// it, and a walk that must wait for each older slot cannot overlap with the others.

@@ -1,7 +1,8 @@
 //! The sweep's checks: every stream purchase with every pair of a grid of `D` and `T`, in one
-//! walk to the largest `D` (see [`NetworkQuery::grid`]); each purchase's baselines go to a
-//! [`Sink`] of [`Sweep`]s in stream order. The checks also see every stream event just before
-//! it is applied: the stream's span ([`Span`]) and its befriends' distances ([`Distances`]).
+//! walk to the largest `D` (see [`NetworkQuery::grid`]; a window's checks are staggered, see
+//! [`NetworkQuery::grids`]); each purchase's baselines go to a [`Sink`] of [`Sweep`]s in
+//! stream order. The checks also see every stream event just before it is applied: the
+//! stream's span ([`Span`]) and its befriends' distances ([`Distances`]).
 
 use rayon::prelude::*;
 
@@ -142,18 +143,25 @@ impl<S: Sink<Sweep>> Checks for GridChecks<S> {
                 .zip(self.reach.par_chunks_mut(group))
                 .for_each(|((pending, baselines), reach)| {
                     let mut query = WorkerScratch::of_this_worker(scratch);
-                    for ((p, out), reach) in pending
-                        .iter()
-                        .zip(baselines.chunks_mut(pairs))
-                        .zip(reach.iter_mut())
-                    {
-                        let at = GraphAt {
-                            graph,
-                            changes,
-                            seq: p.seq,
-                        };
-                        *reach = query.grid(&at, history, p.buyer, p.seq, grid, out);
-                    }
+                    // Staggered, as a run's checks (see `NetworkQuery::grids`).
+                    query.grids(
+                        history,
+                        grid,
+                        pending.len(),
+                        |i| {
+                            let p = &pending[i];
+                            let at = GraphAt {
+                                graph,
+                                changes,
+                                seq: p.seq,
+                            };
+                            (at, p.buyer, p.seq)
+                        },
+                        |i, cells, found| {
+                            baselines[i * pairs..(i + 1) * pairs].copy_from_slice(cells);
+                            reach[i] = found;
+                        },
+                    );
                 });
         });
     }
