@@ -81,10 +81,7 @@ fn run(options: Options, release_memory: fn()) -> anyhow::Result<()> {
         let source = match batch {
             BatchSource::File(log) => {
                 batch_file = log;
-                ChunkSource::Mapped {
-                    log: &batch_file,
-                    from: 0,
-                }
+                ChunkSource::whole(&batch_file)
             }
             BatchSource::Read(log) => ChunkSource::Read(log),
         };
@@ -96,10 +93,7 @@ fn run(options: Options, release_memory: fn()) -> anyhow::Result<()> {
         let source = match stream {
             StreamSource::File(log) => {
                 stream_file = log;
-                ChunkSource::Mapped {
-                    log: &stream_file,
-                    from: 0,
-                }
+                ChunkSource::whole(&stream_file)
             }
             StreamSource::Read(log) => ChunkSource::Read(log),
             StreamSource::Live(log) => ChunkSource::Live {
@@ -169,15 +163,7 @@ fn run_with_state(
                 replay.restored_from(&batch.name, &dir.to_string_lossy());
                 replay
             }
-            None => Replay::batch(
-                ChunkSource::Mapped {
-                    log: &batch,
-                    from: 0,
-                },
-                &config,
-                &mut skips,
-                &progress,
-            )?,
+            None => Replay::batch(ChunkSource::whole(&batch), &config, &mut skips, &progress)?,
         };
         let (log, positions) = live.stream(stream_path)?;
         for warning in opened.begin()? {

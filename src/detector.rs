@@ -170,10 +170,7 @@ impl Builder {
         let source = match batch {
             BatchSource::File(log) => {
                 file = log;
-                ChunkSource::Mapped {
-                    log: &file,
-                    from: 0,
-                }
+                ChunkSource::whole(&file)
             }
             BatchSource::Read(log) => ChunkSource::Read(log),
         };
@@ -328,10 +325,7 @@ impl Detector {
         let source = match stream {
             StreamSource::File(log) => {
                 file = log;
-                ChunkSource::Mapped {
-                    log: &file,
-                    from: 0,
-                }
+                ChunkSource::whole(&file)
             }
             StreamSource::Read(log) | StreamSource::Live(log) => ChunkSource::Read(log),
         };

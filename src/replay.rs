@@ -28,25 +28,9 @@ pub fn replay<S: Sink + ?Sized>(
     skips: &mut SkipLog,
 ) -> Result<Summary, Fatal> {
     let hidden = Progress::hidden();
-    let mut replay = Replay::batch(
-        ChunkSource::Mapped {
-            log: batch,
-            from: 0,
-        },
-        config,
-        skips,
-        &hidden,
-    )?;
+    let mut replay = Replay::batch(ChunkSource::whole(batch), config, skips, &hidden)?;
     let mut checks = replay.single_check(sink);
-    replay.stream(
-        ChunkSource::Mapped {
-            log: stream,
-            from: 0,
-        },
-        &mut checks,
-        skips,
-        &hidden,
-    )?;
+    replay.stream(ChunkSource::whole(stream), &mut checks, skips, &hidden)?;
     Ok(replay.finish(skips))
 }
 
@@ -453,10 +437,7 @@ mod tests {
         );
         assert_reader_failed(batch.map(drop), "batch.fifo");
         let batch = LogFile::from_bytes("batch", BATCH.to_vec());
-        let mapped = || ChunkSource::Mapped {
-            log: &batch,
-            from: 0,
-        };
+        let mapped = || ChunkSource::whole(&batch);
         let mut sink: Vec<Box<crate::output::sink::OutputSink>> = Vec::new();
         let mut replay = Replay::batch(mapped(), &config, &mut skips, &progress).unwrap();
         let mut checks = replay.single_check(&mut sink);
@@ -704,10 +685,7 @@ mod tests {
                     };
                     let mut skips = SkipLog::new(Box::new(std::io::sink()), false);
                     let hidden = Progress::hidden();
-                    let mapped = ChunkSource::Mapped {
-                        log: &batch,
-                        from: 0,
-                    };
+                    let mapped = ChunkSource::whole(&batch);
                     let mut replay = Replay::batch(mapped, &config, &mut skips, &hidden).unwrap();
                     let stream_log =
                         LogFile::from_bytes("stream_log.json", stream.clone().into_bytes());
@@ -717,10 +695,7 @@ mod tests {
                             reader: Box::new(std::io::Cursor::new(stream.clone().into_bytes())),
                         })
                     } else {
-                        ChunkSource::Mapped {
-                            log: &stream_log,
-                            from: 0,
-                        }
+                        ChunkSource::whole(&stream_log)
                     };
                     let mut sink = Stopping {
                         heard: Vec::new(),

@@ -89,10 +89,7 @@ pub fn run(
         let source = match batch {
             Batch::File(log) => {
                 batch_file = log;
-                ChunkSource::Mapped {
-                    log: &batch_file,
-                    from: 0,
-                }
+                ChunkSource::whole(&batch_file)
             }
             Batch::Head(head) => ChunkSource::Head(head),
         };
@@ -103,10 +100,7 @@ pub fn run(
         let source = match stream {
             StreamSource::File(log) => {
                 stream_file = log;
-                ChunkSource::Mapped {
-                    log: &stream_file,
-                    from: 0,
-                }
+                ChunkSource::whole(&stream_file)
             }
             // Never live: `-` is refused above, and nothing is followed.
             StreamSource::Read(log) | StreamSource::Live(log) => ChunkSource::Read(log),

@@ -118,6 +118,11 @@ pub struct BatchStart<'a> {
 }
 
 impl<'a> ChunkSource<'a> {
+    /// A mapped log from the start of its body.
+    pub fn whole(log: &'a LogFile) -> ChunkSource<'a> {
+        ChunkSource::Mapped { log, from: 0 }
+    }
+
     /// The log's name, for messages.
     pub fn name(&self) -> &str {
         match self {
